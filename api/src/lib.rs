@@ -1,0 +1,1 @@
+//! horsestream-api (work in progress).

@@ -1,0 +1,1 @@
+//! horsestream-dataflow (work in progress).

@@ -1,0 +1,1 @@
+//! horsestream-ingest (work in progress).

@@ -1,0 +1,1 @@
+//! horsestream-models (work in progress).

@@ -1,0 +1,462 @@
+//! Domain types and their one conversion to and from the wire: infallible to proto
+//! (`From`), fallible from proto (`TryFrom`, which checks the invariants the wire cannot).
+
+use prost::Message;
+
+use crate::wire;
+
+/// Why bytes or a wire message are not a valid domain value.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ProtoError {
+    #[error("not a valid protobuf message: {0}")]
+    Decode(String),
+    #[error("invalid {what}: {why}")]
+    Invalid { what: &'static str, why: String },
+}
+
+fn invalid(what: &'static str, why: impl Into<String>) -> ProtoError {
+    ProtoError::Invalid {
+        what,
+        why: why.into(),
+    }
+}
+
+/// The id of the `sequence`-th chunk of a stream.
+pub fn chunk_id(stream_id: &str, sequence: u64) -> String {
+    format!("{stream_id}:{sequence}")
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameEncoding {
+    Jpeg,
+    Rgb24,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Frame {
+    pub index: u32,
+    pub pts_us: i64,
+    pub capture_time_us: i64,
+    pub data: Vec<u8>,
+}
+
+/// A run of frames of one stream at a fixed rate, overlapping its predecessor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FrameChunk {
+    pub stream_id: String,
+    pub sequence: u64,
+    pub start_pts_us: i64,
+    pub end_pts_us: i64,
+    pub fps_num: u32,
+    pub fps_den: u32,
+    pub width: u32,
+    pub height: u32,
+    pub source: String,
+    pub encoding: FrameEncoding,
+    pub stream_start_time_us: i64,
+    pub frames: Vec<Frame>,
+}
+
+impl FrameChunk {
+    pub fn chunk_id(&self) -> String {
+        chunk_id(&self.stream_id, self.sequence)
+    }
+
+    pub fn encode_to_vec(&self) -> Vec<u8> {
+        wire::FrameChunk::from(self.clone()).encode_to_vec()
+    }
+
+    /// Decodes and validates a chunk received from the bus.
+    pub fn decode(bytes: &[u8]) -> Result<Self, ProtoError> {
+        let wire =
+            wire::FrameChunk::decode(bytes).map_err(|e| ProtoError::Decode(e.to_string()))?;
+        Self::try_from(wire)
+    }
+}
+
+impl From<FrameEncoding> for wire::FrameEncoding {
+    fn from(e: FrameEncoding) -> Self {
+        match e {
+            FrameEncoding::Jpeg => wire::FrameEncoding::Jpeg,
+            FrameEncoding::Rgb24 => wire::FrameEncoding::Rgb24,
+        }
+    }
+}
+
+impl From<FrameChunk> for wire::FrameChunk {
+    fn from(c: FrameChunk) -> Self {
+        let chunk_id = c.chunk_id();
+        wire::FrameChunk {
+            stream_id: c.stream_id,
+            chunk_id,
+            sequence: c.sequence,
+            start_pts_us: c.start_pts_us,
+            end_pts_us: c.end_pts_us,
+            fps_num: c.fps_num,
+            fps_den: c.fps_den,
+            width: c.width,
+            height: c.height,
+            source: c.source,
+            encoding: wire::FrameEncoding::from(c.encoding) as i32,
+            stream_start_time_us: c.stream_start_time_us,
+            frames: c
+                .frames
+                .into_iter()
+                .map(|f| wire::Frame {
+                    index: f.index,
+                    pts_us: f.pts_us,
+                    capture_time_us: f.capture_time_us,
+                    data: f.data,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Largest frame side accepted from the wire; anything larger is a corrupt or hostile header.
+pub const MAX_FRAME_SIDE: u32 = 16_384;
+
+impl TryFrom<wire::FrameChunk> for FrameChunk {
+    type Error = ProtoError;
+
+    fn try_from(w: wire::FrameChunk) -> Result<Self, ProtoError> {
+        if w.stream_id.is_empty() {
+            return Err(invalid("stream_id", "empty"));
+        }
+        if w.chunk_id != chunk_id(&w.stream_id, w.sequence) {
+            return Err(invalid(
+                "chunk_id",
+                format!("{:?} does not match stream and sequence", w.chunk_id),
+            ));
+        }
+        if w.fps_num == 0 || w.fps_den == 0 {
+            return Err(invalid("fps", format!("{}/{}", w.fps_num, w.fps_den)));
+        }
+        if w.width == 0 || w.height == 0 || w.width > MAX_FRAME_SIDE || w.height > MAX_FRAME_SIDE {
+            return Err(invalid("frame size", format!("{}x{}", w.width, w.height)));
+        }
+        if w.end_pts_us < w.start_pts_us {
+            return Err(invalid("time range", "end before start"));
+        }
+        let encoding = match wire::FrameEncoding::try_from(w.encoding) {
+            Ok(wire::FrameEncoding::Jpeg) => FrameEncoding::Jpeg,
+            Ok(wire::FrameEncoding::Rgb24) => FrameEncoding::Rgb24,
+            _ => return Err(invalid("encoding", format!("{}", w.encoding))),
+        };
+        let mut frames = Vec::with_capacity(w.frames.len());
+        for (i, f) in w.frames.into_iter().enumerate() {
+            if f.index as usize != i {
+                return Err(invalid(
+                    "frame index",
+                    format!("{} at position {i}", f.index),
+                ));
+            }
+            if f.data.is_empty() {
+                return Err(invalid("frame data", format!("frame {i} is empty")));
+            }
+            if encoding == FrameEncoding::Rgb24
+                && f.data.len() != w.width as usize * w.height as usize * 3
+            {
+                return Err(invalid(
+                    "frame data",
+                    format!("frame {i} has wrong RGB size"),
+                ));
+            }
+            frames.push(Frame {
+                index: f.index,
+                pts_us: f.pts_us,
+                capture_time_us: f.capture_time_us,
+                data: f.data,
+            });
+        }
+        Ok(FrameChunk {
+            stream_id: w.stream_id,
+            sequence: w.sequence,
+            start_pts_us: w.start_pts_us,
+            end_pts_us: w.end_pts_us,
+            fps_num: w.fps_num,
+            fps_den: w.fps_den,
+            width: w.width,
+            height: w.height,
+            source: w.source,
+            encoding,
+            stream_start_time_us: w.stream_start_time_us,
+            frames,
+        })
+    }
+}
+
+/// An axis-aligned box in source-image pixels, top-left corner and size.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BoundingBox {
+    pub x: f32,
+    pub y: f32,
+    pub w: f32,
+    pub h: f32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Detection {
+    pub frame_index: u32,
+    pub pts_us: i64,
+    pub class_id: u32,
+    pub confidence: f32,
+    pub bbox: BoundingBox,
+}
+
+impl From<Detection> for wire::Detection {
+    fn from(d: Detection) -> Self {
+        wire::Detection {
+            frame_index: d.frame_index,
+            pts_us: d.pts_us,
+            class_id: d.class_id,
+            confidence: d.confidence,
+            bbox: Some(wire::BoundingBox {
+                x: d.bbox.x,
+                y: d.bbox.y,
+                w: d.bbox.w,
+                h: d.bbox.h,
+            }),
+        }
+    }
+}
+
+impl TryFrom<wire::Detection> for Detection {
+    type Error = ProtoError;
+    fn try_from(w: wire::Detection) -> Result<Self, ProtoError> {
+        let b = w.bbox.ok_or_else(|| invalid("bbox", "missing"))?;
+        if !(0.0..=1.0).contains(&w.confidence) {
+            return Err(invalid("confidence", w.confidence.to_string()));
+        }
+        Ok(Detection {
+            frame_index: w.frame_index,
+            pts_us: w.pts_us,
+            class_id: w.class_id,
+            confidence: w.confidence,
+            bbox: BoundingBox {
+                x: b.x,
+                y: b.y,
+                w: b.w,
+                h: b.h,
+            },
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChunkProcessed {
+    pub stream_id: String,
+    pub chunk_id: String,
+    pub sequence: u64,
+    pub frames: u32,
+    pub detections: u32,
+    pub max_horses_per_frame: u32,
+    pub start_pts_us: i64,
+    pub end_pts_us: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventKind {
+    ChunkProcessed(ChunkProcessed),
+}
+
+/// A live event with its envelope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub version: u32,
+    pub emitted_at_us: i64,
+    pub kind: EventKind,
+}
+
+impl Event {
+    pub fn name(&self) -> &'static str {
+        match self.kind {
+            EventKind::ChunkProcessed(_) => "chunk:processed",
+        }
+    }
+
+    pub fn encode_to_vec(&self) -> Vec<u8> {
+        wire::Event::from(self.clone()).encode_to_vec()
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, ProtoError> {
+        let wire = wire::Event::decode(bytes).map_err(|e| ProtoError::Decode(e.to_string()))?;
+        Self::try_from(wire)
+    }
+}
+
+impl From<Event> for wire::Event {
+    fn from(e: Event) -> Self {
+        let kind = match e.kind {
+            EventKind::ChunkProcessed(c) => {
+                wire::event::Kind::ChunkProcessed(wire::ChunkProcessed {
+                    stream_id: c.stream_id,
+                    chunk_id: c.chunk_id,
+                    sequence: c.sequence,
+                    frames: c.frames,
+                    detections: c.detections,
+                    max_horses_per_frame: c.max_horses_per_frame,
+                    start_pts_us: c.start_pts_us,
+                    end_pts_us: c.end_pts_us,
+                })
+            }
+        };
+        wire::Event {
+            version: e.version,
+            emitted_at_us: e.emitted_at_us,
+            kind: Some(kind),
+        }
+    }
+}
+
+impl TryFrom<wire::Event> for Event {
+    type Error = ProtoError;
+    fn try_from(w: wire::Event) -> Result<Self, ProtoError> {
+        let kind = match w.kind.ok_or_else(|| invalid("event kind", "missing"))? {
+            wire::event::Kind::ChunkProcessed(c) => EventKind::ChunkProcessed(ChunkProcessed {
+                stream_id: c.stream_id,
+                chunk_id: c.chunk_id,
+                sequence: c.sequence,
+                frames: c.frames,
+                detections: c.detections,
+                max_horses_per_frame: c.max_horses_per_frame,
+                start_pts_us: c.start_pts_us,
+                end_pts_us: c.end_pts_us,
+            }),
+        };
+        Ok(Event {
+            version: w.version,
+            emitted_at_us: w.emitted_at_us,
+            kind,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn arb_chunk() -> impl Strategy<Value = FrameChunk> {
+        (
+            "[a-z0-9-]{1,12}",
+            any::<u64>(),
+            0i64..1_000_000_000,
+            0i64..20_000_000,
+            1u32..120,
+            1u32..1001,
+            1u32..4096,
+            1u32..4096,
+            proptest::collection::vec(
+                (
+                    any::<i64>(),
+                    any::<i64>(),
+                    proptest::collection::vec(any::<u8>(), 1..64),
+                ),
+                0..8,
+            ),
+        )
+            .prop_map(
+                |(stream_id, sequence, start, len, fps_num, fps_den, width, height, frames)| {
+                    FrameChunk {
+                        stream_id,
+                        sequence,
+                        start_pts_us: start,
+                        end_pts_us: start + len,
+                        fps_num,
+                        fps_den,
+                        width,
+                        height,
+                        source: "file:///x.mp4".into(),
+                        encoding: FrameEncoding::Jpeg,
+                        stream_start_time_us: 1_700_000_000_000_000,
+                        frames: frames
+                            .into_iter()
+                            .enumerate()
+                            .map(|(i, (pts_us, capture_time_us, data))| Frame {
+                                index: i as u32,
+                                pts_us,
+                                capture_time_us,
+                                data,
+                            })
+                            .collect(),
+                    }
+                },
+            )
+    }
+
+    proptest! {
+        #[test]
+        fn frame_chunk_round_trips(chunk in arb_chunk()) {
+            let bytes = chunk.encode_to_vec();
+            prop_assert_eq!(FrameChunk::decode(&bytes).unwrap(), chunk);
+        }
+
+        #[test]
+        fn detection_round_trips(
+            frame_index in any::<u32>(), pts_us in any::<i64>(), class_id in 0u32..80,
+            confidence in 0.0f32..=1.0, x in -1e4f32..1e4, y in -1e4f32..1e4, w in 0f32..1e4, h in 0f32..1e4,
+        ) {
+            let d = Detection { frame_index, pts_us, class_id, confidence, bbox: BoundingBox { x, y, w, h } };
+            let back = Detection::try_from(wire::Detection::from(d.clone())).unwrap();
+            prop_assert_eq!(back, d);
+        }
+
+        #[test]
+        fn event_round_trips(seq in any::<u64>(), frames in any::<u32>(), dets in any::<u32>(), at in any::<i64>()) {
+            let e = Event {
+                version: crate::EVENT_SCHEMA_VERSION,
+                emitted_at_us: at,
+                kind: EventKind::ChunkProcessed(ChunkProcessed {
+                    stream_id: "s".into(), chunk_id: chunk_id("s", seq), sequence: seq,
+                    frames, detections: dets, max_horses_per_frame: 3, start_pts_us: 0, end_pts_us: 1,
+                }),
+            };
+            prop_assert_eq!(Event::decode(&e.encode_to_vec()).unwrap(), e);
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let _ = FrameChunk::decode(&bytes);
+        }
+    }
+
+    #[test]
+    fn garbage_is_a_decode_error() {
+        let err = FrameChunk::decode(b"\xff\xff\xff\xffnot a chunk").unwrap_err();
+        assert!(matches!(err, ProtoError::Decode(_)), "{err:?}");
+    }
+
+    #[test]
+    fn empty_message_is_invalid_not_a_panic() {
+        let err = FrameChunk::decode(&[]).unwrap_err();
+        assert_eq!(err, invalid("stream_id", "empty"));
+    }
+
+    #[test]
+    fn absurd_frame_size_is_refused() {
+        let mut w = wire::FrameChunk::from(FrameChunk {
+            stream_id: "s".into(),
+            sequence: 0,
+            start_pts_us: 0,
+            end_pts_us: 1,
+            fps_num: 10,
+            fps_den: 1,
+            width: 10,
+            height: 10,
+            source: String::new(),
+            encoding: FrameEncoding::Jpeg,
+            stream_start_time_us: 0,
+            frames: vec![],
+        });
+        w.width = 100_000;
+        assert!(matches!(
+            FrameChunk::try_from(w),
+            Err(ProtoError::Invalid {
+                what: "frame size",
+                ..
+            })
+        ));
+    }
+}

@@ -1,0 +1,1 @@
+//! horsestream-sinks (work in progress).
