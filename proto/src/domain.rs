@@ -243,6 +243,55 @@ impl TryFrom<wire::Detection> for Detection {
     }
 }
 
+/// The detections found on one frame of a chunk.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FrameResult {
+    pub index: u32,
+    pub pts_us: i64,
+    pub capture_time_us: i64,
+    pub detections: Vec<Detection>,
+}
+
+/// What the dataflow made of one chunk: handed to the sinks.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProcessedChunk {
+    pub stream_id: String,
+    pub sequence: u64,
+    pub start_pts_us: i64,
+    pub end_pts_us: i64,
+    pub stream_start_time_us: i64,
+    pub frames: Vec<FrameResult>,
+}
+
+impl ProcessedChunk {
+    pub fn chunk_id(&self) -> String {
+        chunk_id(&self.stream_id, self.sequence)
+    }
+
+    pub fn detection_count(&self) -> usize {
+        self.frames.iter().map(|f| f.detections.len()).sum()
+    }
+
+    /// The `chunk:processed` summary of this chunk.
+    pub fn summary(&self) -> ChunkProcessed {
+        ChunkProcessed {
+            stream_id: self.stream_id.clone(),
+            chunk_id: self.chunk_id(),
+            sequence: self.sequence,
+            frames: self.frames.len() as u32,
+            detections: self.detection_count() as u32,
+            max_horses_per_frame: self
+                .frames
+                .iter()
+                .map(|f| f.detections.len() as u32)
+                .max()
+                .unwrap_or(0),
+            start_pts_us: self.start_pts_us,
+            end_pts_us: self.end_pts_us,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChunkProcessed {
     pub stream_id: String,

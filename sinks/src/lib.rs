@@ -1,1 +1,12 @@
-//! horsestream-sinks (work in progress).
+//! Where data leaves a stage of horsestream: the TimescaleDB store, the embedded (SQLite)
+//! store used by `horsestream demo`, and Kafka topics — chunks published by ingest and live
+//! events published by the dataflow once their rows are committed.
+
+mod error;
+pub mod events;
+pub mod kafka;
+pub mod store;
+
+pub use error::SinkError;
+pub use events::EventPublisher;
+pub use store::{ChunkErrorRecord, FrameRow, Store, StoreStats};
