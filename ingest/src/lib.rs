@@ -1,1 +1,228 @@
-//! horsestream-ingest (work in progress).
+//! Ingest for horsestream: decode a video file with FFmpeg, resample it by timestamps to a fixed
+//! rate, encode frames as JPEG and cut them into overlapping [`FrameChunk`]s for the bus.
+//! Called by the `horsestream` binary (which supplies the publish callback) and by tests.
+
+mod chunker;
+mod decode;
+mod encode;
+mod error;
+mod resample;
+mod sample;
+
+use std::cell::OnceCell;
+use std::path::Path;
+use std::rc::Rc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use horsestream_proto::{Frame, FrameChunk};
+
+pub use chunker::{Chunk, ChunkLayout, ChunkSpan, Chunker, Timed, expected_chunks};
+pub use decode::{Decoded, VideoSource};
+pub use encode::{
+    EncodeOptions, FrameEncoder, JpegBackend, encode_rgb_jpeg, mjpeg_qscale, output_size,
+};
+pub use error::IngestError;
+pub use resample::{Resampler, Slot, TimeBase, slot_pts_us};
+pub use sample::{SampleInfo, SampleSpec, make_sample_video};
+
+/// A frame rate as a fraction, e.g. `10/1` or `30000/1001`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fps {
+    pub num: u32,
+    pub den: u32,
+}
+
+impl Fps {
+    pub const fn new(num: u32, den: u32) -> Self {
+        Fps { num, den }
+    }
+}
+
+/// How a file is turned into chunks.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IngestConfig {
+    /// Output frame rate (default 10/1).
+    pub fps: Fps,
+    /// Chunk length (default 10 s).
+    pub chunk_len: Duration,
+    /// Overlap between consecutive chunks (default 1 s).
+    pub chunk_overlap: Duration,
+    pub encode: EncodeOptions,
+    /// Decoder threads; 0 lets FFmpeg choose.
+    pub decode_threads: usize,
+    /// Wall-clock time (µs since the Unix epoch) of pts 0; `None` uses the time ingest starts.
+    /// `capture_time_us` of a frame is this plus its pts.
+    pub stream_start_time_us: Option<i64>,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        IngestConfig {
+            fps: Fps::new(10, 1),
+            chunk_len: Duration::from_secs(10),
+            chunk_overlap: Duration::from_secs(1),
+            encode: EncodeOptions::default(),
+            decode_threads: 0,
+            stream_start_time_us: None,
+        }
+    }
+}
+
+/// What one [`ingest_file`] run did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct IngestStats {
+    /// Source frames decoded.
+    pub frames_decoded: u64,
+    /// Output slots produced by the resampler (each counted once, overlaps not doubled).
+    pub frames_emitted: u64,
+    /// Chunks published.
+    pub chunks: u64,
+    /// Frames in published chunks (overlapping frames counted in each chunk).
+    pub frames_published: u64,
+    /// Decoded duration: first pts to the end of the last frame.
+    pub duration_us: i64,
+}
+
+/// A decoded source frame waiting to be shown in one or more slots; encoded at most once.
+struct Held {
+    frame: ffmpeg_next::frame::Video,
+    bytes: OnceCell<Rc<Vec<u8>>>,
+}
+
+fn now_us() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
+}
+
+/// Decodes `path`, resamples it to `cfg.fps`, and calls `publish` with each chunk as soon as it
+/// is complete (the whole video is never held in memory).
+///
+/// On bad input the error names the file and the reason ([`IngestError`]). If the file breaks
+/// part-way (truncated, corrupt data, read error), chunks that were completely decoded before
+/// the break **have already been published** and stay published (they are correct and their
+/// ids are deterministic, so a retry overwrites rather than duplicates); the chunk being
+/// filled when the break was found, and any trailing chunk, are dropped. A faststart MP4 cut
+/// short is detected at the end by comparing the decoded end with the container's duration,
+/// so its last complete chunks are published before the error is returned.
+pub fn ingest_file<E>(
+    path: &Path,
+    stream_id: &str,
+    cfg: &IngestConfig,
+    publish: &mut dyn FnMut(FrameChunk) -> Result<(), E>,
+) -> Result<IngestStats, IngestError>
+where
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    if stream_id.is_empty() {
+        return Err(IngestError::Config("empty stream id".into()));
+    }
+    let layout = ChunkLayout::new(cfg.chunk_len, cfg.chunk_overlap, cfg.fps)?;
+    let mut source = VideoSource::open(path, cfg.decode_threads)?;
+    let mut encoder = FrameEncoder::new(path, cfg.encode)?;
+    let stream_start = cfg.stream_start_time_us.unwrap_or_else(now_us);
+    let description = format!(
+        "file://{} ({} {}x{})",
+        std::path::absolute(path)
+            .unwrap_or_else(|_| path.to_path_buf())
+            .display(),
+        source.codec_name(),
+        source.width(),
+        source.height()
+    );
+    tracing::info!(path = %path.display(), stream_id, codec = source.codec_name(), "ingest started");
+
+    let mut resampler: Resampler<Rc<Held>> = Resampler::new(source.time_base(), cfg.fps);
+    let mut chunker: Chunker<Rc<Vec<u8>>> = Chunker::new(layout);
+    let mut stats = IngestStats::default();
+
+    let on_slots = |slots: Vec<Slot<Rc<Held>>>,
+                    encoder: &mut FrameEncoder,
+                    chunker: &mut Chunker<Rc<Vec<u8>>>,
+                    stats: &mut IngestStats|
+     -> Result<Vec<Chunk<Rc<Vec<u8>>>>, IngestError> {
+        let mut done = Vec::new();
+        for slot in slots {
+            let bytes = match slot.frame.bytes.get() {
+                Some(b) => b.clone(),
+                None => {
+                    let b = Rc::new(encoder.encode(&slot.frame.frame)?);
+                    let _ = slot.frame.bytes.set(b.clone());
+                    b
+                }
+            };
+            stats.frames_emitted += 1;
+            done.extend(chunker.push(slot.index, bytes));
+        }
+        Ok(done)
+    };
+    let mut send = |chunk: Chunk<Rc<Vec<u8>>>,
+                    encoder: &FrameEncoder,
+                    stats: &mut IngestStats|
+     -> Result<(), IngestError> {
+        let (width, height) = encoder.size().expect("a chunk has encoded frames");
+        let frames = chunk
+            .frames
+            .iter()
+            .enumerate()
+            .map(|(i, f)| Frame {
+                index: i as u32,
+                pts_us: f.pts_us,
+                capture_time_us: stream_start + f.pts_us,
+                data: f.item.as_ref().clone(),
+            })
+            .collect::<Vec<_>>();
+        let chunk = FrameChunk {
+            stream_id: stream_id.to_string(),
+            sequence: chunk.sequence,
+            start_pts_us: chunk.start_pts_us,
+            end_pts_us: chunk.end_pts_us,
+            fps_num: cfg.fps.num,
+            fps_den: cfg.fps.den,
+            width,
+            height,
+            source: description.clone(),
+            encoding: cfg.encode.encoding,
+            stream_start_time_us: stream_start,
+            frames,
+        };
+        let chunk_id = chunk.chunk_id();
+        let n = chunk.frames.len() as u64;
+        tracing::debug!(chunk_id, frames = n, "publishing chunk");
+        publish(chunk).map_err(|e| IngestError::Publish {
+            path: path.to_path_buf(),
+            chunk_id,
+            source: e.into(),
+        })?;
+        stats.chunks += 1;
+        stats.frames_published += n;
+        Ok(())
+    };
+
+    while let Some(Decoded { pts, frame }) = source.next_frame()? {
+        stats.frames_decoded += 1;
+        let held = Rc::new(Held {
+            frame,
+            bytes: OnceCell::new(),
+        });
+        let slots = resampler.push(pts, held);
+        for chunk in on_slots(slots, &mut encoder, &mut chunker, &mut stats)? {
+            send(chunk, &encoder, &mut stats)?;
+        }
+    }
+    if let (Some(end), Some(origin)) = (source.end_pts(), resampler.origin()) {
+        let slots = resampler.finish(end);
+        for chunk in on_slots(slots, &mut encoder, &mut chunker, &mut stats)? {
+            send(chunk, &encoder, &mut stats)?;
+        }
+        for chunk in chunker.finish() {
+            send(chunk, &encoder, &mut stats)?;
+        }
+        stats.duration_us = source.time_base().to_us(end - origin);
+    }
+    if resampler.dropped() > 0 {
+        tracing::warn!(path = %path.display(), dropped = resampler.dropped(), "frames with backwards pts dropped");
+    }
+    tracing::info!(path = %path.display(), stream_id, ?stats, "ingest finished");
+    Ok(stats)
+}
