@@ -1,0 +1,203 @@
+//! The YOLOX detector: letterbox a batch of frames, one batched ort call, decode, NMS, and map
+//! boxes back to source pixels. The three steps are public so a bench can time them apart.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use horsestream_proto::BoundingBox;
+use image::RgbImage;
+use ndarray::{Array3, Array4, ArrayView3, ArrayView4, Axis, Ix3};
+use ort::session::Session;
+use ort::value::TensorRef;
+
+use crate::ModelError;
+use crate::letterbox::{Letterbox, LetterboxSpec, letterbox_into};
+use crate::manifest::{Task, YoloxParams};
+use crate::nms::nms;
+use crate::registry::{ExecutionProviderKind, LoadedModel};
+use crate::yolox::{ClassFilter, decode};
+
+/// One detection in source-image pixels.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Detected {
+    pub class_id: u32,
+    pub score: f32,
+    /// Top-left `x, y` and `w, h`, clipped to the image.
+    pub bbox: BoundingBox,
+}
+
+pub struct Detector {
+    name: String,
+    path: PathBuf,
+    session: Session,
+    execution_provider: ExecutionProviderKind,
+    params: YoloxParams,
+    spec: LetterboxSpec,
+    input_name: String,
+    output_name: String,
+    classes: ClassFilter,
+    score_threshold: f32,
+    nms_iou: f32,
+}
+
+impl fmt::Debug for Detector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Detector")
+            .field("name", &self.name)
+            .field("path", &self.path)
+            .field("execution_provider", &self.execution_provider)
+            .field("classes", &self.classes)
+            .field("score_threshold", &self.score_threshold)
+            .field("nms_iou", &self.nms_iou)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Detector {
+    /// Wraps a loaded detection model; reports the manifest's horse class with the manifest's
+    /// score threshold and NMS IoU.
+    pub fn new(model: LoadedModel) -> Result<Detector, ModelError> {
+        let entry = model.entry;
+        let params = match (entry.task, &entry.yolox) {
+            (Task::Detection, Some(p)) => p.clone(),
+            _ => {
+                return Err(ModelError::WrongTask {
+                    name: entry.name,
+                    expected: Task::Detection.to_string(),
+                    actual: entry.task.to_string(),
+                });
+            }
+        };
+        Ok(Detector {
+            spec: LetterboxSpec::from_yolox(&params),
+            classes: ClassFilter::Only(vec![params.horse_class_id]),
+            score_threshold: params.score_threshold,
+            nms_iou: params.nms_iou,
+            input_name: entry.inputs[0].name.clone(),
+            output_name: entry.outputs[0].name.clone(),
+            name: entry.name,
+            path: model.path,
+            session: model.session,
+            execution_provider: model.execution_provider,
+            params,
+        })
+    }
+
+    pub fn with_classes(mut self, classes: ClassFilter) -> Detector {
+        self.classes = classes;
+        self
+    }
+
+    pub fn with_score_threshold(mut self, threshold: f32) -> Detector {
+        self.score_threshold = threshold;
+        self
+    }
+
+    pub fn with_nms_iou(mut self, iou: f32) -> Detector {
+        self.nms_iou = iou;
+        self
+    }
+
+    pub fn params(&self) -> &YoloxParams {
+        &self.params
+    }
+
+    pub fn letterbox_spec(&self) -> &LetterboxSpec {
+        &self.spec
+    }
+
+    /// The execution provider the session really runs on.
+    pub fn execution_provider(&self) -> ExecutionProviderKind {
+        self.execution_provider
+    }
+
+    /// Detections of the configured classes for each frame, from ONE batched inference call.
+    pub fn detect(&mut self, frames: &[RgbImage]) -> Result<Vec<Vec<Detected>>, ModelError> {
+        if frames.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (input, letterboxes) = self.preprocess(frames);
+        let raw = self.detect_tensor(input.view())?;
+        Ok(self.postprocess(raw.view(), &letterboxes))
+    }
+
+    /// Letterboxes the frames into one `[N, 3, size, size]` batch.
+    pub fn preprocess(&self, frames: &[RgbImage]) -> (Array4<f32>, Vec<Letterbox>) {
+        let s = self.spec.size as usize;
+        let mut batch = Array4::<f32>::zeros((frames.len(), 3, s, s));
+        let data = batch.as_slice_mut().expect("a fresh array is contiguous");
+        let letterboxes = frames
+            .iter()
+            .zip(data.chunks_exact_mut(self.spec.tensor_len()))
+            .map(|(frame, slot)| letterbox_into(frame, &self.spec, slot))
+            .collect();
+        (batch, letterboxes)
+    }
+
+    /// Bare inference: `[N, 3, size, size]` letterboxed input → raw `[N, anchors, 5 + classes]`.
+    pub fn detect_tensor(&mut self, input: ArrayView4<'_, f32>) -> Result<Array3<f32>, ModelError> {
+        let s = self.spec.size as usize;
+        let n = input.shape()[0];
+        if input.shape()[1..] != [3, s, s] {
+            return Err(ModelError::InputSize {
+                batch: n,
+                expected: n * self.spec.tensor_len(),
+                actual: input.len(),
+            });
+        }
+        let input = input.as_standard_layout();
+        let tensor = TensorRef::from_array_view(&input)
+            .map_err(ModelError::ort("wrapping the input tensor"))?;
+        let outputs = self
+            .session
+            .run(ort::inputs![self.input_name.as_str() => tensor])
+            .map_err(ModelError::ort(format!("running {}", self.name)))?;
+        let raw = outputs[self.output_name.as_str()]
+            .try_extract_array::<f32>()
+            .map_err(ModelError::ort(format!(
+                "reading output {:?} of {}",
+                self.output_name, self.name
+            )))?;
+        let expected = [
+            n,
+            self.params.num_anchors(),
+            5 + self.params.num_classes as usize,
+        ];
+        if raw.shape() != expected {
+            return Err(ModelError::UnexpectedOutput {
+                name: self.name.clone(),
+                expected: format!("{expected:?}"),
+                actual: raw.shape().iter().map(|&d| d as i64).collect(),
+            });
+        }
+        Ok(raw
+            .into_dimensionality::<Ix3>()
+            .expect("rank checked above")
+            .to_owned())
+    }
+
+    /// Decodes raw output rows (one per letterbox), runs NMS, maps boxes to source pixels.
+    pub fn postprocess(
+        &self,
+        raw: ArrayView3<'_, f32>,
+        letterboxes: &[Letterbox],
+    ) -> Vec<Vec<Detected>> {
+        raw.axis_iter(Axis(0))
+            .zip(letterboxes)
+            .map(|(rows, lb)| {
+                let rows = rows.as_standard_layout();
+                let data = rows.as_slice().expect("standard layout is contiguous");
+                let candidates = decode(data, &self.params, &self.classes, self.score_threshold);
+                nms(candidates, self.nms_iou)
+                    .into_iter()
+                    .map(|c| Detected {
+                        class_id: c.class_id,
+                        score: c.score,
+                        bbox: lb.to_source(c.x1, c.y1, c.x2, c.y2),
+                    })
+                    .filter(|d| d.bbox.w > 0.0 && d.bbox.h > 0.0)
+                    .collect()
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,265 @@
+//! YOLOX letterboxing: resize keeping the aspect ratio so the image fits a square, place it at
+//! the top-left, pad the rest, and write planar (CHW) f32 in the model's channel order.
+
+use image::RgbImage;
+
+use crate::manifest::{ChannelOrder, YoloxParams};
+
+/// How to letterbox for one model.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LetterboxSpec {
+    /// Side of the square output, in pixels.
+    pub size: u32,
+    /// Padding, in 0–255 pixel units (mapped through `pixel_range` like any pixel).
+    pub pad_value: u8,
+    pub channel_order: ChannelOrder,
+    /// 0 maps to `pixel_range[0]`, 255 to `pixel_range[1]`.
+    pub pixel_range: [f32; 2],
+}
+
+impl LetterboxSpec {
+    pub fn from_yolox(p: &YoloxParams) -> LetterboxSpec {
+        LetterboxSpec {
+            size: p.input_size,
+            pad_value: p.pad_value,
+            channel_order: p.channel_order,
+            pixel_range: p.pixel_range,
+        }
+    }
+
+    /// Number of f32 values of one letterboxed image (3 · size²).
+    pub fn tensor_len(&self) -> usize {
+        3 * (self.size as usize) * (self.size as usize)
+    }
+}
+
+/// Where a source image ended up inside the letterboxed square.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Letterbox {
+    /// Network pixels per source pixel (`min(size / w, size / h)`).
+    pub scale: f32,
+    pub resized_width: u32,
+    pub resized_height: u32,
+    pub source_width: u32,
+    pub source_height: u32,
+}
+
+/// Letterboxes `img` into a new `[3, size, size]` buffer.
+pub fn letterbox(img: &RgbImage, spec: &LetterboxSpec) -> (Vec<f32>, Letterbox) {
+    let mut out = vec![0.0; spec.tensor_len()];
+    let lb = letterbox_into(img, spec, &mut out);
+    (out, lb)
+}
+
+/// Letterboxes `img` into `out` (length [`LetterboxSpec::tensor_len`], e.g. one slot of a batch).
+///
+/// Resizing is bilinear with half-pixel centres, as OpenCV's `INTER_LINEAR` that YOLOX's own
+/// preprocessing uses; the resized size is truncated like YOLOX's `int(w * r)`.
+pub fn letterbox_into(img: &RgbImage, spec: &LetterboxSpec, out: &mut [f32]) -> Letterbox {
+    let size = spec.size as usize;
+    assert_eq!(
+        out.len(),
+        spec.tensor_len(),
+        "letterbox output buffer has the wrong length"
+    );
+    let (sw, sh) = img.dimensions();
+    assert!(sw > 0 && sh > 0, "cannot letterbox an empty image");
+
+    let r = f64::min(spec.size as f64 / sw as f64, spec.size as f64 / sh as f64);
+    let rw = ((sw as f64 * r) as u32).clamp(1, spec.size);
+    let rh = ((sh as f64 * r) as u32).clamp(1, spec.size);
+
+    let [lo, hi] = spec.pixel_range;
+    let k = (hi - lo) / 255.0;
+    let map = |v: f32| lo + v * k;
+    // Plane index of source channel c (0 = R, 1 = G, 2 = B).
+    let plane = |c: usize| match spec.channel_order {
+        ChannelOrder::Rgb => c,
+        ChannelOrder::Bgr => 2 - c,
+    };
+
+    out.fill(map(f32::from(spec.pad_value)));
+
+    let xs = taps(sw, rw);
+    let ys = taps(sh, rh);
+    let src = img.as_raw();
+    let stride = sw as usize * 3;
+    let plane_len = size * size;
+    for (dy, &(y0, y1, ay)) in ys.iter().enumerate() {
+        let row0 = &src[y0 * stride..y0 * stride + stride];
+        let row1 = &src[y1 * stride..y1 * stride + stride];
+        for (dx, &(x0, x1, ax)) in xs.iter().enumerate() {
+            for c in 0..3 {
+                let p00 = f32::from(row0[x0 * 3 + c]);
+                let p01 = f32::from(row0[x1 * 3 + c]);
+                let p10 = f32::from(row1[x0 * 3 + c]);
+                let p11 = f32::from(row1[x1 * 3 + c]);
+                let top = p00 + (p01 - p00) * ax;
+                let bottom = p10 + (p11 - p10) * ax;
+                let v = top + (bottom - top) * ay;
+                out[plane(c) * plane_len + dy * size + dx] = map(v);
+            }
+        }
+    }
+
+    Letterbox {
+        scale: r as f32,
+        resized_width: rw,
+        resized_height: rh,
+        source_width: sw,
+        source_height: sh,
+    }
+}
+
+/// For each destination coordinate: the two source coordinates and the weight of the second.
+fn taps(src: u32, dst: u32) -> Vec<(usize, usize, f32)> {
+    let scale = src as f64 / dst as f64;
+    let last = src as usize - 1;
+    (0..dst)
+        .map(|d| {
+            let s = (d as f64 + 0.5) * scale - 0.5;
+            let s0 = s.floor();
+            if s0 < 0.0 {
+                (0, 0, 0.0)
+            } else if s0 as usize >= last {
+                (last, last, 0.0)
+            } else {
+                let i = s0 as usize;
+                (i, i + 1, (s - s0) as f32)
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> LetterboxSpec {
+        LetterboxSpec {
+            size: 416,
+            pad_value: 114,
+            channel_order: ChannelOrder::Bgr,
+            pixel_range: [0.0, 255.0],
+        }
+    }
+
+    fn at(t: &[f32], plane: usize, x: usize, y: usize) -> f32 {
+        t[plane * 416 * 416 + y * 416 + x]
+    }
+
+    #[test]
+    fn scale_fits_the_longer_side() {
+        let (_, lb) = letterbox(&RgbImage::new(832, 416), &spec());
+        assert_eq!(
+            (lb.scale, lb.resized_width, lb.resized_height),
+            (0.5, 416, 208)
+        );
+        let (_, lb) = letterbox(&RgbImage::new(100, 200), &spec());
+        assert_eq!(
+            (lb.scale, lb.resized_width, lb.resized_height),
+            (2.08, 208, 416)
+        );
+        let (_, lb) = letterbox(&RgbImage::new(773, 512), &spec());
+        assert!((lb.scale - 416.0 / 773.0).abs() < 1e-6);
+        // 773 · (416 / 773) is 415.999… in f64; YOLOX truncates it the same way.
+        assert_eq!((lb.resized_width, lb.resized_height), (415, 275));
+        assert_eq!((lb.source_width, lb.source_height), (773, 512));
+    }
+
+    #[test]
+    fn image_is_top_left_and_the_rest_is_padding() {
+        let img = RgbImage::from_pixel(832, 416, image::Rgb([10, 20, 30]));
+        let (t, _) = letterbox(&img, &spec());
+        for plane in 0..3 {
+            assert_eq!(at(&t, plane, 415, 207), [30.0, 20.0, 10.0][plane]);
+            assert_eq!(at(&t, plane, 0, 208), 114.0);
+            assert_eq!(at(&t, plane, 415, 415), 114.0);
+        }
+        // Tall image: padding on the right.
+        let img = RgbImage::from_pixel(100, 200, image::Rgb([10, 20, 30]));
+        let (t, _) = letterbox(&img, &spec());
+        assert_eq!(at(&t, 0, 207, 415), 30.0);
+        assert_eq!(at(&t, 0, 208, 0), 114.0);
+    }
+
+    #[test]
+    fn planes_are_bgr_and_values_unscaled() {
+        let mut img = RgbImage::new(416, 416);
+        for (x, y, p) in img.enumerate_pixels_mut() {
+            *p = image::Rgb([(x % 256) as u8, (y % 256) as u8, 7]);
+        }
+        let (t, lb) = letterbox(&img, &spec());
+        assert_eq!(lb.scale, 1.0);
+        // Same size: an exact copy, planes B, G, R.
+        assert_eq!(at(&t, 0, 300, 5), 7.0);
+        assert_eq!(at(&t, 1, 300, 5), 5.0);
+        assert_eq!(at(&t, 2, 300, 5), (300 % 256) as f32);
+    }
+
+    #[test]
+    fn rgb_order_and_pixel_range_are_honoured() {
+        let s = LetterboxSpec {
+            channel_order: ChannelOrder::Rgb,
+            pixel_range: [0.0, 1.0],
+            ..spec()
+        };
+        let img = RgbImage::from_pixel(416, 200, image::Rgb([255, 0, 51]));
+        let (t, _) = letterbox(&img, &s);
+        assert_eq!(at(&t, 0, 0, 0), 1.0);
+        assert_eq!(at(&t, 1, 0, 0), 0.0);
+        assert!((at(&t, 2, 0, 0) - 0.2).abs() < 1e-6);
+        assert!((at(&t, 0, 0, 300) - 114.0 / 255.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn downscaling_interpolates_between_neighbours() {
+        // Columns alternate 0 / 200; halving samples exactly between two columns.
+        let mut img = RgbImage::new(832, 832);
+        for (x, _, p) in img.enumerate_pixels_mut() {
+            let v = if x % 2 == 0 { 0 } else { 200 };
+            *p = image::Rgb([v, v, v]);
+        }
+        let (t, _) = letterbox(&img, &spec());
+        assert_eq!(at(&t, 0, 100, 100), 100.0);
+    }
+}
+
+impl Letterbox {
+    /// Maps a corner box in network pixels back to the source image: divide by the scale, clip
+    /// to the image, and return top-left `x, y, w, h`.
+    pub fn to_source(&self, x1: f32, y1: f32, x2: f32, y2: f32) -> horsestream_proto::BoundingBox {
+        let (w, h) = (self.source_width as f32, self.source_height as f32);
+        let x1 = (x1 / self.scale).clamp(0.0, w);
+        let y1 = (y1 / self.scale).clamp(0.0, h);
+        let x2 = (x2 / self.scale).clamp(0.0, w);
+        let y2 = (y2 / self.scale).clamp(0.0, h);
+        horsestream_proto::BoundingBox {
+            x: x1,
+            y: y1,
+            w: (x2 - x1).max(0.0),
+            h: (y2 - y1).max(0.0),
+        }
+    }
+}
+
+#[cfg(test)]
+mod to_source_tests {
+    use super::*;
+
+    #[test]
+    fn divides_by_scale_and_clips_to_the_image() {
+        let lb = Letterbox {
+            scale: 0.5,
+            resized_width: 400,
+            resized_height: 200,
+            source_width: 800,
+            source_height: 400,
+        };
+        let b = lb.to_source(10.0, 20.0, 60.0, 120.0);
+        assert_eq!((b.x, b.y, b.w, b.h), (20.0, 40.0, 100.0, 200.0));
+        // Partly outside (left, and into the padding below the image).
+        let b = lb.to_source(-5.0, 150.0, 50.0, 300.0);
+        assert_eq!((b.x, b.y, b.w, b.h), (0.0, 300.0, 100.0, 100.0));
+    }
+}

@@ -1,0 +1,350 @@
+//! The model registry: resolves a model's file in the model directory, checks its sha256,
+//! builds an ort `Session` on the configured execution provider, and refuses a model whose
+//! real inputs/outputs differ from the manifest signature.
+
+use std::fmt;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use ort::ep::{self, ExecutionProvider, ExecutionProviderDispatch};
+use ort::session::Session;
+use ort::session::builder::SessionBuilder;
+use ort::value::{Outlet, ValueType};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use crate::detector::Detector;
+use crate::manifest::{Dim, Manifest, ModelEntry, TensorSpec};
+use crate::{ModelError, runtime};
+
+/// Environment variable naming the model directory.
+pub const MODEL_DIR_ENV: &str = "HORSESTREAM_MODEL_DIR";
+
+/// Which ONNX Runtime execution provider to ask for. Unavailable providers fall back to CPU
+/// with a warning; [`LoadedModel::execution_provider`] tells which one is really in use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExecutionProviderKind {
+    #[default]
+    Cpu,
+    Cuda,
+    #[serde(rename = "tensorrt")]
+    TensorRt,
+}
+
+impl fmt::Display for ExecutionProviderKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ExecutionProviderKind::Cpu => "cpu",
+            ExecutionProviderKind::Cuda => "cuda",
+            ExecutionProviderKind::TensorRt => "tensorrt",
+        })
+    }
+}
+
+/// The `models` section of the horsestream config.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelsConfig {
+    /// Directory holding the model files; when unset, `HORSESTREAM_MODEL_DIR`.
+    pub model_dir: Option<PathBuf>,
+    /// Manifest override; when unset, the embedded `models/manifest.toml`.
+    pub manifest: Option<PathBuf>,
+    /// `libonnxruntime.so`; when unset, `ORT_DYLIB_PATH`, then the install script's path.
+    pub ort_dylib: Option<PathBuf>,
+    /// Threads per session for work inside one operator; when unset, ONNX Runtime's default.
+    pub intra_threads: Option<usize>,
+    pub execution_provider: ExecutionProviderKind,
+}
+
+/// Finds, verifies and opens the models of one manifest in one directory.
+#[derive(Debug, Clone)]
+pub struct ModelRegistry {
+    dir: PathBuf,
+    manifest: Manifest,
+    ort_dylib: Option<PathBuf>,
+    intra_threads: Option<usize>,
+    execution_provider: ExecutionProviderKind,
+}
+
+/// A verified model with its session.
+pub struct LoadedModel {
+    pub entry: ModelEntry,
+    pub path: PathBuf,
+    pub session: Session,
+    /// The provider the session really runs on.
+    pub execution_provider: ExecutionProviderKind,
+}
+
+impl fmt::Debug for LoadedModel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoadedModel")
+            .field("name", &self.entry.name)
+            .field("path", &self.path)
+            .field("execution_provider", &self.execution_provider)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ModelRegistry {
+    /// CPU, ONNX Runtime's default thread count, runtime library from the default places.
+    pub fn new(dir: impl Into<PathBuf>, manifest: Manifest) -> ModelRegistry {
+        ModelRegistry {
+            dir: dir.into(),
+            manifest,
+            ort_dylib: None,
+            intra_threads: None,
+            execution_provider: ExecutionProviderKind::Cpu,
+        }
+    }
+
+    /// Model directory from the config, else `HORSESTREAM_MODEL_DIR`; manifest from the
+    /// config's override file, else the embedded one.
+    pub fn from_config(config: &ModelsConfig) -> Result<ModelRegistry, ModelError> {
+        let dir = match &config.model_dir {
+            Some(d) => d.clone(),
+            None => match std::env::var_os(MODEL_DIR_ENV) {
+                Some(d) if !d.is_empty() => PathBuf::from(d),
+                _ => return Err(ModelError::NoModelDir),
+            },
+        };
+        let manifest = Manifest::load(config.manifest.as_deref())?;
+        Ok(ModelRegistry {
+            dir,
+            manifest,
+            ort_dylib: config.ort_dylib.clone(),
+            intra_threads: config.intra_threads,
+            execution_provider: config.execution_provider,
+        })
+    }
+
+    pub fn with_intra_threads(mut self, threads: usize) -> ModelRegistry {
+        self.intra_threads = Some(threads);
+        self
+    }
+
+    pub fn with_execution_provider(mut self, ep: ExecutionProviderKind) -> ModelRegistry {
+        self.execution_provider = ep;
+        self
+    }
+
+    pub fn with_ort_dylib(mut self, path: impl Into<PathBuf>) -> ModelRegistry {
+        self.ort_dylib = Some(path.into());
+        self
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// The model's file path (not checked).
+    pub fn path_of(&self, name: &str) -> Result<PathBuf, ModelError> {
+        Ok(self.dir.join(&self.manifest.get(name)?.file))
+    }
+
+    /// Checks the model file exists and has the manifest's sha256; returns its path.
+    pub fn verify(&self, name: &str) -> Result<PathBuf, ModelError> {
+        let entry = self.manifest.get(name)?;
+        let path = self.dir.join(&entry.file);
+        if !path.is_file() {
+            return Err(ModelError::ModelFileMissing {
+                name: name.to_owned(),
+                path,
+            });
+        }
+        let actual = sha256_file(&path)?;
+        if !actual.eq_ignore_ascii_case(&entry.sha256) {
+            return Err(ModelError::ChecksumMismatch {
+                path,
+                expected: entry.sha256.to_ascii_lowercase(),
+                actual,
+            });
+        }
+        Ok(path)
+    }
+
+    /// Verifies the file, builds the session, and checks its signature against the manifest.
+    pub fn load(&self, name: &str) -> Result<LoadedModel, ModelError> {
+        let path = self.verify(name)?;
+        let entry = self.manifest.get(name)?.clone();
+        let env = runtime::environment(self.ort_dylib.as_deref())?;
+        let mut builder =
+            Session::builder(env).map_err(ModelError::ort("creating a session builder"))?;
+        if let Some(n) = self.intra_threads {
+            builder = builder
+                .with_intra_threads(n)
+                .map_err(ModelError::ort(format!("setting {n} intra-op threads")))?;
+        }
+        let (mut builder, execution_provider) = register_provider(builder, self.execution_provider);
+        let session = builder
+            .commit_from_file(&path)
+            .map_err(ModelError::ort(format!("loading {}", path.display())))?;
+        check_signature(&entry, &path, session.inputs(), session.outputs())?;
+        tracing::info!(
+            model = %entry.name,
+            path = %path.display(),
+            requested = %self.execution_provider,
+            execution_provider = %execution_provider,
+            intra_threads = ?self.intra_threads,
+            "model loaded"
+        );
+        Ok(LoadedModel {
+            entry,
+            path,
+            session,
+            execution_provider,
+        })
+    }
+
+    /// Loads a detection model as a [`Detector`] with the manifest's defaults (horse only).
+    pub fn detector(&self, name: &str) -> Result<Detector, ModelError> {
+        Detector::new(self.load(name)?)
+    }
+}
+
+/// Lower-case hex sha256 of a file.
+pub fn sha256_file(path: &Path) -> Result<String, ModelError> {
+    let read_err = |source| ModelError::ModelFileRead {
+        path: path.to_owned(),
+        source,
+    };
+    let mut file = std::fs::File::open(path).map_err(read_err)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = file.read(&mut buf).map_err(read_err)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+/// Registers the requested provider (TensorRT falls back to CUDA, both to CPU) and returns
+/// the one that will really run.
+fn register_provider(
+    builder: SessionBuilder,
+    kind: ExecutionProviderKind,
+) -> (SessionBuilder, ExecutionProviderKind) {
+    fn attempt<E: ExecutionProvider + Into<ExecutionProviderDispatch>>(
+        builder: SessionBuilder,
+        ep: E,
+    ) -> Result<SessionBuilder, (SessionBuilder, String)> {
+        match E::is_available() {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err((
+                    builder,
+                    format!("this ONNX Runtime library has no {}", E::NAME),
+                ));
+            }
+            Err(e) => return Err((builder, format!("cannot query {}: {e}", E::NAME))),
+        }
+        let dispatch: ExecutionProviderDispatch = ep.into();
+        builder
+            .with_execution_providers([dispatch.error_on_failure()])
+            .map_err(|e| (e.to_string(), e.recover()))
+            .map_err(|(msg, b)| (b, format!("registering {} failed: {msg}", E::NAME)))
+    }
+
+    let mut builder = builder;
+    let chain: &[ExecutionProviderKind] = match kind {
+        ExecutionProviderKind::Cpu => &[],
+        ExecutionProviderKind::Cuda => &[ExecutionProviderKind::Cuda],
+        ExecutionProviderKind::TensorRt => {
+            &[ExecutionProviderKind::TensorRt, ExecutionProviderKind::Cuda]
+        }
+    };
+    for &candidate in chain {
+        let result = match candidate {
+            ExecutionProviderKind::TensorRt => attempt(builder, ep::TensorRT::default()),
+            _ => attempt(builder, ep::CUDA::default()),
+        };
+        match result {
+            Ok(b) => return (b, candidate),
+            Err((b, reason)) => {
+                tracing::warn!(requested = %kind, tried = %candidate, %reason, "execution provider unavailable");
+                builder = b;
+            }
+        }
+    }
+    if kind != ExecutionProviderKind::Cpu {
+        tracing::warn!(requested = %kind, "falling back to the CPU execution provider");
+    }
+    (builder, ExecutionProviderKind::Cpu)
+}
+
+/// Compares the session's real inputs/outputs with the manifest. A symbolic manifest dimension
+/// must be dynamic in the model; a fixed one must be equal.
+fn check_signature(
+    entry: &ModelEntry,
+    path: &Path,
+    inputs: &[Outlet],
+    outputs: &[Outlet],
+) -> Result<(), ModelError> {
+    let matches = |specs: &[TensorSpec], outlets: &[Outlet]| {
+        specs.len() == outlets.len() && specs.iter().zip(outlets).all(|(s, o)| outlet_matches(s, o))
+    };
+    if matches(&entry.inputs, inputs) && matches(&entry.outputs, outputs) {
+        return Ok(());
+    }
+    let join = |outlets: &[Outlet]| {
+        outlets
+            .iter()
+            .map(outlet_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    Err(ModelError::SignatureMismatch {
+        name: entry.name.clone(),
+        path: path.to_owned(),
+        expected: entry.signature(),
+        actual: format!("{} -> {}", join(inputs), join(outputs)),
+    })
+}
+
+fn outlet_matches(spec: &TensorSpec, outlet: &Outlet) -> bool {
+    let ValueType::Tensor { ty, shape, .. } = outlet.dtype() else {
+        return false;
+    };
+    spec.name == outlet.name()
+        && ty.to_string() == spec.dtype.as_str()
+        && shape.len() == spec.shape.len()
+        && spec.shape.iter().zip(shape.iter()).all(|(d, &n)| match d {
+            Dim::Fixed(f) => i64::try_from(*f) == Ok(n),
+            Dim::Symbolic(_) => n < 0,
+        })
+}
+
+/// `name:f32[N,3,416,416]`; a dynamic dimension shows its symbol, or `?` when it has none.
+fn outlet_string(outlet: &Outlet) -> String {
+    match outlet.dtype() {
+        ValueType::Tensor {
+            ty,
+            shape,
+            dimension_symbols,
+        } => {
+            let dims: Vec<String> = shape
+                .iter()
+                .enumerate()
+                .map(|(i, &n)| {
+                    if n >= 0 {
+                        n.to_string()
+                    } else {
+                        match dimension_symbols.get(i) {
+                            Some(s) if !s.is_empty() => s.clone(),
+                            _ => "?".to_owned(),
+                        }
+                    }
+                })
+                .collect();
+            format!("{}:{ty}[{}]", outlet.name(), dims.join(","))
+        }
+        other => format!("{}:{other:?}", outlet.name()),
+    }
+}
