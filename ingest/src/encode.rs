@@ -2,9 +2,9 @@
 //! the output size, then JPEG (or raw RGB24).
 //!
 //! Two JPEG encoders are available, measured in `benches/frame_encode.rs` on a 768×512 frame
-//! of the sample video: FFmpeg's `mjpeg` (swscale straight to full-range YUV 4:2:0, no RGB
-//! step) is the default; the `image` crate's encoder (swscale to RGB24 first) is kept as an
-//! option.
+//! (2 cores, quality 90): FFmpeg's `mjpeg` (swscale straight to full-range YUV 4:2:0, no RGB
+//! step) takes ~5.5 ms and ~98 KB per frame, the `image` crate (swscale to RGB24 first)
+//! ~13.5 ms and ~118 KB. `mjpeg` is the default; `image` stays as an option.
 
 use std::path::{Path, PathBuf};
 
