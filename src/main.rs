@@ -1,1 +1,58 @@
-fn main() {}
+//! The `horsestream` binary: one CLI whose subcommands run each process of the platform
+//! (`ingest`, `dataflow`, `api`) or all of it in one process on embedded defaults (`demo`).
+
+mod commands;
+mod options;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "horsestream",
+    version,
+    about = "Horse video analytics on a timely dataflow"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Ingest → dataflow → store in one process: in-process bus, embedded SQLite store.
+    Demo(commands::demo::Args),
+    /// Decode a video file and publish its chunks to the chunks topic.
+    Ingest(commands::ingest::Args),
+    /// Run the timely dataflow over the chunks topic into TimescaleDB and the events topic.
+    Dataflow(commands::dataflow::Args),
+    /// Serve the HTTP API.
+    Api(commands::api::Args),
+    /// Write the sample video (a pan and zoom over a photo of horses).
+    SampleVideo(commands::sample::Args),
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("HORSESTREAM_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Demo(a) => commands::demo::run(a),
+        Command::Ingest(a) => commands::ingest::run(a),
+        Command::Dataflow(a) => commands::dataflow::run(a),
+        Command::Api(a) => commands::api::run(a),
+        Command::SampleVideo(a) => commands::sample::run(a),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // One line: the error and its causes, joined.
+            eprintln!("horsestream: error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,1 +1,18 @@
-//! horsestream-dataflow (work in progress).
+//! The sharded timely dataflow of horsestream. Each worker reads its share of the chunks
+//! topic (or the in-process bus), chunks are exchanged by stream id, decoded, run through
+//! the detector, and written by the sinks; source positions are committed only after the
+//! sinks have acknowledged everything up to that epoch. Called by `horsestream dataflow`/`demo`.
+
+mod error;
+mod metrics;
+pub mod operators;
+mod run;
+pub mod shard;
+pub mod source;
+
+pub use error::DataflowError;
+pub use metrics::{Metrics, MetricsSnapshot};
+pub use operators::detect::{Analyzer, ChunkAnalyzer, Found};
+pub use operators::sink::SinkWriter;
+pub use run::{DataflowConfig, WorkerParts, run};
+pub use source::{ChunkSource, Poll, Record};

@@ -1,0 +1,246 @@
+//! `Detect`: runs the detector over every frame of a chunk, in batches, on the worker that
+//! owns the chunk's stream.
+
+use horsestream_proto::{
+    BoundingBox, Detection, FrameChunk, FrameEncoding, FrameResult, ProcessedChunk,
+};
+use horsestream_sinks::ChunkErrorRecord;
+use image::RgbImage;
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::StreamVec;
+use timely::dataflow::channels::pact::Pipeline;
+use timely::dataflow::operators::generic::Operator;
+use timely::progress::Timestamp;
+
+use super::Outcome;
+use super::decode::Located;
+
+/// One object found on a frame.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Found {
+    pub class_id: u32,
+    pub score: f32,
+    pub bbox: BoundingBox,
+}
+
+/// Something that finds objects on a batch of frames: the ONNX detector in production.
+pub trait Analyzer {
+    fn detect(&mut self, frames: &[RgbImage]) -> Result<Vec<Vec<Found>>, String>;
+}
+
+impl Analyzer for horsestream_models::Detector {
+    fn detect(&mut self, frames: &[RgbImage]) -> Result<Vec<Vec<Found>>, String> {
+        let per_frame =
+            horsestream_models::Detector::detect(self, frames).map_err(|e| e.to_string())?;
+        Ok(per_frame
+            .into_iter()
+            .map(|dets| {
+                dets.into_iter()
+                    .map(|d| Found {
+                        class_id: d.class_id,
+                        score: d.score,
+                        bbox: d.bbox,
+                    })
+                    .collect()
+            })
+            .collect())
+    }
+}
+
+/// The operator's logic: frames of a chunk → detections per frame.
+pub struct ChunkAnalyzer {
+    analyzer: Box<dyn Analyzer>,
+    batch_size: usize,
+}
+
+impl std::fmt::Debug for ChunkAnalyzer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChunkAnalyzer")
+            .field("batch_size", &self.batch_size)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ChunkAnalyzer {
+    pub fn new(analyzer: Box<dyn Analyzer>, batch_size: usize) -> Self {
+        ChunkAnalyzer {
+            analyzer,
+            batch_size: batch_size.max(1),
+        }
+    }
+
+    pub fn process(&mut self, chunk: &FrameChunk) -> Result<ProcessedChunk, String> {
+        let mut frames = Vec::with_capacity(chunk.frames.len());
+        for batch in chunk.frames.chunks(self.batch_size) {
+            let images = batch
+                .iter()
+                .map(|f| frame_image(chunk, &f.data).map_err(|e| format!("frame {}: {e}", f.index)))
+                .collect::<Result<Vec<_>, _>>()?;
+            let found = self.analyzer.detect(&images)?;
+            if found.len() != batch.len() {
+                return Err(format!(
+                    "detector returned {} results for {} frames",
+                    found.len(),
+                    batch.len()
+                ));
+            }
+            for (f, found) in batch.iter().zip(found) {
+                frames.push(FrameResult {
+                    index: f.index,
+                    pts_us: f.pts_us,
+                    capture_time_us: f.capture_time_us,
+                    detections: found
+                        .into_iter()
+                        .map(|d| Detection {
+                            frame_index: f.index,
+                            pts_us: f.pts_us,
+                            class_id: d.class_id,
+                            confidence: d.score,
+                            bbox: d.bbox,
+                        })
+                        .collect(),
+                });
+            }
+        }
+        Ok(ProcessedChunk {
+            stream_id: chunk.stream_id.clone(),
+            sequence: chunk.sequence,
+            start_pts_us: chunk.start_pts_us,
+            end_pts_us: chunk.end_pts_us,
+            stream_start_time_us: chunk.stream_start_time_us,
+            frames,
+        })
+    }
+}
+
+/// The pixels of one frame of `chunk`.
+pub fn frame_image(chunk: &FrameChunk, data: &[u8]) -> Result<RgbImage, String> {
+    match chunk.encoding {
+        FrameEncoding::Jpeg => {
+            let img = image::load_from_memory_with_format(data, image::ImageFormat::Jpeg)
+                .map_err(|e| format!("bad JPEG: {e}"))?
+                .into_rgb8();
+            if img.dimensions() != (chunk.width, chunk.height) {
+                return Err(format!(
+                    "JPEG is {}x{}, chunk says {}x{}",
+                    img.width(),
+                    img.height(),
+                    chunk.width,
+                    chunk.height
+                ));
+            }
+            Ok(img)
+        }
+        FrameEncoding::Rgb24 => RgbImage::from_raw(chunk.width, chunk.height, data.to_vec())
+            .ok_or_else(|| "RGB frame has the wrong size".to_owned()),
+    }
+}
+
+pub trait Detect<'scope, T: Timestamp> {
+    /// Chunks (or earlier errors) → outcomes. An inference failure becomes an error
+    /// record for that chunk; the worker carries on with the next one.
+    fn detect(self, analyzer: ChunkAnalyzer) -> StreamVec<'scope, T, Outcome>;
+}
+
+impl<'scope, T: Timestamp> Detect<'scope, T>
+    for StreamVec<'scope, T, Result<Located, ChunkErrorRecord>>
+{
+    fn detect(self, mut analyzer: ChunkAnalyzer) -> StreamVec<'scope, T, Outcome> {
+        self.unary::<CapacityContainerBuilder<Vec<Outcome>>, _, _, _>(
+            Pipeline,
+            "Detect",
+            move |_cap, _info| {
+                move |input, output| {
+                    input.for_each(|cap, data| {
+                        let mut session = output.session(&cap);
+                        for item in data.drain(..) {
+                            let outcome = match item {
+                                Err(e) => Outcome::Failed(e),
+                                Ok(located) => match analyzer.process(&located.chunk) {
+                                    Ok(p) => Outcome::Processed(p),
+                                    Err(reason) => Outcome::Failed(located.error(
+                                        "inference",
+                                        format!("chunk {}: {reason}", located.chunk.chunk_id()),
+                                    )),
+                                },
+                            };
+                            session.give(outcome);
+                        }
+                    });
+                }
+            },
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use horsestream_proto::Frame;
+
+    use super::*;
+
+    /// Finds one box per frame whose x is the frame's top-left red value: enough to see
+    /// that frames reach the analyzer in order and results land on the right frame.
+    struct RedProbe;
+    impl Analyzer for RedProbe {
+        fn detect(&mut self, frames: &[RgbImage]) -> Result<Vec<Vec<Found>>, String> {
+            Ok(frames
+                .iter()
+                .map(|f| {
+                    vec![Found {
+                        class_id: 17,
+                        score: 0.9,
+                        bbox: BoundingBox {
+                            x: f.get_pixel(0, 0).0[0] as f32,
+                            y: 0.0,
+                            w: 1.0,
+                            h: 1.0,
+                        },
+                    }]
+                })
+                .collect())
+        }
+    }
+
+    fn chunk(n: usize) -> FrameChunk {
+        FrameChunk {
+            stream_id: "s".into(),
+            sequence: 4,
+            start_pts_us: 0,
+            end_pts_us: 1_000_000,
+            fps_num: 10,
+            fps_den: 1,
+            width: 2,
+            height: 1,
+            source: "test".into(),
+            encoding: FrameEncoding::Rgb24,
+            stream_start_time_us: 0,
+            frames: (0..n)
+                .map(|i| Frame {
+                    index: i as u32,
+                    pts_us: i as i64 * 100_000,
+                    capture_time_us: i as i64 * 100_000,
+                    data: vec![i as u8 * 10, 0, 0, 0, 0, 0],
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn batches_keep_frame_order() {
+        let mut a = ChunkAnalyzer::new(Box::new(RedProbe), 3);
+        let p = a.process(&chunk(7)).unwrap();
+        let xs: Vec<f32> = p.frames.iter().map(|f| f.detections[0].bbox.x).collect();
+        assert_eq!(xs, vec![0.0, 10.0, 20.0, 30.0, 40.0, 50.0, 60.0]);
+        assert_eq!(p.frames[6].detections[0].pts_us, 600_000);
+    }
+
+    #[test]
+    fn a_corrupt_frame_fails_the_chunk_with_its_index() {
+        let mut c = chunk(3);
+        c.encoding = FrameEncoding::Jpeg;
+        let mut a = ChunkAnalyzer::new(Box::new(RedProbe), 8);
+        let err = a.process(&c).unwrap_err();
+        assert!(err.starts_with("frame 0: bad JPEG"), "{err}");
+    }
+}

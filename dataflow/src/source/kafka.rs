@@ -1,0 +1,188 @@
+//! The chunks topic as a source: each worker is assigned its partitions by
+//! [`crate::shard::partitions_for_worker`] (no consumer-group rebalancing, so the assignment
+//! is fixed and known), resumes from the group's committed offsets, and commits only what
+//! the dataflow says is stored.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use horsestream_sinks::kafka::KafkaConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use tracing::{debug, info};
+
+use super::{ChunkSource, Poll, Positions, Record};
+use crate::DataflowError;
+use crate::shard::partitions_for_worker;
+
+const META_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone)]
+pub struct KafkaSourceConfig {
+    pub kafka: KafkaConfig,
+    pub group_id: String,
+    /// Stop once every assigned partition is read up to the end offset seen at start
+    /// (replays, tests); otherwise run until stopped.
+    pub stop_at_end: bool,
+}
+
+pub struct KafkaSource {
+    consumer: BaseConsumer,
+    topic: String,
+    /// Next offset to read per assigned partition.
+    next: BTreeMap<i32, i64>,
+    /// End offsets to stop at, for a bounded run.
+    end: Option<BTreeMap<i32, i64>>,
+}
+
+impl std::fmt::Debug for KafkaSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaSource")
+            .field("topic", &self.topic)
+            .field("next", &self.next)
+            .field("end", &self.end)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KafkaSource {
+    pub fn new(cfg: &KafkaSourceConfig, index: usize, peers: usize) -> Result<Self, DataflowError> {
+        let topic = cfg.kafka.chunks_topic.clone();
+        let consumer: BaseConsumer = cfg
+            .kafka
+            .client_config()
+            .set("group.id", &cfg.group_id)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("fetch.max.bytes", cfg.kafka.max_message_bytes.to_string())
+            .set(
+                "max.partition.fetch.bytes",
+                cfg.kafka.max_message_bytes.to_string(),
+            )
+            .set("fetch.wait.max.ms", "50")
+            .create()?;
+        let partitions = {
+            let metadata = consumer.fetch_metadata(Some(&topic), META_TIMEOUT)?;
+            metadata
+                .topics()
+                .iter()
+                .find(|t| t.name() == topic && t.error().is_none())
+                .map(|t| t.partitions().len() as i32)
+                .unwrap_or(0)
+        };
+        if partitions == 0 {
+            return Err(DataflowError::NoSuchTopic(topic));
+        }
+        let mine = partitions_for_worker(partitions, index, peers);
+
+        // Resume from the group's committed offsets; a partition never committed starts at
+        // the beginning. The lists are dropped before the consumer can be (see ENVIRONMENT.md).
+        let mut next = BTreeMap::new();
+        {
+            let mut wanted = TopicPartitionList::new();
+            for p in &mine {
+                wanted.add_partition(&topic, *p);
+            }
+            let committed = consumer.committed_offsets(wanted, META_TIMEOUT)?;
+            for e in committed.elements() {
+                let start = match e.offset() {
+                    Offset::Offset(o) => o,
+                    _ => {
+                        let (low, _) =
+                            consumer.fetch_watermarks(&topic, e.partition(), META_TIMEOUT)?;
+                        low
+                    }
+                };
+                next.insert(e.partition(), start);
+            }
+        }
+        let end = if cfg.stop_at_end {
+            let mut end = BTreeMap::new();
+            for p in &mine {
+                let (_, high) = consumer.fetch_watermarks(&topic, *p, META_TIMEOUT)?;
+                end.insert(*p, high);
+            }
+            Some(end)
+        } else {
+            None
+        };
+        {
+            let mut assignment = TopicPartitionList::new();
+            for (p, o) in &next {
+                assignment.add_partition_offset(&topic, *p, Offset::Offset(*o))?;
+            }
+            consumer.assign(&assignment)?;
+        }
+        info!(worker = index, partitions = ?mine, start = ?next, end = ?end, "kafka source assigned");
+        Ok(KafkaSource {
+            consumer,
+            topic,
+            next,
+            end,
+        })
+    }
+
+    fn at_end(&self) -> bool {
+        self.end.as_ref().is_some_and(|end| {
+            end.iter()
+                .all(|(p, e)| self.next.get(p).is_some_and(|n| n >= e))
+        })
+    }
+}
+
+impl ChunkSource for KafkaSource {
+    fn poll(&mut self, max: usize, timeout: Duration) -> Result<Poll, DataflowError> {
+        if self.at_end() {
+            return Ok(Poll::Exhausted);
+        }
+        let mut records = Vec::new();
+        let mut wait = timeout;
+        while records.len() < max {
+            let Some(msg) = self.consumer.poll(wait) else {
+                break;
+            };
+            let msg = msg?;
+            wait = Duration::ZERO;
+            self.next.insert(msg.partition(), msg.offset() + 1);
+            records.push(Record {
+                source: self.topic.clone(),
+                partition: msg.partition(),
+                offset: msg.offset(),
+                key: msg.key().unwrap_or_default().to_vec(),
+                payload: msg.payload().unwrap_or_default().to_vec(),
+            });
+            if self.at_end() {
+                break;
+            }
+        }
+        Ok(if records.is_empty() {
+            Poll::Idle
+        } else {
+            Poll::Records(records)
+        })
+    }
+
+    fn commit(&mut self, positions: &Positions) -> Result<(), DataflowError> {
+        let mut tpl = TopicPartitionList::new();
+        for ((topic, partition), offset) in positions {
+            tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset))?;
+        }
+        if tpl.count() > 0 {
+            self.consumer.commit(&tpl, CommitMode::Sync)?;
+            debug!(?positions, "committed");
+        }
+        Ok(())
+    }
+}
+
+impl KafkaSource {
+    /// Where this source will read next, per partition (what a commit would record now).
+    pub fn positions(&self) -> Positions {
+        self.next
+            .iter()
+            .map(|(p, o)| ((self.topic.clone(), *p), *o))
+            .collect()
+    }
+}

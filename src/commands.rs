@@ -1,0 +1,7 @@
+//! One module per subcommand.
+
+pub mod api;
+pub mod dataflow;
+pub mod demo;
+pub mod ingest;
+pub mod sample;

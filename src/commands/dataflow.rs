@@ -1,0 +1,105 @@
+//! `horsestream dataflow`: the timely dataflow over the chunks topic, writing TimescaleDB and
+//! publishing live events.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use horsestream_dataflow::source::kafka::{KafkaSource, KafkaSourceConfig};
+use horsestream_dataflow::{
+    ChunkAnalyzer, DataflowConfig, DataflowError, Metrics, SinkWriter, WorkerParts,
+};
+use horsestream_models::ModelRegistry;
+use horsestream_sinks::kafka::{TopicProducer, ensure_topics};
+use horsestream_sinks::{EventPublisher, Store};
+
+use crate::options::{KafkaOptions, ModelOptions, runtime};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Worker threads.
+    #[arg(long, env = "HORSESTREAM_WORKERS", default_value_t = 2)]
+    pub workers: usize,
+    /// The TimescaleDB database.
+    #[arg(long, env = "HORSESTREAM_DATABASE_URL")]
+    pub database_url: String,
+    /// Consumer group whose committed offsets say where to resume.
+    #[arg(
+        long,
+        env = "HORSESTREAM_GROUP_ID",
+        default_value = "horsestream-dataflow"
+    )]
+    pub group_id: String,
+    /// Stop once the chunks present at start-up are processed (replays, tests).
+    #[arg(long)]
+    pub until_end: bool,
+    #[command(flatten)]
+    pub kafka: KafkaOptions,
+    #[command(flatten)]
+    pub models: ModelOptions,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let registry = Arc::new(args.models.registry()?);
+    let kafka = args.kafka.config();
+    let rt = runtime()?;
+    rt.block_on(ensure_topics(&kafka))
+        .with_context(|| format!("creating topics on {}", kafka.brokers))?;
+    // Apply migrations once, before workers connect.
+    rt.block_on(Store::connect(&args.database_url))
+        .context("connecting to the database")?;
+    drop(rt);
+
+    let metrics = Arc::new(Metrics::default());
+    let source_cfg = KafkaSourceConfig {
+        kafka: kafka.clone(),
+        group_id: args.group_id.clone(),
+        stop_at_end: args.until_end,
+    };
+    let detector = args.models.detector.clone();
+    let batch_size = args.models.batch_size;
+    let url = args.database_url.clone();
+    let m = metrics.clone();
+    let cfg = DataflowConfig {
+        workers: args.workers,
+        batch_size,
+        ..DataflowConfig::default()
+    };
+    horsestream_dataflow::run(&cfg, metrics.clone(), move |index, peers| {
+        let source = KafkaSource::new(&source_cfg, index, peers)?;
+        let events = EventPublisher::Kafka(TopicProducer::new(&kafka, &kafka.events_topic)?);
+        Ok(WorkerParts {
+            source,
+            analyzer: analyzer(&registry, &detector, batch_size)?,
+            sink: sink(&url, events, m.clone())?,
+        })
+    })?;
+    let s = metrics.snapshot();
+    println!(
+        "dataflow done: {} records, {} chunks processed, {} frames, {} detections, {} refused",
+        s.records_in, s.chunks_processed, s.frames, s.detections, s.chunk_errors
+    );
+    Ok(())
+}
+
+/// One worker's detector stage.
+pub fn analyzer(
+    registry: &ModelRegistry,
+    name: &str,
+    batch_size: usize,
+) -> Result<ChunkAnalyzer, DataflowError> {
+    let detector = registry
+        .detector(name)
+        .map_err(|e| DataflowError::Setup(e.to_string()))?;
+    Ok(ChunkAnalyzer::new(Box::new(detector), batch_size))
+}
+
+/// One worker's sink, with its own runtime and store connection.
+pub fn sink(
+    url: &str,
+    events: EventPublisher,
+    metrics: Arc<Metrics>,
+) -> Result<SinkWriter, DataflowError> {
+    let rt = runtime().map_err(|e| DataflowError::Setup(e.to_string()))?;
+    let store = rt.block_on(Store::connect(url))?;
+    Ok(SinkWriter::new(rt, store, events, metrics))
+}

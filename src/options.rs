@@ -1,0 +1,99 @@
+//! Flags shared by several subcommands; every flag can also be set by its environment variable.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use horsestream_models::{ExecutionProviderKind, ModelRegistry, ModelsConfig};
+use horsestream_sinks::kafka::KafkaConfig;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ModelOptions {
+    /// Directory holding the model files named in the manifest.
+    #[arg(long, env = "HORSESTREAM_MODEL_DIR")]
+    pub model_dir: Option<PathBuf>,
+    /// A manifest to use instead of the embedded models/manifest.toml.
+    #[arg(long, env = "HORSESTREAM_MANIFEST")]
+    pub manifest: Option<PathBuf>,
+    /// The ONNX Runtime shared library.
+    #[arg(long, env = "ORT_DYLIB_PATH")]
+    pub ort_dylib: Option<PathBuf>,
+    /// cpu, cuda or tensorrt.
+    #[arg(long, env = "HORSESTREAM_EXECUTION_PROVIDER", default_value = "cpu")]
+    pub execution_provider: String,
+    /// Threads per ONNX Runtime session.
+    #[arg(long, env = "HORSESTREAM_INTRA_THREADS")]
+    pub intra_threads: Option<usize>,
+    /// The detector's manifest entry.
+    #[arg(long, env = "HORSESTREAM_DETECTOR", default_value = "yolox_nano")]
+    pub detector: String,
+    /// Frames per inference call.
+    #[arg(long, env = "HORSESTREAM_BATCH_SIZE", default_value_t = 8)]
+    pub batch_size: usize,
+}
+
+impl ModelOptions {
+    /// The registry, with the detector's file and signature checked once before any worker
+    /// starts, so a wrong model is refused at start-up with one clear message.
+    pub fn registry(&self) -> anyhow::Result<ModelRegistry> {
+        let ep = match self.execution_provider.to_ascii_lowercase().as_str() {
+            "cpu" => ExecutionProviderKind::Cpu,
+            "cuda" => ExecutionProviderKind::Cuda,
+            "tensorrt" => ExecutionProviderKind::TensorRt,
+            other => anyhow::bail!("unknown execution provider {other:?} (cpu, cuda, tensorrt)"),
+        };
+        let registry = ModelRegistry::from_config(&ModelsConfig {
+            model_dir: self.model_dir.clone(),
+            manifest: self.manifest.clone(),
+            ort_dylib: self.ort_dylib.clone(),
+            intra_threads: self.intra_threads,
+            execution_provider: ep,
+        })?;
+        registry
+            .detector(&self.detector)
+            .with_context(|| format!("loading detector {:?}", self.detector))?;
+        Ok(registry)
+    }
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct KafkaOptions {
+    /// Kafka bootstrap servers.
+    #[arg(
+        long,
+        env = "HORSESTREAM_KAFKA_BROKERS",
+        default_value = "127.0.0.1:19092"
+    )]
+    pub brokers: String,
+    #[arg(
+        long,
+        env = "HORSESTREAM_CHUNKS_TOPIC",
+        default_value = "horsestream.chunks"
+    )]
+    pub chunks_topic: String,
+    #[arg(
+        long,
+        env = "HORSESTREAM_EVENTS_TOPIC",
+        default_value = "horsestream.events"
+    )]
+    pub events_topic: String,
+    /// Partitions of topics this process creates.
+    #[arg(long, env = "HORSESTREAM_TOPIC_PARTITIONS", default_value_t = 4)]
+    pub partitions: i32,
+}
+
+impl KafkaOptions {
+    pub fn config(&self) -> KafkaConfig {
+        let mut c = KafkaConfig::new(&self.brokers);
+        c.chunks_topic.clone_from(&self.chunks_topic);
+        c.events_topic.clone_from(&self.events_topic);
+        c.partitions = self.partitions;
+        c
+    }
+}
+
+/// A small runtime for the async clients (sqlx, rdkafka futures) of a blocking command.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}
