@@ -231,25 +231,29 @@ fn register_provider(
     builder: SessionBuilder,
     kind: ExecutionProviderKind,
 ) -> (SessionBuilder, ExecutionProviderKind) {
+    /// The builder back, and `None` when `E` is registered, else why not.
     fn attempt<E: ExecutionProvider + Into<ExecutionProviderDispatch>>(
         builder: SessionBuilder,
         ep: E,
-    ) -> Result<SessionBuilder, (SessionBuilder, String)> {
+    ) -> (SessionBuilder, Option<String>) {
         match E::is_available() {
             Ok(true) => {}
             Ok(false) => {
-                return Err((
+                return (
                     builder,
-                    format!("this ONNX Runtime library has no {}", E::NAME),
-                ));
+                    Some(format!("this ONNX Runtime library has no {}", E::NAME)),
+                );
             }
-            Err(e) => return Err((builder, format!("cannot query {}: {e}", E::NAME))),
+            Err(e) => return (builder, Some(format!("cannot query {}: {e}", E::NAME))),
         }
         let dispatch: ExecutionProviderDispatch = ep.into();
-        builder
-            .with_execution_providers([dispatch.error_on_failure()])
-            .map_err(|e| (e.to_string(), e.recover()))
-            .map_err(|(msg, b)| (b, format!("registering {} failed: {msg}", E::NAME)))
+        match builder.with_execution_providers([dispatch.error_on_failure()]) {
+            Ok(b) => (b, None),
+            Err(e) => {
+                let reason = format!("registering {} failed: {e}", E::NAME);
+                (e.recover(), Some(reason))
+            }
+        }
     }
 
     let mut builder = builder;
@@ -261,15 +265,15 @@ fn register_provider(
         }
     };
     for &candidate in chain {
-        let result = match candidate {
+        let (b, failure) = match candidate {
             ExecutionProviderKind::TensorRt => attempt(builder, ep::TensorRT::default()),
             _ => attempt(builder, ep::CUDA::default()),
         };
-        match result {
-            Ok(b) => return (b, candidate),
-            Err((b, reason)) => {
+        builder = b;
+        match failure {
+            None => return (builder, candidate),
+            Some(reason) => {
                 tracing::warn!(requested = %kind, tried = %candidate, %reason, "execution provider unavailable");
-                builder = b;
             }
         }
     }

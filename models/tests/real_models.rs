@@ -37,7 +37,7 @@ fn model_dir() -> PathBuf {
 
 fn registry_with(manifest: Manifest) -> ModelRegistry {
     if let Err(e) = init_runtime(None) {
-        panic!("{e}: {SETUP}");
+        panic!("{e}");
     }
     ModelRegistry::new(model_dir(), manifest).with_intra_threads(2)
 }
