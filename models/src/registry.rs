@@ -352,3 +352,36 @@ fn outlet_string(outlet: &Outlet) -> String {
         other => format!("{}:{other:?}", outlet.name()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_parses_and_refuses_unknown_keys() {
+        let c: ModelsConfig = toml::from_str(
+            "model_dir = \"/m\"\nintra_threads = 2\nexecution_provider = \"tensorrt\"",
+        )
+        .unwrap();
+        assert_eq!(c.model_dir.as_deref(), Some(Path::new("/m")));
+        assert_eq!(c.intra_threads, Some(2));
+        assert_eq!(c.execution_provider, ExecutionProviderKind::TensorRt);
+        assert_eq!(
+            toml::from_str::<ModelsConfig>("").unwrap(),
+            ModelsConfig::default()
+        );
+        assert!(toml::from_str::<ModelsConfig>("model_directory = \"/m\"").is_err());
+    }
+
+    #[test]
+    fn sha256_of_a_known_file() {
+        let path = std::env::temp_dir().join(format!("hs-models-sha-{}", std::process::id()));
+        std::fs::write(&path, b"abc").unwrap();
+        let digest = sha256_file(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(
+            digest,
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+}
