@@ -1,0 +1,100 @@
+//! Helpers shared by the binary's integration tests: the services' addresses (from
+//! `scripts/services.sh env`), the shared media and model directories, and running the binary.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use horsestream_ingest::{SampleInfo, SampleSpec, make_sample_video};
+
+/// An environment variable the test cannot run without. Missing is a failure, not a skip.
+pub fn required_env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!(
+            "{name} is not set: start the services and load their settings with \
+             `bash scripts/services.sh start && eval \"$(bash scripts/services.sh env)\"` \
+             (scripts/test.sh does both)"
+        )
+    })
+}
+
+pub fn shared_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared")
+}
+
+pub fn horses_jpg() -> PathBuf {
+    shared_dir().join("media/horses.jpg")
+}
+
+/// A name no earlier run used, for topics, groups and stream ids.
+pub fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{prefix}-{}-{nanos}", std::process::id())
+}
+
+/// The sample video, written once per test binary.
+pub fn sample() -> &'static (PathBuf, SampleInfo) {
+    static SAMPLE: OnceLock<(PathBuf, SampleInfo)> = OnceLock::new();
+    SAMPLE.get_or_init(|| {
+        let dir = std::env::temp_dir().join(unique("horsestream-sample"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("sample.mp4");
+        let info = make_sample_video(&horses_jpg(), &path, &SampleSpec::default())
+            .expect("writing the sample video");
+        (path, info)
+    })
+}
+
+pub fn horsestream(args: &[&str]) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_horsestream"))
+        .args(args)
+        .env("HORSESTREAM_LOG", "error")
+        .output()
+        .expect("running horsestream");
+    eprintln!(
+        "$ horsestream {}\n{}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// The last line horsestream wrote to stderr: its error, if it failed.
+pub fn error_line(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr)
+        .lines()
+        .filter(|l| l.starts_with("horsestream: error:"))
+        .last()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Files that are not usable video, as the bad-input tests give them.
+pub fn bad_files(dir: &Path) -> Vec<(PathBuf, &'static str)> {
+    let text = dir.join("notes.mp4");
+    std::fs::write(
+        &text,
+        "this is a text file about horses, not a video\n".repeat(50),
+    )
+    .unwrap();
+    let empty = dir.join("empty.mp4");
+    std::fs::write(&empty, b"").unwrap();
+    let truncated = dir.join("truncated.mp4");
+    let bytes = std::fs::read(&sample().0).unwrap();
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    vec![
+        (text, "not a media file"),
+        (empty, "empty file"),
+        (truncated, "truncated before its index"),
+    ]
+}

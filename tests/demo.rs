@@ -1,0 +1,50 @@
+//! `horsestream demo` on embedded defaults (in-process bus, SQLite store): the summary it
+//! prints, and its refusal of bad input.
+
+mod common;
+
+use common::*;
+
+#[test]
+fn demo_processes_a_video_with_no_servers() {
+    let (video, _) = sample();
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("sqlite://{}", dir.path().join("demo.db").display());
+    let out = horsestream(&["demo", video.to_str().unwrap(), "--store", &store]);
+    assert!(out.status.success(), "demo failed: {}", error_line(&out));
+    let text = stdout(&out);
+    let field = |name: &str| -> u64 {
+        let line = text
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .unwrap_or_else(|| panic!("no {name} line in {text}"));
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    };
+    assert_eq!(field("chunks"), 3);
+    assert_eq!(field("frames"), 220);
+    assert!(field("detections") >= 220, "{text}");
+    assert!(field("horses") >= 3, "{text}");
+    assert_eq!(field("events"), 3);
+}
+
+#[test]
+fn demo_refuses_bad_files_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("sqlite://{}", dir.path().join("demo.db").display());
+    for (file, reason) in bad_files(dir.path()) {
+        let path = file.display().to_string();
+        let out = horsestream(&["demo", &path, "--store", &store]);
+        assert!(!out.status.success(), "{path} was accepted");
+        let line = error_line(&out);
+        assert!(
+            line.contains(&path) && line.contains(reason),
+            "{path}: {line:?}"
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            stderr.lines().filter(|l| l.contains("error")).count(),
+            1,
+            "{stderr}"
+        );
+    }
+}
