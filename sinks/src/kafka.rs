@@ -66,9 +66,17 @@ pub async fn ensure_topics(cfg: &KafkaConfig) -> Result<(), SinkError> {
     let admin: AdminClient<DefaultClientContext> = cfg.client_config().create()?;
     let max = cfg.max_message_bytes.to_string();
     let topics = [
-        NewTopic::new(&cfg.chunks_topic, cfg.partitions, TopicReplication::Fixed(1))
-            .set("max.message.bytes", &max),
-        NewTopic::new(&cfg.events_topic, cfg.partitions, TopicReplication::Fixed(1)),
+        NewTopic::new(
+            &cfg.chunks_topic,
+            cfg.partitions,
+            TopicReplication::Fixed(1),
+        )
+        .set("max.message.bytes", &max),
+        NewTopic::new(
+            &cfg.events_topic,
+            cfg.partitions,
+            TopicReplication::Fixed(1),
+        ),
     ];
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
     for result in admin.create_topics(&topics, &opts).await? {

@@ -25,7 +25,12 @@ fn chunk(sequence: u64, boxes_per_frame: &[usize]) -> ProcessedChunk {
                             pts_us,
                             class_id: 17,
                             confidence: 0.5,
-                            bbox: BoundingBox { x: k as f32 * 10.0, y: 1.0, w: 5.0, h: 5.0 },
+                            bbox: BoundingBox {
+                                x: k as f32 * 10.0,
+                                y: 1.0,
+                                w: 5.0,
+                                h: 5.0,
+                            },
                         })
                         .collect(),
                 }

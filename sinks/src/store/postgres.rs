@@ -156,13 +156,15 @@ impl PgStore {
         .await?;
         Ok(rows
             .into_iter()
-            .map(|(source, partition, offset, stage, reason)| ChunkErrorRecord {
-                source,
-                partition,
-                offset,
-                stage,
-                reason,
-            })
+            .map(
+                |(source, partition, offset, stage, reason)| ChunkErrorRecord {
+                    source,
+                    partition,
+                    offset,
+                    stage,
+                    reason,
+                },
+            )
             .collect())
     }
 

@@ -140,13 +140,15 @@ impl SqliteStore {
         .await?;
         Ok(rows
             .into_iter()
-            .map(|(source, partition, offset, stage, reason)| ChunkErrorRecord {
-                source,
-                partition,
-                offset,
-                stage,
-                reason,
-            })
+            .map(
+                |(source, partition, offset, stage, reason)| ChunkErrorRecord {
+                    source,
+                    partition,
+                    offset,
+                    stage,
+                    reason,
+                },
+            )
             .collect())
     }
 
