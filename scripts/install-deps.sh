@@ -6,7 +6,8 @@
 #
 # Idempotent: every step checks first, so a second run is a fast no-op. Needs root for apt and
 # for installing the PostgreSQL extensions; everything else lands in $HORSESTREAM_HOME.
-# Usage: scripts/install-deps.sh        (see scripts/README.md for the env vars)
+# Usage: scripts/install-deps.sh [--demo]  (see scripts/README.md for the env vars)
+#   --demo  only what `horsestream demo` needs: FFmpeg libraries and ONNX Runtime (no servers)
 set -euo pipefail
 
 # shellcheck source=scripts/lib.sh
@@ -14,10 +15,13 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 export DEBIAN_FRONTEND=noninteractive
 
-APT_PACKAGES=(
+DEMO_APT_PACKAGES=(
   # FFmpeg (ingest, ffmpeg-next) and bindgen
   ffmpeg libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libswresample-dev
-  libavfilter-dev libavdevice-dev libclang-dev clang pkg-config
+  libavfilter-dev libavdevice-dev libclang-dev clang pkg-config unzip
+)
+APT_PACKAGES=(
+  "${DEMO_APT_PACKAGES[@]}"
   # PostgreSQL 15 and what building TimescaleDB/pgvector from source needs
   "postgresql-$HS_PG_MAJOR" "postgresql-server-dev-$HS_PG_MAJOR" cmake make gcc dpkg-dev unzip
   # RTSP test camera (GStreamer RTSP server driven by Debian's /usr/bin/python3)
@@ -50,8 +54,10 @@ step_apt() {
   done
   # Java 17+ and Maven run Kafka and fetch its jars; only install them when absent
   # (a JDK from elsewhere on PATH is fine).
-  command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
-  command -v mvn >/dev/null 2>&1 || missing+=(maven)
+  if [ "$DEMO_ONLY" -eq 0 ]; then
+    command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
+    command -v mvn >/dev/null 2>&1 || missing+=(maven)
+  fi
   if [ "${#missing[@]}" -eq 0 ]; then
     log "apt: all ${#APT_PACKAGES[@]} packages present"
     return 0
@@ -206,14 +212,26 @@ step_kafka() {
   log "kafka: $(find "$HS_KAFKA_LIBS" -name '*.jar' | wc -l) jars in $HS_KAFKA_LIBS"
 }
 
+DEMO_ONLY=0
+
 main() {
+  if [ "${1:-}" = "--demo" ]; then
+    DEMO_ONLY=1
+    APT_PACKAGES=("${DEMO_APT_PACKAGES[@]}")
+  elif [ -n "${1:-}" ]; then
+    die "unknown option $1 (usage: install-deps.sh [--demo])"
+  fi
   mkdir -p "$HORSESTREAM_HOME" "$HS_BUILD_DIR"
   log "HORSESTREAM_HOME=$HORSESTREAM_HOME"
   local start=$SECONDS
   timed apt step_apt
-  timed pg-extensions step_pg_extensions
+  if [ "$DEMO_ONLY" -eq 0 ]; then
+    timed pg-extensions step_pg_extensions
+  fi
   timed onnxruntime step_onnxruntime
-  timed kafka-jars step_kafka
+  if [ "$DEMO_ONLY" -eq 0 ]; then
+    timed kafka-jars step_kafka
+  fi
   log "install-deps done in $((SECONDS - start)) s"
 }
 

@@ -39,6 +39,13 @@ fn main() -> std::process::ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+    horsestream_ingest::set_ffmpeg_log_level(
+        if std::env::var_os("HORSESTREAM_FFMPEG_LOG").is_some() {
+            horsestream_ingest::FfmpegLogLevel::Info
+        } else {
+            horsestream_ingest::FfmpegLogLevel::Error
+        },
+    );
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo(a) => commands::demo::run(a),

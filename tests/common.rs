@@ -73,8 +73,7 @@ pub fn stdout(o: &Output) -> String {
 pub fn error_line(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr)
         .lines()
-        .filter(|l| l.starts_with("horsestream: error:"))
-        .last()
+        .rfind(|l| l.starts_with("horsestream: error:"))
         .unwrap_or_default()
         .to_owned()
 }

@@ -89,6 +89,14 @@ struct Held {
     bytes: OnceCell<Rc<Vec<u8>>>,
 }
 
+/// Sets how much FFmpeg's own logger prints to stderr (it prints encoder statistics at its
+/// default level). Errors that matter reach callers as [`IngestError`]s either way.
+pub fn set_ffmpeg_log_level(level: ffmpeg_next::util::log::Level) {
+    ffmpeg_next::util::log::set_level(level);
+}
+
+pub use ffmpeg_next::util::log::Level as FfmpegLogLevel;
+
 fn now_us() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Sets up the real services (Kafka, PostgreSQL + TimescaleDB + pgvector, ONNX Runtime, FFmpeg)
+# and runs every check: rustfmt, clippy with warnings denied, and the whole workspace's tests,
+# integration tests against those services included. `.ci/run` runs exactly this.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/horsestream/target}"
+bash scripts/install-deps.sh
+# Services this script starts, it stops again; ones already running are left alone.
+if ! bash scripts/services.sh status >/dev/null 2>&1; then
+  trap 'bash scripts/services.sh stop' EXIT
+fi
+bash scripts/services.sh start
+eval "$(bash scripts/services.sh env)"
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo test --workspace --locked --no-fail-fast
