@@ -34,7 +34,9 @@ pub struct ModelOptions {
 impl ModelOptions {
     /// The registry, with the detector's file and signature checked once before any worker
     /// starts, so a wrong model is refused at start-up with one clear message.
-    pub fn registry(&self) -> anyhow::Result<ModelRegistry> {
+    /// `workers` sessions share the machine: without an explicit thread count each gets an
+    /// equal share of the cores instead of all of them (oversubscription slows every worker).
+    pub fn registry(&self, workers: usize) -> anyhow::Result<ModelRegistry> {
         let ep = match self.execution_provider.to_ascii_lowercase().as_str() {
             "cpu" => ExecutionProviderKind::Cpu,
             "cuda" => ExecutionProviderKind::Cuda,
@@ -45,7 +47,10 @@ impl ModelOptions {
             model_dir: self.model_dir.clone(),
             manifest: self.manifest.clone(),
             ort_dylib: self.ort_dylib.clone(),
-            intra_threads: self.intra_threads,
+            intra_threads: Some(self.intra_threads.unwrap_or_else(|| {
+                let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+                (cores / workers.max(1)).max(1)
+            })),
             execution_provider: ep,
         })?;
         registry

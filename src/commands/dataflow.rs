@@ -39,7 +39,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let registry = Arc::new(args.models.registry()?);
+    let registry = Arc::new(args.models.registry(args.workers)?);
     let kafka = args.kafka.config();
     let rt = runtime()?;
     rt.block_on(ensure_topics(&kafka))

@@ -43,7 +43,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     // Refuse bad input before anything starts.
     VideoSource::open(&video, 1)?;
-    let registry = Arc::new(args.models.registry()?);
+    let registry = Arc::new(args.models.registry(args.workers)?);
     let url = match &args.store {
         Some(url) => url.clone(),
         None => {
