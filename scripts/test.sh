@@ -4,7 +4,7 @@
 # integration tests against those services included. `.ci/run` runs exactly this.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/horsestream/target}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${HORSESTREAM_HOME:-$HOME/.cache/horsestream}/target}"
 bash scripts/install-deps.sh
 # Services this script starts, it stops again; ones already running are left alone.
 if ! bash scripts/services.sh status >/dev/null 2>&1; then
