@@ -4,11 +4,13 @@
 //! sinks have acknowledged everything up to that epoch. Called by `horsestream dataflow`/`demo`.
 
 mod error;
+pub mod gait;
 mod metrics;
 pub mod operators;
 mod run;
 pub mod shard;
 pub mod source;
+pub mod tracking;
 
 pub use error::DataflowError;
 pub use metrics::{Metrics, MetricsSnapshot};

@@ -1,0 +1,1 @@
+//! Gait metrics from tracks: speed, stride frequency, gait class. Pure logic, no timely.
