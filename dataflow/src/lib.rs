@@ -16,5 +16,5 @@ pub use error::DataflowError;
 pub use metrics::{Metrics, MetricsSnapshot};
 pub use operators::detect::{Analyzer, ChunkAnalyzer, Found};
 pub use operators::sink::SinkWriter;
-pub use run::{DataflowConfig, WorkerParts, run};
+pub use run::{Cluster, DataflowConfig, WorkerParts, run};
 pub use source::{ChunkSource, Poll, Record};

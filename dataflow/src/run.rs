@@ -28,6 +28,37 @@ pub struct DataflowConfig {
     pub max_epochs_in_flight: u64,
     /// How long a poll waits when the source is empty.
     pub poll_timeout: Duration,
+    /// Several processes forming one timely cluster; `None` runs in this process only.
+    pub cluster: Option<Cluster>,
+}
+
+/// This process's place in a cluster of timely processes, each running `workers` threads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cluster {
+    /// Index of this process, from 0.
+    pub process: usize,
+    /// `host:port` of every process, in process order (timely's hostfile).
+    pub addresses: Vec<String>,
+}
+
+impl DataflowConfig {
+    /// The timely configuration this config describes.
+    pub fn timely(&self) -> timely::Config {
+        let threads = self.workers.max(1);
+        match &self.cluster {
+            Some(c) if c.addresses.len() > 1 => timely::Config {
+                communication: timely::CommunicationConfig::Cluster {
+                    threads,
+                    process: c.process,
+                    addresses: c.addresses.clone(),
+                    report: false,
+                    zerocopy: false,
+                },
+                worker: timely::WorkerConfig::default(),
+            },
+            _ => timely::Config::process(threads),
+        }
+    }
 }
 
 impl Default for DataflowConfig {
@@ -38,6 +69,7 @@ impl Default for DataflowConfig {
             records_per_epoch: 2,
             max_epochs_in_flight: 2,
             poll_timeout: Duration::from_millis(50),
+            cluster: None,
         }
     }
 }
@@ -62,7 +94,7 @@ where
     F: Fn(usize, usize) -> Result<WorkerParts<S>, DataflowError> + Send + Sync + 'static,
 {
     let cfg = cfg.clone();
-    let guards = timely::execute(timely::Config::process(cfg.workers.max(1)), move |worker| {
+    let guards = timely::execute(cfg.timely(), move |worker| {
         let index = worker.index();
         let peers = worker.peers();
         // A worker that cannot build its parts cannot join the dataflow; timely then stops

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use horsestream_dataflow::source::kafka::{KafkaSource, KafkaSourceConfig};
 use horsestream_dataflow::{
-    ChunkAnalyzer, DataflowConfig, DataflowError, Metrics, SinkWriter, WorkerParts,
+    ChunkAnalyzer, Cluster, DataflowConfig, DataflowError, Metrics, SinkWriter, WorkerParts,
 };
 use horsestream_models::ModelRegistry;
 use horsestream_sinks::kafka::{TopicProducer, ensure_topics};
@@ -16,10 +16,19 @@ use crate::options::{KafkaOptions, ModelOptions, runtime};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Worker threads.
-    #[arg(long, env = "HORSESTREAM_WORKERS", default_value_t = 2)]
+    /// Worker threads of this process (timely's -w).
+    #[arg(long, short = 'w', env = "HORSESTREAM_WORKERS", default_value_t = 2)]
     pub workers: usize,
-    /// The TimescaleDB database.
+    /// Processes in the timely cluster (timely's -n); more than 1 needs --hostfile.
+    #[arg(long, short = 'n', env = "HORSESTREAM_PROCESSES", default_value_t = 1)]
+    pub processes: usize,
+    /// Index of this process in the cluster (timely's -p).
+    #[arg(long, short = 'p', env = "HORSESTREAM_PROCESS", default_value_t = 0)]
+    pub process: usize,
+    /// File with one `host:port` per process, in process order (timely's -h).
+    #[arg(long, short = 'H', env = "HORSESTREAM_HOSTFILE")]
+    pub hostfile: Option<std::path::PathBuf>,
+    /// The store: TimescaleDB (`postgres://…`), or an embedded SQLite file (`sqlite://…`).
     #[arg(long, env = "HORSESTREAM_DATABASE_URL")]
     pub database_url: String,
     /// Consumer group whose committed offsets say where to resume.
@@ -38,7 +47,44 @@ pub struct Args {
     pub models: ModelOptions,
 }
 
+/// The cluster described by --processes/--process/--hostfile.
+fn cluster(args: &Args) -> anyhow::Result<Option<Cluster>> {
+    if args.processes <= 1 {
+        return Ok(None);
+    }
+    let path = args
+        .hostfile
+        .as_ref()
+        .context("--processes > 1 needs --hostfile")?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading hostfile {}", path.display()))?;
+    let addresses: Vec<String> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_owned)
+        .collect();
+    anyhow::ensure!(
+        addresses.len() >= args.processes,
+        "hostfile {} names {} processes, --processes is {}",
+        path.display(),
+        addresses.len(),
+        args.processes
+    );
+    anyhow::ensure!(
+        args.process < args.processes,
+        "--process {} is not below --processes {}",
+        args.process,
+        args.processes
+    );
+    Ok(Some(Cluster {
+        process: args.process,
+        addresses: addresses[..args.processes].to_vec(),
+    }))
+}
+
 pub fn run(args: Args) -> anyhow::Result<()> {
+    let cluster = cluster(&args)?;
     let registry = Arc::new(args.models.registry(args.workers)?);
     let kafka = args.kafka.config();
     let rt = runtime()?;
@@ -62,6 +108,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let cfg = DataflowConfig {
         workers: args.workers,
         batch_size,
+        cluster,
         ..DataflowConfig::default()
     };
     horsestream_dataflow::run(&cfg, metrics.clone(), move |index, peers| {

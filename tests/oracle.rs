@@ -1,0 +1,142 @@
+//! Oracle test: the same chunks through the dataflow with 1 worker, 2 workers, and 2 processes
+//! of 1 worker each (a timely cluster over loopback) must give identical stored output.
+
+mod common;
+
+use std::process::{Command, Stdio};
+
+use common::*;
+use horsestream_sinks::kafka::{KafkaConfig, ensure_topics};
+use horsestream_sinks::{FrameRow, Store};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn dataflow_args(k: &KafkaConfig, store: &str, group: &str) -> Vec<String> {
+    [
+        "dataflow",
+        "--until-end",
+        "--database-url",
+        store,
+        "--group-id",
+        group,
+        "--brokers",
+        &k.brokers,
+        "--chunks-topic",
+        &k.chunks_topic,
+        "--events-topic",
+        &k.events_topic,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+fn stored(store: &str, stream: &str) -> Vec<FrameRow> {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        Store::connect(store)
+            .await
+            .unwrap()
+            .frames(stream)
+            .await
+            .unwrap()
+    })
+}
+
+#[test]
+fn one_worker_two_workers_and_two_processes_store_the_same_rows() {
+    let name = unique("oracle");
+    let mut k = KafkaConfig::new(required_env("HORSESTREAM_KAFKA_BROKERS"));
+    k.chunks_topic = format!("{name}.chunks");
+    k.events_topic = format!("{name}.events");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(ensure_topics(&k)).unwrap();
+    let (video, _) = sample();
+    let out = horsestream(&[
+        "ingest",
+        "--input",
+        video.to_str().unwrap(),
+        "--stream-id",
+        &name,
+        "--brokers",
+        &k.brokers,
+        "--chunks-topic",
+        &k.chunks_topic,
+        "--events-topic",
+        &k.events_topic,
+    ]);
+    assert!(out.status.success(), "{}", error_line(&out));
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = |n: &str| format!("sqlite://{}", dir.path().join(n).display());
+
+    let mut runs = Vec::new();
+    for workers in ["1", "2"] {
+        let s = store(&format!("w{workers}.db"));
+        let mut args = dataflow_args(&k, &s, &format!("{name}-w{workers}"));
+        args.extend(["--workers".into(), workers.into()]);
+        let out = horsestream(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert!(out.status.success(), "{}", error_line(&out));
+        runs.push((format!("{workers} worker(s)"), stored(&s, &name)));
+    }
+
+    // Two processes, one worker each, forming one timely cluster.
+    let hostfile = dir.path().join("hosts");
+    std::fs::write(
+        &hostfile,
+        format!("127.0.0.1:{}\n127.0.0.1:{}\n", free_port(), free_port()),
+    )
+    .unwrap();
+    let s = store("p2.db");
+    let children: Vec<_> = (0..2)
+        .map(|p| {
+            let mut args = dataflow_args(&k, &s, &format!("{name}-p2"));
+            args.extend(
+                [
+                    "--workers",
+                    "1",
+                    "--processes",
+                    "2",
+                    "--process",
+                    &p.to_string(),
+                    "--hostfile",
+                ]
+                .iter()
+                .map(|a| a.to_string()),
+            );
+            args.push(hostfile.display().to_string());
+            Command::new(env!("CARGO_BIN_EXE_horsestream"))
+                .args(&args)
+                .env("HORSESTREAM_LOG", "error")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    runs.push(("2 processes x 1 worker".into(), stored(&s, &name)));
+
+    let (reference_name, reference) = &runs[0];
+    assert_eq!(
+        reference.len(),
+        220,
+        "all frames stored by {reference_name}"
+    );
+    for (run, rows) in &runs[1..] {
+        assert_eq!(rows, reference, "{run} differs from {reference_name}");
+    }
+}
