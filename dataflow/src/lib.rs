@@ -14,7 +14,7 @@ pub mod tracking;
 
 pub use error::DataflowError;
 pub use metrics::{Metrics, MetricsSnapshot};
-pub use operators::detect::{Analyzer, ChunkAnalyzer, Found};
+pub use operators::detect::{Analyzer, ChunkAnalyzer, Embed, Found};
 pub use operators::sink::SinkWriter;
 pub use run::{Cluster, DataflowConfig, WorkerParts, run};
 pub use source::{ChunkSource, Poll, Record};

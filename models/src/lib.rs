@@ -3,6 +3,7 @@
 //! NMS). The dataflow's detection and re-identification stages call it through `Detector`.
 
 mod detector;
+pub mod embedder;
 mod error;
 pub mod letterbox;
 pub mod manifest;
@@ -12,6 +13,7 @@ mod runtime;
 pub mod yolox;
 
 pub use detector::{Detected, Detector};
+pub use embedder::{Embedder, cosine_distance, crop, l2_normalize};
 pub use error::ModelError;
 pub use letterbox::{Letterbox, LetterboxSpec, letterbox, letterbox_into};
 pub use manifest::{DEFAULT_MANIFEST, Manifest, ModelEntry, Task};

@@ -204,6 +204,11 @@ impl ModelRegistry {
     pub fn detector(&self, name: &str) -> Result<Detector, ModelError> {
         Detector::new(self.load(name)?)
     }
+
+    /// A re-identification embedder for the manifest entry `name`.
+    pub fn embedder(&self, name: &str) -> Result<crate::Embedder, ModelError> {
+        crate::Embedder::new(self.load(name)?)
+    }
 }
 
 /// Lower-case hex sha256 of a file.

@@ -206,3 +206,36 @@ fn an_unavailable_gpu_provider_falls_back_to_cpu_and_still_detects() {
     let out = det.detect(&[horses()]).unwrap();
     assert!(out[0].len() >= 3);
 }
+
+#[test]
+fn reid_embeddings_are_unit_length_and_tell_horses_apart() {
+    use horsestream_models::{cosine_distance, crop};
+    let reg = registry();
+    let mut detector = reg.detector("yolox_nano").unwrap();
+    let mut embedder = reg.embedder("reid_mobilenetv2").unwrap();
+    let img = horses();
+    let found = detector
+        .detect(std::slice::from_ref(&img))
+        .unwrap()
+        .remove(0);
+    assert!(found.len() >= 3);
+    let mut crops: Vec<_> = found.iter().take(3).map(|d| crop(&img, &d.bbox)).collect();
+    // The first horse again, its box moved by 4 px: still the same horse.
+    let mut shifted = found[0].bbox;
+    shifted.x += 4.0;
+    shifted.y += 4.0;
+    crops.push(crop(&img, &shifted));
+    let e = embedder.embed(&crops).unwrap();
+    assert_eq!(e.len(), 4);
+    for v in &e {
+        assert_eq!(v.len(), 1280);
+        let norm: f32 = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-4, "norm {norm}");
+    }
+    let same = cosine_distance(&e[0], &e[3]);
+    let others = [cosine_distance(&e[0], &e[1]), cosine_distance(&e[0], &e[2])];
+    assert!(
+        others.iter().all(|d| same < *d),
+        "same horse {same}, other horses {others:?}"
+    );
+}

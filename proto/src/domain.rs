@@ -202,6 +202,7 @@ pub struct Detection {
     pub class_id: u32,
     pub confidence: f32,
     pub bbox: BoundingBox,
+    pub track_id: Option<u64>,
 }
 
 impl From<Detection> for wire::Detection {
@@ -217,6 +218,7 @@ impl From<Detection> for wire::Detection {
                 w: d.bbox.w,
                 h: d.bbox.h,
             }),
+            track_id: d.track_id,
         }
     }
 }
@@ -239,6 +241,7 @@ impl TryFrom<wire::Detection> for Detection {
                 w: b.w,
                 h: b.h,
             },
+            track_id: w.track_id,
         })
     }
 }
@@ -250,6 +253,8 @@ pub struct FrameResult {
     pub pts_us: i64,
     pub capture_time_us: i64,
     pub detections: Vec<Detection>,
+    /// Appearance embedding of each detection (same order), when a re-ID model runs.
+    pub embeddings: Vec<Vec<f32>>,
 }
 
 /// What the dataflow made of one chunk: handed to the sinks.
@@ -446,8 +451,9 @@ mod tests {
         fn detection_round_trips(
             frame_index in any::<u32>(), pts_us in any::<i64>(), class_id in 0u32..80,
             confidence in 0.0f32..=1.0, x in -1e4f32..1e4, y in -1e4f32..1e4, w in 0f32..1e4, h in 0f32..1e4,
+            track_id in proptest::option::of(any::<u64>()),
         ) {
-            let d = Detection { frame_index, pts_us, class_id, confidence, bbox: BoundingBox { x, y, w, h } };
+            let d = Detection { frame_index, pts_us, class_id, confidence, bbox: BoundingBox { x, y, w, h }, track_id };
             let back = Detection::try_from(wire::Detection::from(d.clone())).unwrap();
             prop_assert_eq!(back, d);
         }

@@ -42,6 +42,8 @@ pub struct FrameRow {
     /// Known when the frame has at least one detection.
     pub pts_us: Option<i64>,
     pub boxes: Vec<serde_json::Value>,
+    /// The track of each box, same order, when the tracker assigned one.
+    pub track_ids: Vec<Option<i64>>,
 }
 
 /// A connection to whichever store the configuration names.
@@ -119,31 +121,36 @@ pub(crate) fn bbox_json(d: &horsestream_proto::Detection) -> serde_json::Value {
     })
 }
 
+/// `(chunk_id, frame_index, pts_us, bbox, track_id)` as read back from a store.
+pub(crate) type DetectionRow = (String, i32, i64, serde_json::Value, Option<i64>);
+
 /// Lays out every frame of the given chunks (in order) with the boxes stored for it.
 pub(crate) fn layout_frames(
     chunks: Vec<(String, i32)>,
-    detections: Vec<(String, i32, i64, serde_json::Value)>,
+    detections: Vec<DetectionRow>,
 ) -> Vec<FrameRow> {
-    let mut by_frame: std::collections::HashMap<(String, i32), (i64, Vec<serde_json::Value>)> =
+    type Boxes = (i64, Vec<serde_json::Value>, Vec<Option<i64>>);
+    let mut by_frame: std::collections::HashMap<(String, i32), Boxes> =
         std::collections::HashMap::new();
-    for (chunk_id, frame_index, pts_us, bbox) in detections {
-        by_frame
+    for (chunk_id, frame_index, pts_us, bbox, track_id) in detections {
+        let entry = by_frame
             .entry((chunk_id, frame_index))
-            .or_insert_with(|| (pts_us, Vec::new()))
-            .1
-            .push(bbox);
+            .or_insert_with(|| (pts_us, Vec::new(), Vec::new()));
+        entry.1.push(bbox);
+        entry.2.push(track_id);
     }
     let mut out = Vec::new();
     for (chunk_id, frames) in chunks {
         for frame_index in 0..frames {
-            let (pts_us, boxes) = by_frame
+            let (pts_us, boxes, track_ids) = by_frame
                 .remove(&(chunk_id.clone(), frame_index))
-                .map_or((None, Vec::new()), |(p, b)| (Some(p), b));
+                .map_or((None, Vec::new(), Vec::new()), |(p, b, t)| (Some(p), b, t));
             out.push(FrameRow {
                 chunk_id: chunk_id.clone(),
                 frame_index,
                 pts_us,
                 boxes,
+                track_ids,
             });
         }
     }

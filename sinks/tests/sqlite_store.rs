@@ -31,8 +31,10 @@ fn chunk(sequence: u64, boxes_per_frame: &[usize]) -> ProcessedChunk {
                                 w: 5.0,
                                 h: 5.0,
                             },
+                            track_id: Some(k as u64),
                         })
                         .collect(),
+                    embeddings: Vec::new(),
                 }
             })
             .collect(),

@@ -47,9 +47,25 @@ impl Analyzer for horsestream_models::Detector {
     }
 }
 
-/// The operator's logic: frames of a chunk → detections per frame.
+/// Something that turns crops of one frame into appearance embeddings: the re-ID model.
+pub trait Embed {
+    fn embed(&mut self, frame: &RgbImage, boxes: &[BoundingBox]) -> Result<Vec<Vec<f32>>, String>;
+}
+
+impl Embed for horsestream_models::Embedder {
+    fn embed(&mut self, frame: &RgbImage, boxes: &[BoundingBox]) -> Result<Vec<Vec<f32>>, String> {
+        let crops: Vec<RgbImage> = boxes
+            .iter()
+            .map(|b| horsestream_models::crop(frame, b))
+            .collect();
+        horsestream_models::Embedder::embed(self, &crops).map_err(|e| e.to_string())
+    }
+}
+
+/// The operator's logic: frames of a chunk → detections per frame (and their embeddings).
 pub struct ChunkAnalyzer {
     analyzer: Box<dyn Analyzer>,
+    embedder: Option<Box<dyn Embed>>,
     batch_size: usize,
 }
 
@@ -65,8 +81,15 @@ impl ChunkAnalyzer {
     pub fn new(analyzer: Box<dyn Analyzer>, batch_size: usize) -> Self {
         ChunkAnalyzer {
             analyzer,
+            embedder: None,
             batch_size: batch_size.max(1),
         }
+    }
+
+    /// Also computes an appearance embedding for every detection.
+    pub fn with_embedder(mut self, embedder: Box<dyn Embed>) -> Self {
+        self.embedder = Some(embedder);
+        self
     }
 
     pub fn process(&mut self, chunk: &FrameChunk) -> Result<ProcessedChunk, String> {
@@ -84,7 +107,15 @@ impl ChunkAnalyzer {
                     batch.len()
                 ));
             }
-            for (f, found) in batch.iter().zip(found) {
+            for ((f, found), image) in batch.iter().zip(found).zip(&images) {
+                let embeddings = match &mut self.embedder {
+                    Some(e) if !found.is_empty() => {
+                        let boxes: Vec<BoundingBox> = found.iter().map(|d| d.bbox).collect();
+                        e.embed(image, &boxes)
+                            .map_err(|e| format!("frame {}: re-ID: {e}", f.index))?
+                    }
+                    _ => Vec::new(),
+                };
                 frames.push(FrameResult {
                     index: f.index,
                     pts_us: f.pts_us,
@@ -97,8 +128,10 @@ impl ChunkAnalyzer {
                             class_id: d.class_id,
                             confidence: d.score,
                             bbox: d.bbox,
+                            track_id: None,
                         })
                         .collect(),
+                    embeddings,
                 });
             }
         }

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use horsestream_proto::ProcessedChunk;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
-use super::{ChunkErrorRecord, FrameRow, StoreStats, bbox_json, layout_frames};
+use super::{ChunkErrorRecord, DetectionRow, FrameRow, StoreStats, bbox_json, layout_frames};
 use crate::SinkError;
 
 #[derive(Debug, Clone)]
@@ -42,6 +42,7 @@ impl PgStore {
         let mut class = Vec::with_capacity(n);
         let mut conf = Vec::with_capacity(n);
         let mut bbox = Vec::with_capacity(n);
+        let mut track = Vec::with_capacity(n);
         for f in &chunk.frames {
             for (i, d) in f.detections.iter().enumerate() {
                 times.push(time(f.capture_time_us));
@@ -51,15 +52,17 @@ impl PgStore {
                 class.push(d.class_id as i32);
                 conf.push(d.confidence);
                 bbox.push(bbox_json(d));
+                track.push(d.track_id.map(|t| t as i64));
             }
         }
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO detections \
-               (time, stream_id, chunk_id, frame_index, det_index, pts_us, class_id, confidence, bbox) \
-             SELECT t, $2, $3, f, d, p, c, s, b \
+               (time, stream_id, chunk_id, frame_index, det_index, pts_us, class_id, confidence, bbox, \
+                track_id) \
+             SELECT t, $2, $3, f, d, p, c, s, b, k \
              FROM UNNEST($1::timestamptz[], $4::int[], $5::int[], $6::bigint[], $7::int[], \
-                         $8::real[], $9::jsonb[]) AS u(t, f, d, p, c, s, b) \
+                         $8::real[], $9::jsonb[], $10::bigint[]) AS u(t, f, d, p, c, s, b, k) \
              ON CONFLICT DO NOTHING",
         )
         .bind(&times)
@@ -71,6 +74,7 @@ impl PgStore {
         .bind(&class)
         .bind(&conf)
         .bind(&bbox)
+        .bind(&track)
         .execute(&mut *tx)
         .await?;
         sqlx::query(
@@ -138,8 +142,9 @@ impl PgStore {
         .bind(stream_id)
         .fetch_all(&self.pool)
         .await?;
-        let dets: Vec<(String, i32, i64, serde_json::Value)> = sqlx::query_as(
-            "SELECT chunk_id, frame_index, pts_us, bbox FROM detections WHERE stream_id = $1 \
+        let dets: Vec<DetectionRow> = sqlx::query_as(
+            "SELECT chunk_id, frame_index, pts_us, bbox, track_id FROM detections \
+             WHERE stream_id = $1 \
              ORDER BY chunk_id, frame_index, det_index",
         )
         .bind(stream_id)

@@ -34,8 +34,8 @@ impl SqliteStore {
             for (i, d) in f.detections.iter().enumerate() {
                 sqlx::query(
                     "INSERT OR IGNORE INTO detections (time_us, stream_id, chunk_id, frame_index, \
-                     det_index, pts_us, class_id, confidence, bbox) \
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                     det_index, pts_us, class_id, confidence, bbox, track_id) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 )
                 .bind(f.capture_time_us)
                 .bind(&chunk.stream_id)
@@ -46,6 +46,7 @@ impl SqliteStore {
                 .bind(d.class_id as i64)
                 .bind(d.confidence)
                 .bind(bbox_json(d).to_string())
+                .bind(d.track_id.map(|t| t as i64))
                 .execute(&mut *tx)
                 .await?;
             }
@@ -115,8 +116,8 @@ impl SqliteStore {
         .bind(stream_id)
         .fetch_all(&self.pool)
         .await?;
-        let dets: Vec<(String, i32, i64, String)> = sqlx::query_as(
-            "SELECT chunk_id, frame_index, pts_us, bbox FROM detections WHERE stream_id = ? \
+        let dets: Vec<(String, i32, i64, String, Option<i64>)> = sqlx::query_as(
+            "SELECT chunk_id, frame_index, pts_us, bbox, track_id FROM detections WHERE stream_id = ? \
              ORDER BY chunk_id, frame_index, det_index",
         )
         .bind(stream_id)
@@ -124,9 +125,9 @@ impl SqliteStore {
         .await?;
         let dets = dets
             .into_iter()
-            .map(|(c, f, p, b)| {
+            .map(|(c, f, p, b, t)| {
                 let v = serde_json::from_str(&b).unwrap_or(serde_json::Value::String(b));
-                (c, f, p, v)
+                (c, f, p, v, t)
             })
             .collect();
         Ok(layout_frames(chunks, dets))

@@ -1,0 +1,185 @@
+//! The re-identification embedder: crops of detected horses → L2-normalised appearance
+//! vectors, for DeepSORT's appearance matching and the per-horse gallery.
+
+use std::fmt;
+
+use horsestream_proto::BoundingBox;
+use image::RgbImage;
+use image::imageops::FilterType;
+use ndarray::{Array4, Ix2};
+use ort::session::Session;
+use ort::value::TensorRef;
+
+use crate::ModelError;
+use crate::manifest::{ChannelOrder, ReidParams, Task};
+use crate::registry::LoadedModel;
+
+pub struct Embedder {
+    name: String,
+    session: Session,
+    params: ReidParams,
+    input_name: String,
+    output_name: String,
+}
+
+impl fmt::Debug for Embedder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Embedder")
+            .field("name", &self.name)
+            .field("params", &self.params)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Embedder {
+    pub fn new(model: LoadedModel) -> Result<Embedder, ModelError> {
+        let entry = model.entry;
+        let params = match (entry.task, &entry.reid) {
+            (Task::Reid, Some(p)) => p.clone(),
+            _ => {
+                return Err(ModelError::WrongTask {
+                    name: entry.name,
+                    expected: Task::Reid.to_string(),
+                    actual: entry.task.to_string(),
+                });
+            }
+        };
+        Ok(Embedder {
+            input_name: entry.inputs[0].name.clone(),
+            output_name: entry.outputs[0].name.clone(),
+            name: entry.name,
+            session: model.session,
+            params,
+        })
+    }
+
+    pub fn dim(&self) -> usize {
+        self.params.embedding_dim as usize
+    }
+
+    /// `[N, 3, H, W]` input for the crops: plain resize, channel order, range, mean and std.
+    pub fn preprocess(&self, crops: &[RgbImage]) -> Array4<f32> {
+        let (w, h) = (self.params.input_width, self.params.input_height);
+        let mut batch = Array4::<f32>::zeros((crops.len(), 3, h as usize, w as usize));
+        let [lo, hi] = self.params.pixel_range;
+        let scale = (hi - lo) / 255.0;
+        for (i, crop) in crops.iter().enumerate() {
+            let resized = image::imageops::resize(crop, w, h, FilterType::Triangle);
+            for (x, y, px) in resized.enumerate_pixels() {
+                for c in 0..3 {
+                    let src = match self.params.channel_order {
+                        ChannelOrder::Rgb => c,
+                        ChannelOrder::Bgr => 2 - c,
+                    };
+                    let v = lo + f32::from(px.0[src]) * scale;
+                    batch[[i, c, y as usize, x as usize]] =
+                        (v - self.params.mean[c]) / self.params.std[c];
+                }
+            }
+        }
+        batch
+    }
+
+    /// One embedding per crop, from one batched inference call; L2-normalised when the
+    /// manifest says so.
+    pub fn embed(&mut self, crops: &[RgbImage]) -> Result<Vec<Vec<f32>>, ModelError> {
+        if crops.is_empty() {
+            return Ok(Vec::new());
+        }
+        let input = self.preprocess(crops);
+        let expected = [crops.len(), self.dim()];
+        let normalize = self.params.l2_normalize;
+        let tensor = TensorRef::from_array_view(&input)
+            .map_err(ModelError::ort("wrapping the input tensor"))?;
+        let outputs = self
+            .session
+            .run(ort::inputs![self.input_name.as_str() => tensor])
+            .map_err(ModelError::ort(format!("running {}", self.name)))?;
+        let raw = outputs[self.output_name.as_str()]
+            .try_extract_array::<f32>()
+            .map_err(ModelError::ort(format!("reading output of {}", self.name)))?;
+        if raw.shape() != expected {
+            return Err(ModelError::UnexpectedOutput {
+                name: self.name.clone(),
+                expected: format!("{expected:?}"),
+                actual: raw.shape().iter().map(|&d| d as i64).collect(),
+            });
+        }
+        let raw = raw
+            .into_dimensionality::<Ix2>()
+            .expect("rank checked above");
+        Ok(raw
+            .outer_iter()
+            .map(|row| {
+                let mut v = row.to_vec();
+                if normalize {
+                    l2_normalize(&mut v);
+                }
+                v
+            })
+            .collect())
+    }
+}
+
+/// Scales `v` to unit length (a zero vector stays zero).
+pub fn l2_normalize(v: &mut [f32]) {
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm > 0.0 {
+        v.iter_mut().for_each(|x| *x /= norm);
+    }
+}
+
+/// The part of `frame` inside `bbox`, clamped to the frame (at least 1×1).
+pub fn crop(frame: &RgbImage, bbox: &BoundingBox) -> RgbImage {
+    let (fw, fh) = frame.dimensions();
+    let x0 = (bbox.x.max(0.0) as u32).min(fw.saturating_sub(1));
+    let y0 = (bbox.y.max(0.0) as u32).min(fh.saturating_sub(1));
+    let x1 = ((bbox.x + bbox.w).ceil().max(0.0) as u32).clamp(x0 + 1, fw);
+    let y1 = ((bbox.y + bbox.h).ceil().max(0.0) as u32).clamp(y0 + 1, fh);
+    image::imageops::crop_imm(frame, x0, y0, x1 - x0, y1 - y0).to_image()
+}
+
+/// Cosine distance of two L2-normalised vectors.
+pub fn cosine_distance(a: &[f32], b: &[f32]) -> f32 {
+    1.0 - a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn l2_normalize_gives_unit_length() {
+        let mut v = vec![3.0, 4.0];
+        l2_normalize(&mut v);
+        assert_eq!(v, vec![0.6, 0.8]);
+        let mut z = vec![0.0, 0.0];
+        l2_normalize(&mut z);
+        assert_eq!(z, vec![0.0, 0.0]);
+    }
+
+    #[test]
+    fn crop_is_clamped_to_the_frame() {
+        let frame = RgbImage::new(100, 50);
+        let c = crop(
+            &frame,
+            &BoundingBox {
+                x: -10.0,
+                y: 40.0,
+                w: 30.0,
+                h: 30.0,
+            },
+        );
+        assert_eq!(c.dimensions(), (20, 10));
+        let c = crop(
+            &frame,
+            &BoundingBox {
+                x: 200.0,
+                y: 200.0,
+                w: 5.0,
+                h: 5.0,
+            },
+        );
+        assert_eq!(c.dimensions(), (1, 1));
+    }
+}
