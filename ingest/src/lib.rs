@@ -6,6 +6,7 @@ mod chunker;
 mod decode;
 mod encode;
 mod error;
+mod live;
 mod resample;
 mod sample;
 
@@ -22,6 +23,10 @@ pub use encode::{
     EncodeOptions, FrameEncoder, JpegBackend, encode_rgb_jpeg, mjpeg_qscale, output_size,
 };
 pub use error::IngestError;
+pub use live::{
+    Backoff, BackoffConfig, Gap, LiveConfig, LiveStats, RtspTransport, SplitMix64, StopSignal,
+    StreamState, StreamStatus, ingest_live, redact_url,
+};
 pub use resample::{Resampler, Slot, TimeBase, slot_pts_us};
 pub use sample::{SampleInfo, SampleSpec, make_sample_video};
 

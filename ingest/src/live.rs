@@ -1,0 +1,463 @@
+//! Live sources (RTSP cameras first; any URL FFmpeg opens works) that never need a restart:
+//! [`ingest_live`] connects, decodes, resamples and chunks exactly like
+//! [`ingest_file`](crate::ingest_file), and when the camera stalls or drops it reconnects
+//! with backoff, keeps chunk sequence numbers growing and reports the outage as a [`Gap`].
+
+mod backoff;
+mod redact;
+mod source;
+mod timeline;
+
+use std::cell::OnceCell;
+use std::hash::{Hash, Hasher};
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use horsestream_proto::{Frame, FrameChunk};
+
+use crate::chunker::{Chunk, ChunkLayout, Chunker};
+use crate::encode::FrameEncoder;
+use crate::resample::Slot;
+use crate::{IngestConfig, IngestError, now_us};
+
+pub use backoff::{Backoff, BackoffConfig, SplitMix64};
+pub use redact::redact_url;
+pub use timeline::Gap;
+
+use source::{Failure, LiveFrame, LiveSource, Watchdog};
+use timeline::Timeline;
+
+/// How RTP travels from an RTSP camera.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RtspTransport {
+    /// Interleaved in the RTSP TCP connection (default): no loss, works through NAT.
+    #[default]
+    Tcp,
+    /// Separate UDP ports: lower latency, packets may be lost (damaged frames are skipped).
+    Udp,
+}
+
+/// How a live stream is read, chunked and kept alive.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LiveConfig {
+    /// Frame rate, chunk length/overlap, encoding, decoder threads, as for files.
+    /// `stream_start_time_us` `None` means the wall-clock arrival of the first frame.
+    pub ingest: IngestConfig,
+    pub transport: RtspTransport,
+    /// Longest wait for a connection to open and describe its stream (default 10 s).
+    pub connect_timeout: Duration,
+    /// A connected stream with no decoded frame for this long is stalled and reconnected
+    /// (default 5 s). Also the socket I/O timeout handed to FFmpeg.
+    pub stall_timeout: Duration,
+    pub backoff: BackoffConfig,
+}
+
+impl Default for LiveConfig {
+    fn default() -> Self {
+        LiveConfig {
+            ingest: IngestConfig::default(),
+            transport: RtspTransport::default(),
+            connect_timeout: Duration::from_secs(10),
+            stall_timeout: Duration::from_secs(5),
+            backoff: BackoffConfig::default(),
+        }
+    }
+}
+
+/// Where a live stream is; the payload of a `stream:status` event.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StreamState {
+    /// Connection attempt number `attempt` (1-based, counted over the stream's life).
+    Connecting { attempt: u64 },
+    /// The first frame of the connection made by attempt `attempt` was decoded. `gap` is the
+    /// outage this connection ended, if there was one before it.
+    Active { attempt: u64, gap: Option<Gap> },
+    /// Connected, but no frame for `silent_for`; the next attempt is in `retry_in`.
+    Stalled {
+        silent_for: Duration,
+        retry_in: Duration,
+    },
+    /// The connection failed or broke (`reason` never holds credentials). `retry_in` is when
+    /// the next attempt starts; `None` when ingest gave up (publishing failed).
+    Error {
+        reason: String,
+        retry_in: Option<Duration>,
+    },
+    /// Stopped on request; the last event of a stream.
+    Stopped,
+}
+
+impl StreamState {
+    /// `connecting`, `active`, `stalled`, `error` or `stopped`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            StreamState::Connecting { .. } => "connecting",
+            StreamState::Active { .. } => "active",
+            StreamState::Stalled { .. } => "stalled",
+            StreamState::Error { .. } => "error",
+            StreamState::Stopped => "stopped",
+        }
+    }
+}
+
+/// A state change of one stream, at wall-clock `at_us` (µs since the Unix epoch).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamStatus {
+    pub stream_id: String,
+    pub at_us: i64,
+    pub state: StreamState,
+}
+
+/// What one [`ingest_live`] run did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LiveStats {
+    /// Connection attempts.
+    pub attempts: u64,
+    /// Attempts that delivered at least one frame.
+    pub connections: u64,
+    pub frames_decoded: u64,
+    /// Output slots (overlaps not doubled).
+    pub frames_emitted: u64,
+    pub chunks: u64,
+    /// Frames in published chunks (overlapping frames counted in each chunk).
+    pub frames_published: u64,
+    /// Packets or frames the decoder rejected and ingest skipped.
+    pub damaged_packets: u64,
+    /// Outages between connections (and camera clock jumps), in order.
+    pub gaps: Vec<Gap>,
+}
+
+/// Ends an [`ingest_live`] loop from another thread, within about a second even while it
+/// waits for a camera or sleeps before a retry. Clones share the signal.
+#[derive(Debug, Clone, Default)]
+pub struct StopSignal {
+    flag: Arc<AtomicBool>,
+    wake: Arc<(Mutex<()>, Condvar)>,
+}
+
+impl StopSignal {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn stop(&self) {
+        self.flag.store(true, Ordering::SeqCst);
+        let _guard = self.wake.0.lock().unwrap_or_else(|e| e.into_inner());
+        self.wake.1.notify_all();
+    }
+
+    pub fn is_stopped(&self) -> bool {
+        self.flag.load(Ordering::SeqCst)
+    }
+
+    /// Sleeps for `d` or until stopped; true if stopped.
+    fn wait(&self, d: Duration) -> bool {
+        let guard = self.wake.0.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = self
+            .wake
+            .1
+            .wait_timeout_while(guard, d, |_| !self.is_stopped())
+            .unwrap_or_else(|e| e.into_inner());
+        self.is_stopped()
+    }
+}
+
+/// A decoded frame waiting to be shown in one or more slots; encoded at most once.
+struct Held {
+    frame: ffmpeg_next::frame::Video,
+    bytes: OnceCell<Rc<Vec<u8>>>,
+}
+
+/// Encodes slots, cuts chunks and publishes them; one per stream, across connections.
+struct Assembler<'a, E> {
+    stream_id: &'a str,
+    cfg: &'a IngestConfig,
+    name: PathBuf,
+    encoder: FrameEncoder,
+    chunker: Chunker<Rc<Vec<u8>>>,
+    description: String,
+    publish: &'a mut dyn FnMut(FrameChunk) -> Result<(), E>,
+    last_sequence: Option<u64>,
+}
+
+impl<E> Assembler<'_, E>
+where
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    fn slots(
+        &mut self,
+        slots: Vec<Slot<Rc<Held>>>,
+        stream_start: i64,
+        stats: &mut LiveStats,
+    ) -> Result<(), IngestError> {
+        for slot in slots {
+            let bytes = match slot.frame.bytes.get() {
+                Some(b) => b.clone(),
+                None => {
+                    let b = Rc::new(self.encoder.encode(&slot.frame.frame)?);
+                    let _ = slot.frame.bytes.set(b.clone());
+                    b
+                }
+            };
+            stats.frames_emitted += 1;
+            for chunk in self.chunker.push(slot.index, bytes) {
+                self.send(chunk, stream_start, stats)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, stream_start: i64, stats: &mut LiveStats) -> Result<(), IngestError> {
+        for chunk in self.chunker.finish() {
+            self.send(chunk, stream_start, stats)?;
+        }
+        Ok(())
+    }
+
+    fn send(
+        &mut self,
+        chunk: Chunk<Rc<Vec<u8>>>,
+        stream_start: i64,
+        stats: &mut LiveStats,
+    ) -> Result<(), IngestError> {
+        let (width, height) = self.encoder.size().expect("a chunk has encoded frames");
+        debug_assert!(self.last_sequence.is_none_or(|s| chunk.sequence > s));
+        self.last_sequence = Some(chunk.sequence);
+        let frames = chunk
+            .frames
+            .iter()
+            .enumerate()
+            .map(|(i, f)| Frame {
+                index: i as u32,
+                pts_us: f.pts_us,
+                capture_time_us: stream_start + f.pts_us,
+                data: f.item.as_ref().clone(),
+            })
+            .collect::<Vec<_>>();
+        let chunk = FrameChunk {
+            stream_id: self.stream_id.to_string(),
+            sequence: chunk.sequence,
+            start_pts_us: chunk.start_pts_us,
+            end_pts_us: chunk.end_pts_us,
+            fps_num: self.cfg.fps.num,
+            fps_den: self.cfg.fps.den,
+            width,
+            height,
+            source: self.description.clone(),
+            encoding: self.cfg.encode.encoding,
+            stream_start_time_us: stream_start,
+            frames,
+        };
+        let chunk_id = chunk.chunk_id();
+        let n = chunk.frames.len() as u64;
+        tracing::debug!(chunk_id, frames = n, "publishing chunk");
+        (self.publish)(chunk).map_err(|e| IngestError::Publish {
+            path: self.name.clone(),
+            chunk_id,
+            source: e.into(),
+        })?;
+        stats.chunks += 1;
+        stats.frames_published += n;
+        Ok(())
+    }
+}
+
+fn validate(cfg: &LiveConfig) -> Result<(), IngestError> {
+    let b = &cfg.backoff;
+    let bad = |what: String| Err(IngestError::Config(what));
+    if cfg.stall_timeout.is_zero() || cfg.connect_timeout.is_zero() {
+        return bad("live stall and connect timeouts must be positive".into());
+    }
+    if b.initial.is_zero() || b.max < b.initial {
+        return bad(format!(
+            "reconnect backoff needs 0 < initial ({:?}) <= max ({:?})",
+            b.initial, b.max
+        ));
+    }
+    if !(b.multiplier >= 1.0 && b.multiplier.is_finite()) || !(0.0..=1.0).contains(&b.jitter) {
+        return bad(format!(
+            "reconnect backoff multiplier ({}) must be >= 1 and jitter ({}) in 0..=1",
+            b.multiplier, b.jitter
+        ));
+    }
+    Ok(())
+}
+
+fn default_seed(stream_id: &str) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    stream_id.hash(&mut h);
+    now_us().hash(&mut h);
+    h.finish()
+}
+
+/// Reads the live source at `url` until `stop` is signalled, publishing chunks as they
+/// complete and reporting every state change through `status`.
+///
+/// Chunks are cut exactly as [`ingest_file`](crate::ingest_file) cuts them, on one timeline
+/// for the whole run: slot 0 is the first frame (or `cfg.ingest.stream_start_time_us`), each
+/// connection's camera clock is anchored to the wall clock when its first frame arrives, so
+/// chunk times and sequence numbers only grow across reconnects and are never reused. A
+/// chunk that spans an outage holds the frames on both sides (the hole is reported as a
+/// [`Gap`] in [`StreamState::Active`] and [`LiveStats::gaps`]); it is published once frames
+/// pass its end, or at stop.
+///
+/// A stall (no frame for `cfg.stall_timeout`), a closed connection, a read error or a failed
+/// connection attempt never ends the loop: the state goes to `Stalled` or `Error`, and the
+/// next attempt follows after an exponential backoff with jitter. `url` may hold
+/// credentials; only [`redact_url`]'s form of it appears in logs, errors and statuses.
+///
+/// Returns when stopped (after publishing the trailing chunks and a final `Stopped`), or
+/// with an error for a bad configuration or a failed `publish` (after an `Error` status with
+/// no retry).
+pub fn ingest_live<E>(
+    url: &str,
+    stream_id: &str,
+    cfg: &LiveConfig,
+    stop: &StopSignal,
+    publish: &mut dyn FnMut(FrameChunk) -> Result<(), E>,
+    status: &mut dyn FnMut(StreamStatus),
+) -> Result<LiveStats, IngestError>
+where
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    if stream_id.is_empty() {
+        return Err(IngestError::Config("empty stream id".into()));
+    }
+    validate(cfg)?;
+    let layout = ChunkLayout::new(
+        cfg.ingest.chunk_len,
+        cfg.ingest.chunk_overlap,
+        cfg.ingest.fps,
+    )?;
+    let shown = redact_url(url);
+    let name = PathBuf::from(&shown);
+    let mut asm = Assembler {
+        stream_id,
+        cfg: &cfg.ingest,
+        encoder: FrameEncoder::new(&name, cfg.ingest.encode)?,
+        name,
+        chunker: Chunker::new(layout),
+        description: shown.clone(),
+        publish,
+        last_sequence: None,
+    };
+    let mut emit = |state: StreamState| {
+        tracing::debug!(stream_id, state = state.name(), "stream status");
+        status(StreamStatus {
+            stream_id: stream_id.to_string(),
+            at_us: now_us(),
+            state,
+        })
+    };
+    let mut timeline: Timeline<Rc<Held>> = Timeline::new(
+        cfg.ingest.fps,
+        cfg.ingest.stream_start_time_us,
+        cfg.stall_timeout,
+    );
+    let mut backoff = Backoff::new(cfg.backoff.clone(), default_seed(stream_id));
+    let watchdog = Watchdog::new(stop.flag.clone());
+    let mut stats = LiveStats::default();
+
+    // Any error from encoding or publishing ends the run: report it, then return it.
+    macro_rules! fatal {
+        ($result:expr) => {
+            if let Err(e) = $result {
+                emit(StreamState::Error {
+                    reason: redact::scrub(&e.to_string(), url),
+                    retry_in: None,
+                });
+                return Err(e);
+            }
+        };
+    }
+
+    while !stop.is_stopped() {
+        stats.attempts += 1;
+        let attempt = stats.attempts;
+        emit(StreamState::Connecting { attempt });
+        let failure = match LiveSource::open(url, cfg, watchdog.clone()) {
+            Err(f) => f,
+            Ok(mut src) => {
+                asm.description = format!(
+                    "{shown} ({} {}x{})",
+                    src.codec_name(),
+                    src.width(),
+                    src.height()
+                );
+                tracing::info!(url = %shown, stream_id, attempt, codec = src.codec_name(), "connected");
+                let mut active_since: Option<Instant> = None;
+                let failure = loop {
+                    let LiveFrame { pts, frame } = match src.next_frame() {
+                        Ok(f) => f,
+                        Err(f) => break f,
+                    };
+                    stats.frames_decoded += 1;
+                    let held = Rc::new(Held {
+                        frame,
+                        bytes: OnceCell::new(),
+                    });
+                    let pushed = timeline.push(src.time_base(), pts, held, now_us());
+                    stats.gaps.extend(pushed.gap);
+                    if active_since.is_none() {
+                        active_since = Some(Instant::now());
+                        stats.connections += 1;
+                        emit(StreamState::Active {
+                            attempt,
+                            gap: pushed.gap,
+                        });
+                    }
+                    let start = timeline.stream_start_us().expect("set by the first frame");
+                    fatal!(asm.slots(pushed.slots, start, &mut stats));
+                };
+                let tail = timeline.end_segment();
+                if let Some(start) = timeline.stream_start_us() {
+                    fatal!(asm.slots(tail, start, &mut stats));
+                }
+                stats.damaged_packets += src.damaged_packets;
+                if active_since.is_some_and(|t| t.elapsed() >= cfg.backoff.stable_after) {
+                    backoff.reset();
+                }
+                failure
+            }
+        };
+        let state = match failure {
+            Failure::Stopped => break,
+            Failure::Stalled(silent_for) => {
+                let retry_in = backoff.next_delay();
+                tracing::warn!(url = %shown, stream_id, ?silent_for, ?retry_in, "stream stalled");
+                StreamState::Stalled {
+                    silent_for,
+                    retry_in,
+                }
+            }
+            Failure::Error(reason) => {
+                let retry_in = backoff.next_delay();
+                tracing::warn!(url = %shown, stream_id, %reason, ?retry_in, "stream failed");
+                StreamState::Error {
+                    reason,
+                    retry_in: Some(retry_in),
+                }
+            }
+        };
+        let delay = match &state {
+            StreamState::Stalled { retry_in, .. } => *retry_in,
+            StreamState::Error { retry_in, .. } => retry_in.unwrap_or_default(),
+            _ => Duration::ZERO,
+        };
+        emit(state);
+        if stop.wait(delay) {
+            break;
+        }
+    }
+    let tail = timeline.end_segment();
+    if let Some(start) = timeline.stream_start_us() {
+        fatal!(asm.slots(tail, start, &mut stats));
+        fatal!(asm.finish(start, &mut stats));
+    }
+    tracing::info!(url = %shown, stream_id, ?stats, "live ingest stopped");
+    emit(StreamState::Stopped);
+    Ok(stats)
+}
