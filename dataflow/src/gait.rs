@@ -1,1 +1,405 @@
-//! Gait metrics from tracks: speed, stride frequency, gait class. Pure logic, no timely.
+//! Gait metrics from a horse's track: speed, acceleration, distance, stride frequency and gait
+//! class per analysis window. Pure logic over `(timestamp, box)` samples, no timely; the gait
+//! operator (not written yet) calls [`GaitAnalyzer::analyze`] on each horse's track.
+//!
+//! # What is measured, and how
+//! - **Position** is the bottom-centre of the box (the ground contact point), smoothed by a local
+//!   quadratic fit over time (a Savitzky–Golay filter that uses the timestamps, so gaps and
+//!   jitter in the sampling are handled). With a [`Calibration`] the point is first mapped to the
+//!   ground plane in metres (pixels-per-metre, or a homography applied to the bottom-centre).
+//! - **Speed** (path length of the smoothed position / elapsed time), **acceleration** (slope of
+//!   the per-sample speed over the window) and **distance**, in m/s when calibrated, otherwise
+//!   in body-lengths/s (the median box width in the window stands in for the body length, which
+//!   only holds for a roughly side-on view), and px/s if even that is unusable. The unit always
+//!   travels with the value ([`SpeedUnit`]).
+//! - **Stride frequency** from the periodic vertical motion of the box (its height, whose top
+//!   edge follows withers and head): autocorrelation peak in a plausible band, refined by a
+//!   least-squares sinusoid fit; its confidence is the share of variance it explains (see
+//!   [`stride`]).
+//! - **Gait class** from speed and stride frequency against documented, sourced thresholds,
+//!   with hysteresis over windows (see [`classify`]).
+//!
+//! # What cannot be measured from boxes at ~10 fps
+//! - The Nyquist limit at 10 fps is 5 Hz. Stride frequencies up to ~2.5 Hz (gallop ~2–2.5 Hz)
+//!   are sampled at least 4 times per cycle and are measurable from the box oscillation, and so
+//!   is the biphasic trunk oscillation of walk and trot (two vertical cycles per stride, up to
+//!   ~3.2 Hz). Frequency resolution within a 4 s window comes from the sinusoid fit, not from
+//!   the frame rate, and needs at least two full periods in the window.
+//! - Hoof-contact timing is not measurable: a stance phase at canter/gallop lasts ~0.08–0.15 s,
+//!   about one frame interval, so **duty factor, footfall sequence, lead leg, suspension phase
+//!   and stride length per limb** cannot be recovered, and the box does not see the hooves
+//!   separately anyway (that needs pose keypoints and a higher frame rate).
+//! - Which half of a biphasic oscillation belongs to which diagonal (left/right symmetry,
+//!   lameness) needs pose keypoints; the box only gives the dominant frequency, and whether it
+//!   is one or two cycles per stride is decided from the speed ([`classify::stride_for_class`]).
+//! - Without a calibration there are no metres: body-lengths/s depends on the viewing angle (a
+//!   horse walking towards the camera has a narrow box), so classification then leans more on
+//!   the stride frequency.
+//! - Speeds near the overlap of two gaits (trot/canter ~4.5–5 m/s) at a stride frequency on the
+//!   boundary between them are genuinely ambiguous; the class is the cheaper of the two.
+
+pub mod classify;
+pub mod kinematics;
+pub mod stride;
+#[cfg(test)]
+mod tests;
+
+use horsestream_proto::BoundingBox;
+use serde::{Deserialize, Serialize};
+
+pub use classify::{ClassSmoother, GaitClass};
+pub use kinematics::{KinematicSample, Space};
+pub use stride::StrideEstimate;
+
+/// One observation of a tracked horse.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TrackSample {
+    /// Presentation time, microseconds.
+    pub t_us: i64,
+    /// Box in source-image pixels (top-left x, y, width, height).
+    pub bbox: BoundingBox,
+}
+
+/// How image pixels relate to the ground plane of a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Calibration {
+    /// A constant scale, valid for a camera looking straight at the plane of motion.
+    PixelsPerMetre(f64),
+    /// Row-major 3×3 homography from image pixels `(x, y, 1)` to ground-plane metres.
+    Homography([[f64; 3]; 3]),
+}
+
+impl Calibration {
+    /// Maps an image point to ground metres; `None` for a point on or beyond the horizon.
+    pub fn to_ground(&self, p: [f64; 2]) -> Option<[f64; 2]> {
+        match *self {
+            Calibration::PixelsPerMetre(ppm) => Some([p[0] / ppm, p[1] / ppm]),
+            Calibration::Homography(h) => {
+                let w = h[2][0] * p[0] + h[2][1] * p[1] + h[2][2];
+                if !w.is_finite() || w.abs() < 1e-12 {
+                    return None;
+                }
+                let x = (h[0][0] * p[0] + h[0][1] * p[1] + h[0][2]) / w;
+                let y = (h[1][0] * p[0] + h[1][1] * p[1] + h[1][2]) / w;
+                (x.is_finite() && y.is_finite()).then_some([x, y])
+            }
+        }
+    }
+
+    fn validate(&self) -> Result<(), GaitError> {
+        match *self {
+            Calibration::PixelsPerMetre(ppm) if !(ppm.is_finite() && ppm > 0.0) => Err(
+                GaitError::Calibration(format!("pixels per metre must be > 0, got {ppm}")),
+            ),
+            Calibration::PixelsPerMetre(_) => Ok(()),
+            Calibration::Homography(h) => {
+                if h.iter().flatten().any(|v| !v.is_finite()) {
+                    return Err(GaitError::Calibration(
+                        "homography has a non-finite entry".into(),
+                    ));
+                }
+                let det = h[0][0] * (h[1][1] * h[2][2] - h[1][2] * h[2][1])
+                    - h[0][1] * (h[1][0] * h[2][2] - h[1][2] * h[2][0])
+                    + h[0][2] * (h[1][0] * h[2][1] - h[1][1] * h[2][0]);
+                if det.abs() < 1e-15 {
+                    return Err(GaitError::Calibration("homography is singular".into()));
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The unit of a speed (and, per second less, of the matching distance and acceleration).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SpeedUnit {
+    /// Calibrated: metres on the ground plane.
+    MetresPerSecond,
+    /// Uncalibrated: the median box width in the window is one body length.
+    BodyLengthsPerSecond,
+    /// Uncalibrated and no usable box width.
+    PixelsPerSecond,
+}
+
+/// Tuning of [`GaitAnalyzer`]. Defaults suit ~10 fps tracks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GaitConfig {
+    /// Length of an analysis window, seconds. Must hold two periods of the slowest stride.
+    pub window_s: f64,
+    /// Step between window ends, seconds.
+    pub hop_s: f64,
+    /// A track shorter than this yields no metrics, seconds.
+    pub min_window_s: f64,
+    /// Width of the centred position-smoothing window (local quadratic fit), seconds.
+    pub smoothing_s: f64,
+    /// Band searched for the box oscillation, Hz. Strides are 0.5–3 Hz; the upper edge leaves
+    /// room for the biphasic trunk oscillation of a fast trot (~3.2 Hz).
+    pub stride_band_hz: [f64; 2],
+    /// Share of the box-height variance the stride oscillation must explain to be reported.
+    pub min_stride_confidence: f64,
+    /// Windows a new class must persist before the reported class switches to it.
+    pub class_hold_windows: usize,
+}
+
+impl Default for GaitConfig {
+    fn default() -> Self {
+        Self {
+            window_s: 4.0,
+            hop_s: 1.0,
+            min_window_s: 1.0,
+            smoothing_s: 0.7,
+            stride_band_hz: [0.5, 3.5],
+            min_stride_confidence: 0.4,
+            class_hold_windows: 2,
+        }
+    }
+}
+
+impl GaitConfig {
+    fn validate(&self) -> Result<(), GaitError> {
+        let positive = |name: &str, v: f64| {
+            if v.is_finite() && v > 0.0 {
+                Ok(())
+            } else {
+                Err(GaitError::Config(format!("{name} must be > 0, got {v}")))
+            }
+        };
+        positive("window_s", self.window_s)?;
+        positive("hop_s", self.hop_s)?;
+        positive("min_window_s", self.min_window_s)?;
+        positive("smoothing_s", self.smoothing_s)?;
+        let [lo, hi] = self.stride_band_hz;
+        positive("stride_band_hz[0]", lo)?;
+        if !(hi.is_finite() && hi > lo) {
+            return Err(GaitError::Config(format!(
+                "stride_band_hz must be increasing, got {lo}..{hi}"
+            )));
+        }
+        if !(0.0..=1.0).contains(&self.min_stride_confidence) {
+            return Err(GaitError::Config(format!(
+                "min_stride_confidence must be in 0..=1, got {}",
+                self.min_stride_confidence
+            )));
+        }
+        if self.class_hold_windows == 0 {
+            return Err(GaitError::Config("class_hold_windows must be >= 1".into()));
+        }
+        Ok(())
+    }
+}
+
+/// Gait metrics of one analysis window of a track.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct GaitMetrics {
+    /// Window start and end, microseconds (end inclusive).
+    pub start_us: i64,
+    pub end_us: i64,
+    /// Samples in the window.
+    pub samples: usize,
+    /// Mean speed over the window, in `unit`.
+    pub speed: f64,
+    /// Rate of change of speed over the window, in `unit` per second.
+    pub acceleration: f64,
+    pub unit: SpeedUnit,
+    /// Path length covered inside the window (`unit` × s).
+    pub distance: f64,
+    /// Path length since the previous window's end: summing it over all windows of a track
+    /// gives the track's distance without counting window overlaps twice.
+    pub new_distance: f64,
+    /// Stride frequency, Hz, interpreted for `class` (half the box oscillation for the
+    /// biphasic walk and trot when that fits better). `None`: too short or no clear rhythm.
+    pub stride_hz: Option<f64>,
+    /// Dominant vertical oscillation of the box, Hz, as measured.
+    pub oscillation_hz: Option<f64>,
+    /// Share of the box-height variance the oscillation explains, 0..=1 (0 when none found).
+    pub stride_confidence: f64,
+    /// Class of this window alone.
+    pub raw_class: GaitClass,
+    /// Class after hysteresis: what to report.
+    pub class: GaitClass,
+}
+
+/// Invalid gait configuration or calibration.
+#[derive(Debug, thiserror::Error)]
+pub enum GaitError {
+    #[error("gait config: {0}")]
+    Config(String),
+    #[error("calibration: {0}")]
+    Calibration(String),
+}
+
+/// Computes [`GaitMetrics`] for tracks of one stream (one calibration).
+#[derive(Debug, Clone)]
+pub struct GaitAnalyzer {
+    config: GaitConfig,
+    calibration: Option<Calibration>,
+}
+
+impl GaitAnalyzer {
+    pub fn new(calibration: Option<Calibration>, config: GaitConfig) -> Result<Self, GaitError> {
+        config.validate()?;
+        if let Some(c) = &calibration {
+            c.validate()?;
+        }
+        Ok(Self {
+            config,
+            calibration,
+        })
+    }
+
+    pub fn config(&self) -> &GaitConfig {
+        &self.config
+    }
+
+    /// Metrics per window of `track`, in time order. Samples may come unsorted; duplicate
+    /// timestamps (first kept), non-finite or empty boxes and points a homography cannot map
+    /// are dropped. Windows inside a gap (fewer than 3 samples) are skipped.
+    pub fn analyze(&self, track: &[TrackSample]) -> Vec<GaitMetrics> {
+        let cfg = &self.config;
+        let mut clean: Vec<TrackSample> = track
+            .iter()
+            .copied()
+            .filter(|s| {
+                let b = s.bbox;
+                [b.x, b.y, b.w, b.h].iter().all(|v| v.is_finite()) && b.w > 0.0 && b.h > 0.0
+            })
+            .collect();
+        clean.sort_by_key(|s| s.t_us);
+        clean.dedup_by_key(|s| s.t_us);
+        if clean.len() < track.len() {
+            tracing::debug!(
+                dropped = track.len() - clean.len(),
+                "gait: dropped invalid or duplicate samples"
+            );
+        }
+        let (space, kin) = kinematics::kinematics(
+            &clean,
+            self.calibration.as_ref(),
+            secs_to_us(cfg.smoothing_s),
+        );
+        let Some((first, last)) = kin.first().zip(kin.last()) else {
+            return Vec::new();
+        };
+        let (t0, tl) = (first.t_us, last.t_us);
+        let (window, hop) = (secs_to_us(cfg.window_s), secs_to_us(cfg.hop_s));
+        if tl - t0 < secs_to_us(cfg.min_window_s) {
+            return Vec::new();
+        }
+        let mut windows = Vec::new();
+        if tl - t0 < window {
+            windows.push((t0, tl));
+        } else {
+            let mut end = t0 + window;
+            while end <= tl {
+                windows.push((end - window, end));
+                end += hop;
+            }
+            if windows.last().is_some_and(|&(_, e)| e < tl) {
+                windows.push((tl - window, tl));
+            }
+        }
+
+        let mut smoother = ClassSmoother::new(cfg.class_hold_windows);
+        let mut out = Vec::with_capacity(windows.len());
+        let mut prev_end = i64::MIN;
+        for (start, end) in windows {
+            let lo = kin.partition_point(|k| k.t_us < start);
+            let hi = kin.partition_point(|k| k.t_us <= end);
+            // Path since the previous window, whether or not this window is reported.
+            let new_len: f64 = (lo.max(1)..hi)
+                .filter(|&i| kin[i].t_us > prev_end)
+                .map(|i| dist(kin[i - 1].position, kin[i].position))
+                .sum();
+            prev_end = end;
+            let w = &kin[lo..hi];
+            if w.len() < 3 {
+                continue;
+            }
+            let path: f64 = w
+                .windows(2)
+                .map(|p| dist(p[0].position, p[1].position))
+                .sum();
+            let duration = (w[w.len() - 1].t_us - w[0].t_us) as f64 * 1e-6;
+            let speed = path / duration;
+            let acceleration = slope(w.iter().map(|k| (k.t_us as f64 * 1e-6, k.speed)));
+            let (unit, scale) = match space {
+                Space::GroundMetres => (SpeedUnit::MetresPerSecond, 1.0),
+                Space::ImagePixels => match median(w.iter().map(|k| k.width_px).collect()) {
+                    Some(m) if m > 0.0 => (SpeedUnit::BodyLengthsPerSecond, 1.0 / m),
+                    _ => (SpeedUnit::PixelsPerSecond, 1.0),
+                },
+            };
+            let signal: Vec<(i64, f64)> = w.iter().map(|k| (k.t_us, k.height_px)).collect();
+            let [band_lo, band_hi] = cfg.stride_band_hz;
+            let est =
+                stride::estimate_stride(&signal, (band_lo, band_hi), cfg.min_stride_confidence);
+            let raw_class = classify::classify(speed * scale, unit, est.as_ref());
+            let class = smoother.push(raw_class);
+            out.push(GaitMetrics {
+                start_us: w[0].t_us,
+                end_us: w[w.len() - 1].t_us,
+                samples: w.len(),
+                speed: speed * scale,
+                acceleration: acceleration * scale,
+                unit,
+                distance: path * scale,
+                new_distance: new_len * scale,
+                stride_hz: est.map(|e| classify::stride_for_class(class, e.hz)),
+                oscillation_hz: est.map(|e| e.hz),
+                stride_confidence: est.map_or(0.0, |e| e.confidence),
+                raw_class,
+                class,
+            });
+        }
+        out
+    }
+}
+
+/// [`GaitAnalyzer::analyze`] in one call.
+pub fn analyze(
+    track: &[TrackSample],
+    calibration: Option<Calibration>,
+    config: GaitConfig,
+) -> Result<Vec<GaitMetrics>, GaitError> {
+    Ok(GaitAnalyzer::new(calibration, config)?.analyze(track))
+}
+
+fn secs_to_us(s: f64) -> i64 {
+    (s * 1e6).round() as i64
+}
+
+fn dist(a: [f64; 2], b: [f64; 2]) -> f64 {
+    (a[0] - b[0]).hypot(a[1] - b[1])
+}
+
+/// Least-squares slope of `y` over `x`; 0 when `x` does not vary.
+fn slope(points: impl Iterator<Item = (f64, f64)> + Clone) -> f64 {
+    let (n, sx, sy) = points.clone().fold((0.0, 0.0, 0.0), |(n, sx, sy), (x, y)| {
+        (n + 1.0, sx + x, sy + y)
+    });
+    if n < 2.0 {
+        return 0.0;
+    }
+    let (mx, my) = (sx / n, sy / n);
+    let (sxy, sxx) = points.fold((0.0, 0.0), |(sxy, sxx), (x, y)| {
+        (sxy + (x - mx) * (y - my), sxx + (x - mx) * (x - mx))
+    });
+    if sxx > 0.0 { sxy / sxx } else { 0.0 }
+}
+
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    v.retain(|x| x.is_finite());
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let m = v.len() / 2;
+    Some(if v.len() % 2 == 1 {
+        v[m]
+    } else {
+        0.5 * (v[m - 1] + v[m])
+    })
+}
