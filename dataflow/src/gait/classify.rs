@@ -39,7 +39,8 @@
 //! and the cheapest class wins. Speed dominates where the ranges are apart; the stride
 //! frequency decides where they overlap (trot/canter at ~4.5–5 m/s, canter/gallop near 7.5 m/s).
 //! Walk and trot are symmetric gaits whose trunk rises twice per stride (Buchner et al.,
-//! *Equine Vet. J.* 28 (1996) 71–76; Pfau et al. 2005, inertial-sensor trunk displacement), so
+//! *Equine Vet. J.* 28 (1996) 71–76; Pfau, Witte & Wilson, *J. Exp. Biol.* 208 (2005)
+//! 2503–2514, trunk displacement from an inertial sensor), so
 //! for them the box oscillation may run at twice the stride frequency: their frequency cost
 //! is the smaller of the fundamental's and the half's. Without calibration, speed in
 //! body-lengths/s is converted with [`BODY_LENGTH_M`] and weighted half, since the box width is

@@ -374,6 +374,20 @@ fn noise_only_has_no_stride() {
 }
 
 #[test]
+fn box_jitter_does_not_make_a_standing_horse_walk() {
+    for (seed, v) in [0.0, 0.05, 0.1, 0.15].into_iter().enumerate() {
+        let s = Synth {
+            noise_px: 3.0,
+            px_per_m: 40.0,
+            ..Synth::new(GaitClass::Standstill, v, 1.0, 200 + seed as u64)
+        };
+        for m in analyze(&s.track(), ppm(&s), GaitConfig::default()).expect("valid") {
+            assert_eq!(m.class, GaitClass::Standstill, "{s:?} {m:?}");
+        }
+    }
+}
+
+#[test]
 fn acceleration_from_trot_to_canter() {
     // 3 → 7 m/s over 12 s: 1/3 m/s².
     let ppm_v = 40.0;
