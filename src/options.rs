@@ -26,6 +26,16 @@ pub struct ModelOptions {
     /// The detector's manifest entry.
     #[arg(long, env = "HORSESTREAM_DETECTOR", default_value = "yolox_nano")]
     pub detector: String,
+    /// The re-identification model's manifest entry (appearance features for tracking).
+    #[arg(
+        long,
+        env = "HORSESTREAM_REID_MODEL",
+        default_value = "reid_mobilenetv2"
+    )]
+    pub reid_model: String,
+    /// Track by motion and box overlap only, without appearance features (faster).
+    #[arg(long, env = "HORSESTREAM_NO_REID")]
+    pub no_reid: bool,
     /// Frames per inference call.
     #[arg(long, env = "HORSESTREAM_BATCH_SIZE", default_value_t = 8)]
     pub batch_size: usize,
@@ -56,6 +66,11 @@ impl ModelOptions {
         registry
             .detector(&self.detector)
             .with_context(|| format!("loading detector {:?}", self.detector))?;
+        if !self.no_reid {
+            registry
+                .embedder(&self.reid_model)
+                .with_context(|| format!("loading re-ID model {:?}", self.reid_model))?;
+        }
         Ok(registry)
     }
 }

@@ -159,6 +159,31 @@ fn sample_video_through_kafka_timely_onnx_and_timescaledb() {
         );
     }
 
+    // DeepSORT with re-ID assigned tracks: several horses, and ids carried across the chunks.
+    let mut tracks: Vec<i64> = frames
+        .iter()
+        .flat_map(|f| f.track_ids.iter().flatten().copied())
+        .collect();
+    tracks.sort();
+    tracks.dedup();
+    assert!(tracks.len() >= 3, "tracks {tracks:?}");
+    let last_chunk = &frames.last().unwrap().chunk_id;
+    let first_chunk = &frames[0].chunk_id;
+    let in_chunk = |c: &String| -> std::collections::BTreeSet<i64> {
+        frames
+            .iter()
+            .filter(|f| &f.chunk_id == c)
+            .flat_map(|f| f.track_ids.iter().flatten().copied())
+            .collect()
+    };
+    assert!(
+        in_chunk(first_chunk)
+            .intersection(&in_chunk(last_chunk))
+            .count()
+            >= 1,
+        "no track survives from the first chunk to the last"
+    );
+
     // The bad message is recorded with its position, and nothing else was refused.
     let errors: Vec<_> = rt
         .block_on(store.chunk_errors())

@@ -16,5 +16,6 @@ pub use error::DataflowError;
 pub use metrics::{Metrics, MetricsSnapshot};
 pub use operators::detect::{Analyzer, ChunkAnalyzer, Embed, Found};
 pub use operators::sink::SinkWriter;
+pub use operators::track::StreamTracks;
 pub use run::{Cluster, DataflowConfig, WorkerParts, run};
 pub use source::{ChunkSource, Poll, Record};

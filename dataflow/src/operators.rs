@@ -4,6 +4,7 @@
 pub mod decode;
 pub mod detect;
 pub mod sink;
+pub mod track;
 
 use horsestream_proto::ProcessedChunk;
 use horsestream_sinks::ChunkErrorRecord;

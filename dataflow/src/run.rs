@@ -12,6 +12,7 @@ use tracing::info;
 use crate::operators::decode::DecodeChunks;
 use crate::operators::detect::{ChunkAnalyzer, Detect};
 use crate::operators::sink::{SinkWriter, StoreAndPublish};
+use crate::operators::track::{StreamTracks, Track};
 use crate::shard::route;
 use crate::source::{ChunkSource, Poll, Positions, Record};
 use crate::{DataflowError, Metrics};
@@ -79,6 +80,7 @@ impl Default for DataflowConfig {
 pub struct WorkerParts<S> {
     pub source: S,
     pub analyzer: ChunkAnalyzer,
+    pub tracks: StreamTracks,
     pub sink: SinkWriter,
 }
 
@@ -119,6 +121,7 @@ fn drive<S: ChunkSource>(
     let WorkerParts {
         mut source,
         analyzer,
+        tracks,
         sink,
     } = parts;
     let mut input = InputHandle::new();
@@ -130,6 +133,7 @@ fn drive<S: ChunkSource>(
             .exchange(|r: &Record| route(&r.key))
             .decode_chunks()
             .detect(analyzer)
+            .track(tracks)
             .store_and_publish(sink)
             .probe_with(&probe);
     });

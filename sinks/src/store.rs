@@ -31,6 +31,8 @@ pub struct StoreStats {
     pub detections: i64,
     pub frames_with_detections: i64,
     pub max_detections_per_frame: i64,
+    /// Distinct (stream, track) pairs among stored detections.
+    pub tracks: i64,
     pub chunk_errors: i64,
 }
 

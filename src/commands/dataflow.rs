@@ -5,8 +5,10 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use horsestream_dataflow::source::kafka::{KafkaSource, KafkaSourceConfig};
+use horsestream_dataflow::tracking::TrackerConfig;
 use horsestream_dataflow::{
-    ChunkAnalyzer, Cluster, DataflowConfig, DataflowError, Metrics, SinkWriter, WorkerParts,
+    ChunkAnalyzer, Cluster, DataflowConfig, DataflowError, Metrics, SinkWriter, StreamTracks,
+    WorkerParts,
 };
 use horsestream_models::ModelRegistry;
 use horsestream_sinks::kafka::{TopicProducer, ensure_topics};
@@ -101,7 +103,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         group_id: args.group_id.clone(),
         stop_at_end: args.until_end,
     };
-    let detector = args.models.detector.clone();
+    let models = args.models.clone();
     let batch_size = args.models.batch_size;
     let url = args.database_url.clone();
     let m = metrics.clone();
@@ -116,7 +118,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let events = EventPublisher::Kafka(TopicProducer::new(&kafka, &kafka.events_topic)?);
         Ok(WorkerParts {
             source,
-            analyzer: analyzer(&registry, &detector, batch_size)?,
+            analyzer: analyzer(&registry, &models)?,
+            tracks: StreamTracks::new(TrackerConfig::default()),
             sink: sink(&url, events, m.clone())?,
         })
     })?;
@@ -128,16 +131,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One worker's detector stage.
+/// One worker's detection (and re-ID) stage.
 pub fn analyzer(
     registry: &ModelRegistry,
-    name: &str,
-    batch_size: usize,
+    models: &ModelOptions,
 ) -> Result<ChunkAnalyzer, DataflowError> {
-    let detector = registry
-        .detector(name)
-        .map_err(|e| DataflowError::Setup(e.to_string()))?;
-    Ok(ChunkAnalyzer::new(Box::new(detector), batch_size))
+    let setup = |e: horsestream_models::ModelError| DataflowError::Setup(e.to_string());
+    let detector = registry.detector(&models.detector).map_err(setup)?;
+    let analyzer = ChunkAnalyzer::new(Box::new(detector), models.batch_size);
+    if models.no_reid {
+        return Ok(analyzer);
+    }
+    let embedder = registry.embedder(&models.reid_model).map_err(setup)?;
+    Ok(analyzer.with_embedder(Box::new(embedder)))
 }
 
 /// One worker's sink, with its own runtime and store connection.

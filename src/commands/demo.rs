@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use horsestream_dataflow::source::memory::memory_bus;
-use horsestream_dataflow::{DataflowConfig, Metrics, WorkerParts};
+use horsestream_dataflow::tracking::TrackerConfig;
+use horsestream_dataflow::{DataflowConfig, Metrics, StreamTracks, WorkerParts};
 use horsestream_ingest::{IngestConfig, SampleSpec, VideoSource, ingest_file};
 use horsestream_sinks::{EventPublisher, Store};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -101,14 +102,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         batch_size: args.models.batch_size,
         ..DataflowConfig::default()
     };
-    let detector = args.models.detector.clone();
-    let batch_size = args.models.batch_size;
+    let models = args.models.clone();
     let m = metrics.clone();
     let sink_url = url.clone();
     let result = horsestream_dataflow::run(&cfg, metrics.clone(), move |_index, _peers| {
         Ok(WorkerParts {
             source: bus.clone(),
-            analyzer: analyzer(&registry, &detector, batch_size)?,
+            analyzer: analyzer(&registry, &models)?,
+            tracks: StreamTracks::new(TrackerConfig::default()),
             sink: sink(
                 &sink_url,
                 EventPublisher::Channel(events_tx.clone()),
@@ -141,8 +142,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         stored.detections, stored.frames_with_detections
     );
     println!(
-        "  horses      {} distinct at most on one frame (identities across frames need the tracker)",
-        s.max_detections_per_frame
+        "  horses      {} tracks (at most {} on one frame)",
+        stored.tracks, s.max_detections_per_frame
     );
     println!("  events      {events} chunk:processed");
     println!(

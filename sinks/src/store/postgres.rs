@@ -125,12 +125,19 @@ impl PgStore {
         let (errors,): (i64,) = sqlx::query_as("SELECT count(*) FROM chunk_errors")
             .fetch_one(&self.pool)
             .await?;
+        let (tracks,): (i64,) = sqlx::query_as(
+            "SELECT count(*) FROM (SELECT DISTINCT stream_id, track_id FROM detections \
+             WHERE track_id IS NOT NULL) t",
+        )
+        .fetch_one(&self.pool)
+        .await?;
         Ok(StoreStats {
             chunks,
             frames: frames.unwrap_or(0),
             detections,
             frames_with_detections: frames_with,
             max_detections_per_frame: max_per.unwrap_or(0),
+            tracks,
             chunk_errors: errors,
         })
     }
