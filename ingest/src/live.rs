@@ -277,7 +277,8 @@ fn validate(cfg: &LiveConfig) -> Result<(), IngestError> {
             b.initial, b.max
         ));
     }
-    if !(b.multiplier >= 1.0 && b.multiplier.is_finite()) || !(0.0..=1.0).contains(&b.jitter) {
+    let multiplier_ok = b.multiplier >= 1.0 && b.multiplier.is_finite();
+    if !multiplier_ok || !(0.0..=1.0).contains(&b.jitter) {
         return bad(format!(
             "reconnect backoff multiplier ({}) must be >= 1 and jitter ({}) in 0..=1",
             b.multiplier, b.jitter

@@ -14,7 +14,8 @@ pub struct BackoffConfig {
     pub initial: Duration,
     /// Cap (default 30 s).
     pub max: Duration,
-    /// Growth per failed attempt (default 2).
+    /// Growth per failed attempt (default 1.5: retries at about 0.5, 1.25, 2.4, 4.1, 6.6 s
+    /// after a drop, so a camera back after a few seconds is found within about 2 s).
     pub multiplier: f64,
     /// Largest fraction taken off a delay at random, 0–1 (default 0.2). With the default
     /// multiplier, delays still grow strictly from one attempt to the next until the cap.
@@ -32,7 +33,7 @@ impl Default for BackoffConfig {
         BackoffConfig {
             initial: Duration::from_millis(500),
             max: Duration::from_secs(30),
-            multiplier: 2.0,
+            multiplier: 1.5,
             jitter: 0.2,
             seed: None,
             stable_after: Duration::from_secs(5),
@@ -117,8 +118,13 @@ mod tests {
             jitter: 0.0,
             ..Default::default()
         };
-        let secs: Vec<f64> = delays(cfg, 9).iter().map(|d| d.as_secs_f64()).collect();
-        assert_eq!(secs, vec![0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0]);
+        let secs: Vec<f64> = delays(cfg, 12).iter().map(|d| d.as_secs_f64()).collect();
+        let expected: Vec<f64> = (0..12).map(|i| (0.5 * 1.5f64.powi(i)).min(30.0)).collect();
+        for (s, e) in secs.iter().zip(&expected) {
+            assert!((s - e).abs() < 1e-6, "{secs:?}");
+        }
+        assert_eq!(secs[1], 0.75);
+        assert_eq!(secs[11], 30.0);
     }
 
     #[test]
@@ -130,14 +136,14 @@ mod tests {
             };
             let d = delays(cfg, 12);
             for (i, delay) in d.iter().enumerate() {
-                let base = (0.5 * 2f64.powi(i as i32)).min(30.0);
+                let base = (0.5 * 1.5f64.powi(i as i32)).min(30.0);
                 let s = delay.as_secs_f64();
                 assert!(
                     s <= base && s >= base * 0.8 - 1e-9,
                     "seed {seed} attempt {i}: {s}"
                 );
             }
-            for w in d[..6].windows(2) {
+            for w in d[..11].windows(2) {
                 assert!(w[1] > w[0], "seed {seed}: {d:?}");
             }
         }

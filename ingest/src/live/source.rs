@@ -100,7 +100,11 @@ fn is_again(e: &ffmpeg_next::Error) -> bool {
 
 fn options(url: &str, cfg: &LiveConfig) -> Dictionary<'static> {
     let mut opts = Dictionary::new();
-    let io_timeout_us = cfg.stall_timeout.as_micros().to_string();
+    // A backstop only: the watchdog decides stalls and connect timeouts. Shorter, FFmpeg's
+    // own timeout would fire first and flush a held frame, which looks like progress.
+    let io_timeout_us = (2 * cfg.stall_timeout.max(cfg.connect_timeout))
+        .as_micros()
+        .to_string();
     if url.to_ascii_lowercase().starts_with("rtsp") {
         let transport = match cfg.transport {
             RtspTransport::Tcp => "tcp",
@@ -114,8 +118,8 @@ fn options(url: &str, cfg: &LiveConfig) -> Dictionary<'static> {
         opts.set("rw_timeout", &io_timeout_us);
     }
     // Open quickly: a camera announces its codec parameters in the SDP/first keyframe.
-    opts.set("analyzeduration", "1000000");
-    opts.set("probesize", "1000000");
+    opts.set("analyzeduration", "100000");
+    opts.set("probesize", "500000");
     opts
 }
 
@@ -229,7 +233,10 @@ impl LiveSource {
                     let Some(pts) = frame.timestamp() else {
                         continue;
                     };
-                    if self.ending.is_none() {
+                    // A frame that only came out because the watchdog interrupted FFmpeg
+                    // (the depacketizer flushes what it held) does not end the stall: the
+                    // deadline stays expired and the next read fails as stalled.
+                    if self.ending.is_none() && !self.watchdog.expired() {
                         self.watchdog.arm(self.stall_timeout);
                     }
                     return Ok(LiveFrame { pts, frame });

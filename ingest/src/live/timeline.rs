@@ -1,8 +1,9 @@
 //! One timeline for a live stream across reconnects.
 //!
 //! Each connection (a *segment*) has its own camera clock. Its first frame is anchored to the
-//! wall clock on the stream's fixed-rate slot grid: the first slot at or after the frame's
-//! arrival, and never before a slot already used. Within the segment, frames are placed by
+//! wall clock on the stream's fixed-rate slot grid: the last slot at or before the frame's
+//! arrival, but never a slot already used. (A first frame that waited in FFmpeg's probe
+//! buffer, at most its 0.1 s analyze window, makes the segment's times that much late.) Within the segment, frames are placed by
 //! their camera pts (the exact [`Resampler`]); when the connection ends, the last frame is
 //! held for one frame interval and the segment is closed. So slot indices (and chunk times)
 //! only grow, an outage is a hole in the grid rather than a frozen picture, and the hole is
@@ -112,9 +113,8 @@ impl<F: Clone> Timeline<F> {
         if self.segment.is_none() {
             let start = *self.stream_start_us.get_or_insert(now_us);
             let t = (now_us - start).max(0) as i128;
-            // Smallest k with k·den/num ≥ t/1e6.
-            let (n, d) = (t * self.fps.num as i128, 1_000_000 * self.fps.den as i128);
-            let k_wall = ((n + d - 1) / d) as u64;
+            // Latest slot at or before the arrival (the frame was captured before it came).
+            let k_wall = (t * self.fps.num as i128 / (1_000_000 * self.fps.den as i128)) as u64;
             let base = k_wall.max(self.next_index);
             let to_us = start + slot_pts_us(base, self.fps);
             gap = self
@@ -217,15 +217,15 @@ mod tests {
             gaps,
             vec![Gap {
                 from_us: T0 + 2_000_000,
-                to_us: T0 + 5_100_000
+                to_us: T0 + 5_000_000
             }]
         );
         let idx = indices(&out);
         assert!(idx.windows(2).all(|w| w[1] > w[0]), "{idx:?}");
-        // Next grid slot at or after 5.03 s is 51.
-        assert_eq!(idx[20], 51);
+        // The grid slot at or before 5.03 s is 50.
+        assert_eq!(idx[20], 50);
         assert_eq!(idx.len(), 30);
-        assert_eq!(gaps[0].duration(), Duration::from_millis(3100));
+        assert_eq!(gaps[0].duration(), Duration::from_millis(3000));
     }
 
     #[test]
