@@ -6,7 +6,9 @@
 //! and every infeasible pair (gated, non-finite, or above the threshold) gets a cost larger
 //! than the sum of all feasible ones. The result is therefore the matching with the most
 //! feasible pairs, and among those the cheapest; infeasible pairs the solver had to use are
-//! dropped afterwards and their row and column reported unmatched.
+//! dropped afterwards and their row and column reported unmatched. A row and a column that
+//! are each other's only feasible partner are matched without the solver, which at steady
+//! state (well-separated horses) leaves it almost nothing to do.
 
 use pathfinding::kuhn_munkres::kuhn_munkres_min;
 use pathfinding::matrix::Matrix;
@@ -74,45 +76,68 @@ pub struct Matching {
 pub fn min_cost_matching(costs: &CostMatrix, threshold: f64) -> Matching {
     let (rows, cols) = (costs.rows, costs.cols);
     let feasible = |v: f64| v.is_finite() && v <= threshold;
-    let any_feasible = costs.data.iter().any(|&v| feasible(v));
-    if !any_feasible {
-        return Matching {
-            matches: Vec::new(),
-            unmatched_rows: (0..rows).collect(),
-            unmatched_cols: (0..cols).collect(),
-        };
-    }
-    let scaled = |v: f64| (v.max(0.0) * SCALE).round() as i64;
-    let max_feasible = costs
-        .data
-        .iter()
-        .filter(|&&v| feasible(v))
-        .map(|&v| scaled(v))
-        .max()
-        .unwrap_or(0);
-    let n = rows.max(cols);
-    // Larger than any assignment made only of feasible pairs.
-    let infeasible = (max_feasible + 1).saturating_mul(n as i64 + 1);
-    let weights = Matrix::from_fn(n, n, |(r, c)| {
-        if r < rows && c < cols {
-            let v = costs.get(r, c);
-            if feasible(v) { scaled(v) } else { infeasible }
-        } else {
-            0
+    let mut row_count = vec![0usize; rows];
+    let mut row_only = vec![0usize; rows];
+    let mut col_count = vec![0usize; cols];
+    for (r, row) in costs.data.chunks_exact(cols.max(1)).take(rows).enumerate() {
+        for (c, &v) in row.iter().enumerate() {
+            if feasible(v) {
+                row_count[r] += 1;
+                row_only[r] = c;
+                col_count[c] += 1;
+            }
         }
-    });
-    let (_, assigned) = kuhn_munkres_min(&weights);
+    }
+    // A row and a column that can only go with each other form a component of their own:
+    // match them directly and leave the solver the rows and columns that have a choice.
     let mut out = Matching::default();
-    let mut col_used = vec![false; cols];
-    for (r, &c) in assigned.iter().enumerate().take(rows) {
-        if c < cols && feasible(costs.get(r, c)) {
-            out.matches.push((r, c));
-            col_used[c] = true;
-        } else {
-            out.unmatched_rows.push(r);
+    let mut row_done = vec![false; rows];
+    let mut col_done = vec![false; cols];
+    for r in 0..rows {
+        if row_count[r] == 1 && col_count[row_only[r]] == 1 {
+            out.matches.push((r, row_only[r]));
+            row_done[r] = true;
+            col_done[row_only[r]] = true;
         }
     }
-    out.unmatched_cols = (0..cols).filter(|&c| !col_used[c]).collect();
+    let sub_rows: Vec<usize> = (0..rows)
+        .filter(|&r| !row_done[r] && row_count[r] > 0)
+        .collect();
+    let sub_cols: Vec<usize> = (0..cols)
+        .filter(|&c| !col_done[c] && col_count[c] > 0)
+        .collect();
+    if !sub_rows.is_empty() && !sub_cols.is_empty() {
+        let scaled = |v: f64| (v.max(0.0) * SCALE).round() as i64;
+        let max_feasible = sub_rows
+            .iter()
+            .flat_map(|&r| sub_cols.iter().map(move |&c| costs.get(r, c)))
+            .filter(|&v| feasible(v))
+            .map(scaled)
+            .max()
+            .unwrap_or(0);
+        let n = sub_rows.len().max(sub_cols.len());
+        // Larger than any assignment made only of feasible pairs.
+        let infeasible = (max_feasible + 1).saturating_mul(n as i64 + 1);
+        let weights = Matrix::from_fn(n, n, |(r, c)| {
+            if r < sub_rows.len() && c < sub_cols.len() {
+                let v = costs.get(sub_rows[r], sub_cols[c]);
+                if feasible(v) { scaled(v) } else { infeasible }
+            } else {
+                0
+            }
+        });
+        let (_, assigned) = kuhn_munkres_min(&weights);
+        for (r, &c) in assigned.iter().enumerate().take(sub_rows.len()) {
+            if c < sub_cols.len() && feasible(costs.get(sub_rows[r], sub_cols[c])) {
+                out.matches.push((sub_rows[r], sub_cols[c]));
+                row_done[sub_rows[r]] = true;
+                col_done[sub_cols[c]] = true;
+            }
+        }
+    }
+    out.matches.sort_unstable();
+    out.unmatched_rows = (0..rows).filter(|&r| !row_done[r]).collect();
+    out.unmatched_cols = (0..cols).filter(|&c| !col_done[c]).collect();
     out
 }
 

@@ -72,6 +72,30 @@ impl Gallery {
     }
 }
 
+impl Gallery {
+    /// Cosine distance to some stored feature that is within `max_distance`, scanning newest
+    /// first and stopping at the first one; `None` when no feature is that close. Enough when
+    /// only whether a pair passes the threshold matters, not its exact cost.
+    pub fn any_within(&self, query: &[f32], query_inv_norm: f32, max_distance: f32) -> Option<f32> {
+        if self.len == 0 || query.len() != self.dim {
+            return None;
+        }
+        // Slots in push order: the oldest is `next` once full, 0 before.
+        let newest = if self.len < self.budget {
+            self.len - 1
+        } else {
+            (self.next + self.len - 1) % self.len
+        };
+        (0..self.len)
+            .map(|k| (newest + self.len - k) % self.len)
+            .map(|slot| {
+                1.0 - dot(&self.data[slot * self.dim..(slot + 1) * self.dim], query)
+                    * query_inv_norm
+            })
+            .find(|&d| d <= max_distance)
+    }
+}
+
 /// 1 / ‖v‖, or `None` for an empty, zero or non-finite vector.
 pub fn inv_norm(v: &[f32]) -> Option<f32> {
     let n = dot(v, v).sqrt();
@@ -128,6 +152,22 @@ mod tests {
         g.push(&[0.0, -1.0]);
         assert_eq!(g.len(), 2);
         assert!((g.min_cosine_distance(&q, inv_norm(&q).unwrap()).unwrap() - 1.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn any_within_finds_the_newest_close_feature() {
+        let mut g = Gallery::new(3);
+        for f in [[1.0, 0.0], [0.0, 1.0], [0.6, 0.8], [0.8, 0.6]] {
+            g.push(&f);
+        }
+        // Holds (0, 1), (0.6, 0.8), (0.8, 0.6); (1, 0) was evicted.
+        let q = [1.0, 0.0];
+        assert_eq!(g.any_within(&q, 1.0, 0.1), None);
+        // Newest first: (0.8, 0.6) at distance 0.2 is found before (0.6, 0.8) at 0.4.
+        assert!((g.any_within(&q, 1.0, 0.5).unwrap() - 0.2).abs() < 1e-6);
+        // For (0, 1) the newest within 0.5 is (0.8, 0.6) at 0.4, though (0.6, 0.8) is nearer.
+        assert!((g.any_within(&[0.0, 1.0], 1.0, 0.5).unwrap() - 0.4).abs() < 1e-6);
+        assert!((g.min_cosine_distance(&q, 1.0).unwrap() - 0.2).abs() < 1e-6);
     }
 
     #[test]

@@ -292,11 +292,7 @@ impl Tracker {
                 cascade_unmatched.extend_from_slice(level_tracks);
                 continue;
             }
-            let costs = CostMatrix::from_fn(level_tracks.len(), unmatched_dets.len(), |r, c| {
-                let track = &self.tracks[level_tracks[r]];
-                let det = dets[unmatched_dets[c]].as_ref().expect("valid");
-                self.appearance_cost(track, projections[level_tracks[r]].as_ref(), det)
-            });
+            let costs = self.appearance_costs(level_tracks, &projections, &unmatched_dets, dets);
             let m = min_cost_matching(&costs, f64::from(self.config.max_cosine_distance));
             matches.extend(
                 m.matches
@@ -353,23 +349,57 @@ impl Tracker {
         (matches, unmatched_tracks, unmatched_dets)
     }
 
-    /// Cosine distance to the nearest gallery feature, or infinity when the Mahalanobis gate
-    /// rejects the pair or either side has no feature. The gate is checked first, so the
-    /// gallery scan runs only for plausible pairs.
-    fn appearance_cost(&self, track: &Track, proj: Option<&Projection>, det: &Prepared<'_>) -> f64 {
-        let Some(proj) = proj else {
-            return f64::INFINITY;
+    /// Cascade costs of one level: cosine distance to the nearest gallery feature, infinite
+    /// when the Mahalanobis gate rejects the pair or either side has no feature.
+    ///
+    /// The gate runs first, so the gallery is scanned only for plausible pairs; and a pair
+    /// whose track and detection have no other plausible partner only needs to know whether
+    /// some feature is within `max_cosine_distance` (the assignment cannot be affected by the
+    /// exact value), so its scan stops at the first such feature, newest first.
+    fn appearance_costs(
+        &self,
+        tracks: &[usize],
+        projections: &[Option<Projection>],
+        det_idx: &[usize],
+        dets: &[Option<Prepared<'_>>],
+    ) -> CostMatrix {
+        let (rows, cols) = (tracks.len(), det_idx.len());
+        let det = |c: usize| {
+            dets[det_idx[c]]
+                .as_ref()
+                .expect("only valid detections are unmatched")
         };
-        if proj.mahalanobis_sq(&det.xyah) > CHI2_095_4DOF {
-            return f64::INFINITY;
+        let mut gated = vec![false; rows * cols];
+        let mut row_count = vec![0usize; rows];
+        let mut col_count = vec![0usize; cols];
+        for (r, &t) in tracks.iter().enumerate() {
+            let Some(proj) = &projections[t] else {
+                continue;
+            };
+            for c in 0..cols {
+                if proj.mahalanobis_sq(&det(c).xyah) <= CHI2_095_4DOF {
+                    gated[r * cols + c] = true;
+                    row_count[r] += 1;
+                    col_count[c] += 1;
+                }
+            }
         }
-        let Some((e, inv)) = det.embedding else {
-            return f64::INFINITY;
-        };
-        track
-            .gallery
-            .min_cosine_distance(e, inv)
-            .map_or(f64::INFINITY, f64::from)
+        let threshold = self.config.max_cosine_distance;
+        CostMatrix::from_fn(rows, cols, |r, c| {
+            if !gated[r * cols + c] {
+                return f64::INFINITY;
+            }
+            let Some((e, inv)) = det(c).embedding else {
+                return f64::INFINITY;
+            };
+            let gallery = &self.tracks[tracks[r]].gallery;
+            let d = if row_count[r] == 1 && col_count[c] == 1 {
+                gallery.any_within(e, inv, threshold)
+            } else {
+                gallery.min_cosine_distance(e, inv)
+            };
+            d.map_or(f64::INFINITY, f64::from)
+        })
     }
 }
 
