@@ -214,6 +214,22 @@ step_kafka() {
 
 DEMO_ONLY=0
 
+# Helm, built from the Go module proxy (no prebuilt binary can be fetched here), for
+# scripts/helm-check.sh.
+step_helm() {
+  local bin="$HORSESTREAM_HOME/bin/helm"
+  if [ -x "$bin" ]; then
+    log "helm: $bin present"
+    return 0
+  fi
+  command -v go >/dev/null 2>&1 || die "go is needed to build helm (apt-get install golang-go)"
+  mkdir -p "$HORSESTREAM_HOME/bin"
+  GOBIN="$HORSESTREAM_HOME/bin" go install "helm.sh/helm/v3/cmd/helm@${HS_HELM_VERSION:-v3.16.4}" \
+    >"$HS_BUILD_DIR/helm-install.log" 2>&1 ||
+    { tail -n 20 "$HS_BUILD_DIR/helm-install.log" >&2; die "building helm failed"; }
+  log "helm: built $("$bin" version --short)"
+}
+
 main() {
   if [ "${1:-}" = "--demo" ]; then
     DEMO_ONLY=1
@@ -231,6 +247,7 @@ main() {
   timed onnxruntime step_onnxruntime
   if [ "$DEMO_ONLY" -eq 0 ]; then
     timed kafka-jars step_kafka
+    timed helm step_helm
   fi
   log "install-deps done in $((SECONDS - start)) s"
 }

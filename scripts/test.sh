@@ -12,6 +12,7 @@ if ! bash scripts/services.sh status >/dev/null 2>&1; then
 fi
 bash scripts/services.sh start
 eval "$(bash scripts/services.sh env)"
+bash scripts/helm-check.sh
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 log="$(mktemp)"

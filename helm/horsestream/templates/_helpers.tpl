@@ -1,0 +1,52 @@
+{{/* Name prefix of every object. */}}
+{{- define "horsestream.fullname" -}}
+{{- printf "%s" .Release.Name | trunc 40 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "horsestream.labels" -}}
+app.kubernetes.io/name: horsestream
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- end -}}
+
+{{- define "horsestream.selector" -}}
+app.kubernetes.io/name: horsestream
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "horsestream.image" -}}
+{{- printf "%s:%s%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) .Values.image.variant -}}
+{{- end -}}
+
+{{- define "horsestream.dbSecret" -}}
+{{- if .Values.database.existingSecret -}}{{ .Values.database.existingSecret }}{{- else -}}{{ include "horsestream.fullname" . }}-db{{- end -}}
+{{- end -}}
+
+{{- define "horsestream.jwtSecret" -}}
+{{- if .Values.api.existingJwtSecret -}}{{ .Values.api.existingJwtSecret }}{{- else -}}{{ include "horsestream.fullname" . }}-jwt{{- end -}}
+{{- end -}}
+
+{{/* Environment shared by every component: the ConfigMap plus the database URL. */}}
+{{- define "horsestream.env" -}}
+envFrom:
+  - configMapRef:
+      name: {{ include "horsestream.fullname" . }}-config
+env:
+  - name: HORSESTREAM_DATABASE_URL
+    valueFrom:
+      secretKeyRef:
+        name: {{ include "horsestream.dbSecret" . }}
+        key: {{ .Values.database.secretKey }}
+{{- end -}}
+
+{{- define "horsestream.modelVolume" -}}
+- name: models
+  {{- if .Values.models.existingClaim }}
+  persistentVolumeClaim:
+    claimName: {{ .Values.models.existingClaim }}
+    readOnly: true
+  {{- else }}
+  emptyDir: {}
+  {{- end }}
+{{- end -}}
