@@ -9,4 +9,8 @@ pub mod store;
 
 pub use error::SinkError;
 pub use events::EventPublisher;
-pub use store::{ChunkErrorRecord, FrameRow, Store, StoreStats};
+pub use store::{
+    Alert, AlertQuery, Calibration, ChunkErrorRecord, DetectionProblem, EMBEDDING_DIM, FrameRow,
+    GaitRow, Horse, HorseMatch, HorseSighting, NewAlert, NewStream, NewUser, RetentionJob,
+    RetentionReport, Role, Severity, Store, StoreStats, Stream, StreamPatch, User, Zone,
+};

@@ -1,15 +1,66 @@
-//! The detection store: TimescaleDB in production, SQLite embedded for the demo. Both keep
-//! the same rows under the same keys, so a retried or replayed chunk never duplicates a row.
+//! The repository: TimescaleDB in production, SQLite embedded for the demo. Both keep the
+//! same rows under the same keys, so a retried or replayed chunk never duplicates a row, and
+//! both answer the same methods (one test suite, `tests/repository.rs`, runs against each).
 
 mod postgres;
+mod records;
 mod sqlite;
+mod validate;
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
 use horsestream_proto::ProcessedChunk;
 
 use crate::SinkError;
 
 pub use postgres::PgStore;
+pub use records::{
+    Alert, AlertQuery, Calibration, EMBEDDING_DIM, GaitRow, Horse, HorseMatch, HorseSighting,
+    NewAlert, NewStream, NewUser, RetentionReport, Role, Severity, Stream, StreamPatch, User, Zone,
+};
 pub use sqlite::SqliteStore;
+pub use validate::{
+    DetectionProblem, MAX_COORDINATE, cosine_distance, validate_chunk, validate_embedding,
+};
+
+/// Counts kept by a store across its clones (both backends share the shape).
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    rejected_chunks: AtomicU64,
+}
+
+/// Validates a chunk before any write; a bad one is counted and refused as a whole.
+pub(crate) fn check_chunk(chunk: &ProcessedChunk, counters: &Counters) -> Result<(), SinkError> {
+    validate_chunk(chunk).map_err(|problem| {
+        counters.rejected_chunks.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(chunk = %chunk.chunk_id(), %problem, "chunk rejected, nothing written");
+        SinkError::InvalidChunk {
+            chunk_id: chunk.chunk_id(),
+            problem,
+        }
+    })
+}
+
+/// A query text assembled from this crate's own constants (column lists, table names), never
+/// from input: values always travel as bind parameters.
+macro_rules! sql {
+    ($($t:tt)*) => {
+        sqlx::AssertSqlSafe(format!($($t)*))
+    };
+}
+use sql;
+
+/// Calls the same method on whichever backend the store is.
+macro_rules! dispatch {
+    ($self:ident . $m:ident ( $($a:expr),* )) => {
+        match $self {
+            Store::Postgres(s) => s.$m($($a),*).await,
+            Store::Sqlite(s) => s.$m($($a),*).await,
+        }
+    };
+}
 
 /// A chunk or message that could not be processed, kept where an operator can see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,7 +119,9 @@ impl Store {
     }
 
     /// Writes a chunk's detections and its `video_chunks` row in one transaction.
-    /// Returns once the transaction is committed.
+    /// Returns once the transaction is committed. A chunk with a detection no model should
+    /// produce (NaN/inf or absurd coordinates, negative size) is refused whole with the
+    /// non-retriable [`SinkError::InvalidChunk`] and counted in [`Store::rejected_chunks`].
     pub async fn write_chunk(&self, chunk: &ProcessedChunk) -> Result<(), SinkError> {
         match self {
             Store::Postgres(s) => s.write_chunk(chunk).await,
@@ -113,6 +166,243 @@ impl Store {
             Store::Postgres(s) => s.health().await,
             Store::Sqlite(s) => s.health().await,
         }
+    }
+}
+
+impl Store {
+    /// Chunks refused by validation since this store was connected.
+    pub fn rejected_chunks(&self) -> u64 {
+        let counters = match self {
+            Store::Postgres(s) => s.counters(),
+            Store::Sqlite(s) => s.counters(),
+        };
+        counters.rejected_chunks.load(Ordering::Relaxed)
+    }
+
+    // ---------------------------------------------------------------- streams
+
+    /// Registers a stream; an id already taken is a [`SinkError::Conflict`].
+    pub async fn create_stream(&self, new: &NewStream) -> Result<Stream, SinkError> {
+        validate::validate_geometry(new.calibration.as_ref(), &new.zones)?;
+        dispatch!(self.create_stream(new))
+    }
+
+    /// A stream by id; an unknown id is [`SinkError::NotFound`].
+    pub async fn get_stream(&self, id: &str) -> Result<Stream, SinkError> {
+        dispatch!(self.get_stream(id))
+    }
+
+    /// Every stream, by id.
+    pub async fn list_streams(&self) -> Result<Vec<Stream>, SinkError> {
+        dispatch!(self.list_streams())
+    }
+
+    /// Applies a partial update and returns the stream as stored.
+    pub async fn update_stream(&self, id: &str, patch: &StreamPatch) -> Result<Stream, SinkError> {
+        if let Some(zones) = &patch.zones {
+            validate::validate_geometry(None, zones)?;
+        }
+        if let Some(Some(c)) = &patch.calibration {
+            validate::validate_geometry(Some(c), &[])?;
+        }
+        dispatch!(self.update_stream(id, patch))
+    }
+
+    /// Deletes a stream with its horses, gallery, alerts, gait metrics and model choices.
+    /// Its detections and chunks stay (history) until retention removes them.
+    pub async fn delete_stream(&self, id: &str) -> Result<(), SinkError> {
+        dispatch!(self.delete_stream(id))
+    }
+
+    /// The stream's source credentials, for the ingest process only: never part of [`Stream`].
+    pub async fn stream_credentials(&self, id: &str) -> Result<Option<String>, SinkError> {
+        dispatch!(self.stream_credentials(id))
+    }
+
+    // ---------------------------------------------------------------- gait
+
+    /// Writes gait windows in one transaction, keyed by `(stream_id, track_id, time)`: a
+    /// replayed window overwrites itself. An unknown stream refuses the whole batch.
+    pub async fn write_gait(&self, rows: &[GaitRow]) -> Result<(), SinkError> {
+        for r in rows {
+            validate::validate_gait(r)?;
+        }
+        if rows.is_empty() {
+            return Ok(());
+        }
+        // One row per key (the last wins), so an upsert never meets its own key twice.
+        let mut by_key = std::collections::HashMap::new();
+        for r in rows {
+            by_key.insert((r.stream_id.as_str(), r.track_id, r.time), r);
+        }
+        let mut rows: Vec<&GaitRow> = by_key.into_values().collect();
+        rows.sort_by(|a, b| {
+            (&a.stream_id, a.track_id, a.time).cmp(&(&b.stream_id, b.track_id, b.time))
+        });
+        dispatch!(self.write_gait(&rows))
+    }
+
+    /// A stream's gait windows by track and time.
+    pub async fn gait(&self, stream_id: &str) -> Result<Vec<GaitRow>, SinkError> {
+        dispatch!(self.gait(stream_id))
+    }
+
+    // ---------------------------------------------------------------- horses
+
+    /// Records a sighting: a new horse (named `Horse_N` in its stream) when `horse_id` is
+    /// `None`, else widens the known horse's first/last seen and remembers the track id.
+    pub async fn upsert_horse(&self, sighting: &HorseSighting) -> Result<Horse, SinkError> {
+        dispatch!(self.upsert_horse(sighting))
+    }
+
+    pub async fn get_horse(&self, id: i64) -> Result<Horse, SinkError> {
+        dispatch!(self.get_horse(id))
+    }
+
+    /// A stream's horses, most recently seen first.
+    pub async fn list_horses(&self, stream_id: &str) -> Result<Vec<Horse>, SinkError> {
+        dispatch!(self.list_horses(stream_id))
+    }
+
+    /// Adds an appearance embedding ([`EMBEDDING_DIM`] values) to a horse's gallery; the same
+    /// horse and time again keeps the first.
+    pub async fn add_horse_feature(
+        &self,
+        horse_id: i64,
+        time: DateTime<Utc>,
+        embedding: &[f32],
+    ) -> Result<(), SinkError> {
+        validate_embedding(embedding)?;
+        dispatch!(self.add_horse_feature(horse_id, time, embedding))
+    }
+
+    /// The `k` horses of a stream whose gallery holds the embeddings closest (cosine) to
+    /// `embedding`, closest first: pgvector's hnsw index on PostgreSQL, a scan on SQLite.
+    pub async fn nearest_horse(
+        &self,
+        stream_id: &str,
+        embedding: &[f32],
+        k: usize,
+    ) -> Result<Vec<HorseMatch>, SinkError> {
+        validate_embedding(embedding)?;
+        if k == 0 {
+            return Ok(Vec::new());
+        }
+        dispatch!(self.nearest_horse(stream_id, embedding, k))
+    }
+
+    // ---------------------------------------------------------------- alerts
+
+    /// Stores an alert; one whose `dedup_key` is already stored returns the stored alert.
+    pub async fn insert_alert(&self, alert: &NewAlert) -> Result<Alert, SinkError> {
+        dispatch!(self.insert_alert(alert))
+    }
+
+    pub async fn list_alerts(&self, query: &AlertQuery) -> Result<Vec<Alert>, SinkError> {
+        dispatch!(self.list_alerts(query))
+    }
+
+    /// Marks an alert acknowledged by `by`; acknowledging again keeps the first time and name.
+    pub async fn acknowledge_alert(&self, id: i64, by: &str) -> Result<Alert, SinkError> {
+        dispatch!(self.acknowledge_alert(id, by))
+    }
+
+    // ---------------------------------------------------------------- users
+
+    /// Creates a user; a taken username is a [`SinkError::Conflict`].
+    pub async fn create_user(&self, user: &NewUser) -> Result<User, SinkError> {
+        dispatch!(self.create_user(user))
+    }
+
+    pub async fn find_user_by_username(&self, username: &str) -> Result<Option<User>, SinkError> {
+        dispatch!(self.find_user_by_username(username))
+    }
+
+    // ---------------------------------------------------------------- retention
+
+    /// Removes what is older than `age`: see [`Store::drop_before`].
+    pub async fn drop_older_than(&self, age: Duration) -> Result<RetentionReport, SinkError> {
+        let age = chrono::Duration::from_std(age).map_err(|e| SinkError::Invalid {
+            what: "retention age",
+            reason: e.to_string(),
+        })?;
+        self.drop_before(Utc::now() - age).await
+    }
+
+    /// Removes detections and gait metrics older than `cutoff` (whole TimescaleDB chunks via
+    /// `drop_chunks` — a chunk goes once all of it is older — or a DELETE on SQLite), and the
+    /// `video_chunks` and `chunk_errors` rows older than it. Streams, horses, their gallery,
+    /// alerts and users are kept.
+    pub async fn drop_before(&self, cutoff: DateTime<Utc>) -> Result<RetentionReport, SinkError> {
+        dispatch!(self.drop_before(cutoff))
+    }
+}
+
+/// Every `every`, removes what is older than `max_age` (the application-side stand-in for
+/// TimescaleDB's retention policy, which the Apache build lacks). Failures are logged and
+/// retried at the next tick: retention loses nothing by running late.
+#[derive(Debug, Clone)]
+pub struct RetentionJob {
+    store: Store,
+    max_age: Duration,
+    every: Duration,
+}
+
+impl RetentionJob {
+    /// Ninety days, as the seed keeps detections.
+    pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(90 * 24 * 3600);
+    pub const DEFAULT_EVERY: Duration = Duration::from_secs(3600);
+
+    pub fn new(store: Store) -> Self {
+        RetentionJob {
+            store,
+            max_age: Self::DEFAULT_MAX_AGE,
+            every: Self::DEFAULT_EVERY,
+        }
+    }
+
+    pub fn max_age(mut self, max_age: Duration) -> Self {
+        self.max_age = max_age;
+        self
+    }
+
+    pub fn every(mut self, every: Duration) -> Self {
+        self.every = every;
+        self
+    }
+
+    /// One pass now.
+    pub async fn run_once(&self) -> Result<RetentionReport, SinkError> {
+        let report = self.store.drop_older_than(self.max_age).await?;
+        tracing::info!(
+            dropped_chunks = report.dropped_chunks,
+            deleted_rows = report.deleted_rows,
+            max_age_s = self.max_age.as_secs(),
+            "retention pass"
+        );
+        Ok(report)
+    }
+
+    /// Runs a pass at once and then every `every` until `shutdown` resolves.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        let mut ticks = tokio::time::interval(self.every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => return,
+                _ = ticks.tick() => {
+                    if let Err(e) = self.run_once().await {
+                        tracing::warn!(error = %e, "retention pass failed, next tick retries");
+                    }
+                }
+            }
+        }
+    }
+
+    /// [`RetentionJob::run`] on the current tokio runtime until the handle is aborted.
+    pub fn spawn(self) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(self.run(std::future::pending()))
     }
 }
 

@@ -1,16 +1,28 @@
 //! TimescaleDB: detections in a hypertable, written with UNNEST batches in one transaction
 //! per chunk.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use horsestream_proto::ProcessedChunk;
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::Row;
+use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 
-use super::{ChunkErrorRecord, DetectionRow, FrameRow, StoreStats, bbox_json, layout_frames};
+use super::records::{
+    Alert, AlertQuery, GaitRow, Horse, HorseMatch, HorseSighting, NewAlert, NewStream, NewUser,
+    RetentionReport, Role, Severity, Stream, StreamPatch, User,
+};
+use super::{
+    ChunkErrorRecord, Counters, DetectionRow, FrameRow, StoreStats, bbox_json, check_chunk,
+    layout_frames, sql,
+};
 use crate::SinkError;
+use crate::error::classify;
 
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
+    counters: Arc<Counters>,
 }
 
 fn time(us: i64) -> DateTime<Utc> {
@@ -25,7 +37,14 @@ impl PgStore {
             .connect(url)
             .await?;
         sqlx::migrate!("migrations/postgres").run(&pool).await?;
-        Ok(PgStore { pool })
+        Ok(PgStore {
+            pool,
+            counters: Arc::default(),
+        })
+    }
+
+    pub(crate) fn counters(&self) -> &Counters {
+        &self.counters
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -33,6 +52,7 @@ impl PgStore {
     }
 
     pub async fn write_chunk(&self, chunk: &ProcessedChunk) -> Result<(), SinkError> {
+        check_chunk(chunk, &self.counters)?;
         let chunk_id = chunk.chunk_id();
         let n = chunk.detection_count();
         let mut times = Vec::with_capacity(n);
@@ -183,5 +203,510 @@ impl PgStore {
     pub async fn health(&self) -> Result<(), SinkError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+}
+
+const STREAM_COLUMNS: &str = "id, name, source_url, source_kind, status, \
+     credentials_secret IS NOT NULL AS has_credentials, calibration, zones, enabled, created_at, \
+     updated_at";
+const HORSE_COLUMNS: &str = "id, stream_id, display_name, colour, first_seen, last_seen, track_ids";
+const ALERT_COLUMNS: &str = "id, time, stream_id, horse_id, kind, severity, message, dedup_key, \
+     acknowledged_at, acknowledged_by";
+const USER_COLUMNS: &str = "id, username, password_hash, role, created_at";
+
+fn not_found(what: &'static str, id: impl ToString) -> SinkError {
+    SinkError::NotFound {
+        what,
+        id: id.to_string(),
+    }
+}
+
+fn json_err(what: &'static str, e: serde_json::Error) -> SinkError {
+    SinkError::Invalid {
+        what,
+        reason: e.to_string(),
+    }
+}
+
+fn stream_row(r: &PgRow) -> Result<Stream, SinkError> {
+    let calibration: Option<serde_json::Value> = r.try_get("calibration")?;
+    let zones: serde_json::Value = r.try_get("zones")?;
+    Ok(Stream {
+        id: r.try_get("id")?,
+        name: r.try_get("name")?,
+        source_url: r.try_get("source_url")?,
+        source_kind: r.try_get("source_kind")?,
+        status: r.try_get("status")?,
+        has_credentials: r.try_get("has_credentials")?,
+        calibration: calibration
+            .map(serde_json::from_value)
+            .transpose()
+            .map_err(|e| json_err("stored calibration", e))?,
+        zones: serde_json::from_value(zones).map_err(|e| json_err("stored zones", e))?,
+        enabled: r.try_get("enabled")?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+    })
+}
+
+fn horse_row(r: &PgRow) -> Result<Horse, SinkError> {
+    Ok(Horse {
+        id: r.try_get("id")?,
+        stream_id: r.try_get("stream_id")?,
+        display_name: r.try_get("display_name")?,
+        colour: r.try_get("colour")?,
+        first_seen: r.try_get("first_seen")?,
+        last_seen: r.try_get("last_seen")?,
+        track_ids: r.try_get("track_ids")?,
+    })
+}
+
+fn alert_row(r: &PgRow) -> Result<Alert, SinkError> {
+    let severity: String = r.try_get("severity")?;
+    Ok(Alert {
+        id: r.try_get("id")?,
+        time: r.try_get("time")?,
+        stream_id: r.try_get("stream_id")?,
+        horse_id: r.try_get("horse_id")?,
+        kind: r.try_get("kind")?,
+        severity: Severity::parse(&severity)?,
+        message: r.try_get("message")?,
+        dedup_key: r.try_get("dedup_key")?,
+        acknowledged_at: r.try_get("acknowledged_at")?,
+        acknowledged_by: r.try_get("acknowledged_by")?,
+    })
+}
+
+fn user_row(r: &PgRow) -> Result<User, SinkError> {
+    let role: String = r.try_get("role")?;
+    Ok(User {
+        id: r.try_get("id")?,
+        username: r.try_get("username")?,
+        password_hash: r.try_get("password_hash")?,
+        role: Role::parse(&role)?,
+        created_at: r.try_get("created_at")?,
+    })
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> serde_json::Value {
+    serde_json::to_value(v).unwrap_or(serde_json::Value::Null)
+}
+
+impl PgStore {
+    pub async fn create_stream(&self, new: &NewStream) -> Result<Stream, SinkError> {
+        let row = sqlx::query(sql!(
+            "INSERT INTO streams (id, name, source_url, source_kind, credentials_secret, \
+               calibration, zones, enabled) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {STREAM_COLUMNS}"
+        ))
+        .bind(&new.id)
+        .bind(&new.name)
+        .bind(&new.source_url)
+        .bind(&new.source_kind)
+        .bind(&new.credentials_secret)
+        .bind(new.calibration.as_ref().map(to_json))
+        .bind(to_json(&new.zones))
+        .bind(new.enabled)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| classify(e, "stream", &new.id, "stream", &new.id))?;
+        stream_row(&row)
+    }
+
+    pub async fn get_stream(&self, id: &str) -> Result<Stream, SinkError> {
+        let row = sqlx::query(sql!("SELECT {STREAM_COLUMNS} FROM streams WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| not_found("stream", id))?;
+        stream_row(&row)
+    }
+
+    pub async fn list_streams(&self) -> Result<Vec<Stream>, SinkError> {
+        sqlx::query(sql!("SELECT {STREAM_COLUMNS} FROM streams ORDER BY id"))
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(stream_row)
+            .collect()
+    }
+
+    pub async fn update_stream(&self, id: &str, patch: &StreamPatch) -> Result<Stream, SinkError> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(sql!(
+            "SELECT {STREAM_COLUMNS} FROM streams WHERE id = $1 FOR UPDATE"
+        ))
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| not_found("stream", id))?;
+        let mut s = stream_row(&row)?;
+        patch.apply(&mut s);
+        let row = sqlx::query(sql!(
+            "UPDATE streams SET name = $2, source_url = $3, source_kind = $4, status = $5, \
+               calibration = $6, zones = $7, enabled = $8, \
+               credentials_secret = CASE WHEN $9 THEN $10 ELSE credentials_secret END, \
+               updated_at = greatest(now(), updated_at) \
+             WHERE id = $1 RETURNING {STREAM_COLUMNS}"
+        ))
+        .bind(id)
+        .bind(&s.name)
+        .bind(&s.source_url)
+        .bind(&s.source_kind)
+        .bind(&s.status)
+        .bind(s.calibration.as_ref().map(to_json))
+        .bind(to_json(&s.zones))
+        .bind(s.enabled)
+        .bind(patch.credentials_secret.is_some())
+        .bind(patch.credentials_secret.clone().flatten())
+        .fetch_one(&mut *tx)
+        .await?;
+        let s = stream_row(&row)?;
+        tx.commit().await?;
+        Ok(s)
+    }
+
+    pub async fn delete_stream(&self, id: &str) -> Result<(), SinkError> {
+        let done = sqlx::query("DELETE FROM streams WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(not_found("stream", id));
+        }
+        Ok(())
+    }
+
+    pub async fn stream_credentials(&self, id: &str) -> Result<Option<String>, SinkError> {
+        let (secret,): (Option<String>,) =
+            sqlx::query_as("SELECT credentials_secret FROM streams WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?
+                .ok_or_else(|| not_found("stream", id))?;
+        Ok(secret)
+    }
+
+    pub(crate) async fn write_gait(&self, rows: &[&GaitRow]) -> Result<(), SinkError> {
+        let mut streams: Vec<&str> = rows.iter().map(|r| r.stream_id.as_str()).collect();
+        streams.dedup();
+        let mut tx = self.pool.begin().await?;
+        let known: Vec<(String,)> = sqlx::query_as("SELECT id FROM streams WHERE id = ANY($1)")
+            .bind(&streams)
+            .fetch_all(&mut *tx)
+            .await?;
+        if let Some(missing) = streams.iter().find(|s| !known.iter().any(|(k,)| k == *s)) {
+            return Err(not_found("stream", missing));
+        }
+        sqlx::query(
+            "INSERT INTO gait_metrics (time, stream_id, track_id, horse_id, speed, acceleration, \
+               unit, stride_hz, gait_class, distance) \
+             SELECT * FROM UNNEST($1::timestamptz[], $2::text[], $3::bigint[], $4::bigint[], \
+               $5::float8[], $6::float8[], $7::text[], $8::float8[], $9::text[], $10::float8[]) \
+             ON CONFLICT (stream_id, track_id, time) DO UPDATE SET \
+               horse_id = coalesce(EXCLUDED.horse_id, gait_metrics.horse_id), \
+               speed = EXCLUDED.speed, acceleration = EXCLUDED.acceleration, \
+               unit = EXCLUDED.unit, stride_hz = EXCLUDED.stride_hz, \
+               gait_class = EXCLUDED.gait_class, distance = EXCLUDED.distance",
+        )
+        .bind(rows.iter().map(|r| r.time).collect::<Vec<_>>())
+        .bind(
+            rows.iter()
+                .map(|r| r.stream_id.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(rows.iter().map(|r| r.track_id).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.horse_id).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.speed).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.acceleration).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.unit.as_str()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.stride_hz).collect::<Vec<_>>())
+        .bind(
+            rows.iter()
+                .map(|r| r.gait_class.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(rows.iter().map(|r| r.distance).collect::<Vec<_>>())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn gait(&self, stream_id: &str) -> Result<Vec<GaitRow>, SinkError> {
+        let rows = sqlx::query(
+            "SELECT time, stream_id, track_id, horse_id, speed, acceleration, unit, stride_hz, \
+               gait_class, distance FROM gait_metrics WHERE stream_id = $1 \
+             ORDER BY track_id, time",
+        )
+        .bind(stream_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(GaitRow {
+                    time: r.try_get("time")?,
+                    stream_id: r.try_get("stream_id")?,
+                    track_id: r.try_get("track_id")?,
+                    horse_id: r.try_get("horse_id")?,
+                    speed: r.try_get("speed")?,
+                    acceleration: r.try_get("acceleration")?,
+                    unit: r.try_get("unit")?,
+                    stride_hz: r.try_get("stride_hz")?,
+                    gait_class: r.try_get("gait_class")?,
+                    distance: r.try_get("distance")?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn upsert_horse(&self, s: &HorseSighting) -> Result<Horse, SinkError> {
+        let row = match s.horse_id {
+            Some(id) => sqlx::query(sql!(
+                "UPDATE horses SET first_seen = least(first_seen, $3), \
+                   last_seen = greatest(last_seen, $3), colour = coalesce($4, colour), \
+                   track_ids = CASE WHEN $5::bigint IS NULL OR $5 = ANY(track_ids) \
+                                    THEN track_ids ELSE track_ids || $5::bigint END \
+                 WHERE id = $1 AND stream_id = $2 RETURNING {HORSE_COLUMNS}"
+            ))
+            .bind(id)
+            .bind(&s.stream_id)
+            .bind(s.time)
+            .bind(&s.colour)
+            .bind(s.track_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| not_found("horse", id))?,
+            None => {
+                let mut tx = self.pool.begin().await?;
+                // Serialises new horses of one stream, so Horse_N numbers are not raced.
+                sqlx::query("SELECT pg_advisory_xact_lock(hashtext('horses:' || $1))")
+                    .bind(&s.stream_id)
+                    .execute(&mut *tx)
+                    .await?;
+                let row = sqlx::query(sql!(
+                    "INSERT INTO horses (stream_id, display_name, colour, first_seen, last_seen, \
+                       track_ids) \
+                     SELECT $1, 'Horse_' || (coalesce(max(substring(display_name \
+                              FROM '^Horse_([0-9]+)$')::bigint), 0) + 1), \
+                            $2, $3, $3, \
+                            CASE WHEN $4::bigint IS NULL THEN '{{}}'::bigint[] \
+                                 ELSE ARRAY[$4::bigint] END \
+                     FROM horses WHERE stream_id = $1 RETURNING {HORSE_COLUMNS}"
+                ))
+                .bind(&s.stream_id)
+                .bind(&s.colour)
+                .bind(s.time)
+                .bind(s.track_id)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(|e| classify(e, "horse", &s.stream_id, "stream", &s.stream_id))?;
+                tx.commit().await?;
+                row
+            }
+        };
+        horse_row(&row)
+    }
+
+    pub async fn get_horse(&self, id: i64) -> Result<Horse, SinkError> {
+        let row = sqlx::query(sql!("SELECT {HORSE_COLUMNS} FROM horses WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| not_found("horse", id))?;
+        horse_row(&row)
+    }
+
+    pub async fn list_horses(&self, stream_id: &str) -> Result<Vec<Horse>, SinkError> {
+        sqlx::query(sql!(
+            "SELECT {HORSE_COLUMNS} FROM horses WHERE stream_id = $1 ORDER BY last_seen DESC, id"
+        ))
+        .bind(stream_id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(horse_row)
+        .collect()
+    }
+
+    pub async fn add_horse_feature(
+        &self,
+        horse_id: i64,
+        time: DateTime<Utc>,
+        embedding: &[f32],
+    ) -> Result<(), SinkError> {
+        let (stream_id,): (String,) = sqlx::query_as("SELECT stream_id FROM horses WHERE id = $1")
+            .bind(horse_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| not_found("horse", horse_id))?;
+        sqlx::query(
+            "INSERT INTO horse_features (horse_id, stream_id, time, embedding) \
+             VALUES ($1, $2, $3, $4::real[]::vector) ON CONFLICT (horse_id, time) DO NOTHING",
+        )
+        .bind(horse_id)
+        .bind(&stream_id)
+        .bind(time)
+        .bind(embedding)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| classify(e, "horse feature", "", "horse", &horse_id.to_string()))?;
+        Ok(())
+    }
+
+    pub async fn nearest_horse(
+        &self,
+        stream_id: &str,
+        embedding: &[f32],
+        k: usize,
+    ) -> Result<Vec<HorseMatch>, SinkError> {
+        // The hnsw index yields the closest gallery entries of every stream; iterative scans
+        // (pgvector 0.8) keep reading until enough belong to this stream.
+        let candidates = (k * 8).clamp(40, 1000) as i64;
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SET LOCAL hnsw.iterative_scan = relaxed_order")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(sql!("SET LOCAL hnsw.ef_search = {candidates}"))
+            .execute(&mut *tx)
+            .await?;
+        let rows: Vec<(i64, String, f64)> = sqlx::query_as(
+            "SELECT h.id, h.display_name, m.d FROM \
+               (SELECT horse_id, min(d) AS d FROM \
+                  (SELECT horse_id, embedding <=> $1::real[]::vector AS d FROM horse_features \
+                   WHERE stream_id = $2 ORDER BY embedding <=> $1::real[]::vector LIMIT $3) c \
+                GROUP BY horse_id) m \
+             JOIN horses h ON h.id = m.horse_id ORDER BY m.d, h.id LIMIT $4",
+        )
+        .bind(embedding)
+        .bind(stream_id)
+        .bind(candidates)
+        .bind(k as i64)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(rows
+            .into_iter()
+            .map(|(horse_id, display_name, distance)| HorseMatch {
+                horse_id,
+                display_name,
+                distance,
+            })
+            .collect())
+    }
+
+    pub async fn insert_alert(&self, a: &NewAlert) -> Result<Alert, SinkError> {
+        let inserted = sqlx::query(sql!(
+            "INSERT INTO alerts (time, stream_id, horse_id, kind, severity, message, dedup_key) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (dedup_key) DO NOTHING \
+             RETURNING {ALERT_COLUMNS}"
+        ))
+        .bind(a.time)
+        .bind(&a.stream_id)
+        .bind(a.horse_id)
+        .bind(&a.kind)
+        .bind(a.severity.as_str())
+        .bind(&a.message)
+        .bind(&a.dedup_key)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| alert_parent(e, a))?;
+        let row = match inserted {
+            Some(row) => row,
+            None => {
+                sqlx::query(sql!(
+                    "SELECT {ALERT_COLUMNS} FROM alerts WHERE dedup_key = $1"
+                ))
+                .bind(&a.dedup_key)
+                .fetch_one(&self.pool)
+                .await?
+            }
+        };
+        alert_row(&row)
+    }
+
+    pub async fn list_alerts(&self, q: &AlertQuery) -> Result<Vec<Alert>, SinkError> {
+        sqlx::query(sql!(
+            "SELECT {ALERT_COLUMNS} FROM alerts \
+             WHERE ($1::text IS NULL OR stream_id = $1) AND (NOT $2 OR acknowledged_at IS NULL) \
+             ORDER BY time DESC, id DESC LIMIT $3"
+        ))
+        .bind(&q.stream_id)
+        .bind(q.unacknowledged_only)
+        .bind(q.limit)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(alert_row)
+        .collect()
+    }
+
+    pub async fn acknowledge_alert(&self, id: i64, by: &str) -> Result<Alert, SinkError> {
+        let row = sqlx::query(sql!(
+            "UPDATE alerts SET acknowledged_at = coalesce(acknowledged_at, now()), \
+               acknowledged_by = coalesce(acknowledged_by, $2) \
+             WHERE id = $1 RETURNING {ALERT_COLUMNS}"
+        ))
+        .bind(id)
+        .bind(by)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| not_found("alert", id))?;
+        alert_row(&row)
+    }
+
+    pub async fn create_user(&self, u: &NewUser) -> Result<User, SinkError> {
+        let row = sqlx::query(sql!(
+            "INSERT INTO users (username, password_hash, role) VALUES ($1, $2, $3) \
+             RETURNING {USER_COLUMNS}"
+        ))
+        .bind(&u.username)
+        .bind(&u.password_hash)
+        .bind(u.role.as_str())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| classify(e, "user", &u.username, "user", &u.username))?;
+        user_row(&row)
+    }
+
+    pub async fn find_user_by_username(&self, username: &str) -> Result<Option<User>, SinkError> {
+        sqlx::query(sql!("SELECT {USER_COLUMNS} FROM users WHERE username = $1"))
+            .bind(username)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(user_row)
+            .transpose()
+    }
+
+    pub async fn drop_before(&self, cutoff: DateTime<Utc>) -> Result<RetentionReport, SinkError> {
+        let mut report = RetentionReport::default();
+        for table in ["detections", "gait_metrics"] {
+            let (n,): (i64,) = sqlx::query_as(sql!(
+                "SELECT count(*) FROM drop_chunks('{table}', older_than => $1::timestamptz)"
+            ))
+            .bind(cutoff)
+            .fetch_one(&self.pool)
+            .await?;
+            report.dropped_chunks += n as u64;
+        }
+        for delete in [
+            "DELETE FROM video_chunks WHERE end_time < $1",
+            "DELETE FROM chunk_errors WHERE recorded_at < $1",
+        ] {
+            let done = sqlx::query(delete).bind(cutoff).execute(&self.pool).await?;
+            report.deleted_rows += done.rows_affected();
+        }
+        Ok(report)
+    }
+}
+
+/// An alert naming an unknown stream or horse.
+fn alert_parent(e: sqlx::Error, a: &NewAlert) -> SinkError {
+    let horse = matches!(&e, sqlx::Error::Database(db)
+        if db.constraint().is_some_and(|c| c.contains("horse")));
+    match (horse, a.horse_id) {
+        (true, Some(h)) => classify(e, "alert", "", "horse", &h.to_string()),
+        _ => classify(e, "alert", "", "stream", &a.stream_id),
     }
 }

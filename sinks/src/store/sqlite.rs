@@ -1,16 +1,30 @@
 //! The embedded store: one SQLite file, same rows and keys as TimescaleDB.
 
 use std::str::FromStr;
+use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use horsestream_proto::ProcessedChunk;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use sqlx::Row;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+};
 
-use super::{ChunkErrorRecord, FrameRow, StoreStats, bbox_json, layout_frames};
+use super::records::{
+    Alert, AlertQuery, GaitRow, Horse, HorseMatch, HorseSighting, NewAlert, NewStream, NewUser,
+    RetentionReport, Role, Severity, Stream, StreamPatch, User,
+};
+use super::validate::cosine_distance;
+use super::{
+    ChunkErrorRecord, Counters, FrameRow, StoreStats, bbox_json, check_chunk, layout_frames, sql,
+};
 use crate::SinkError;
+use crate::error::classify;
 
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    counters: Arc<Counters>,
 }
 
 impl SqliteStore {
@@ -18,16 +32,25 @@ impl SqliteStore {
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .busy_timeout(std::time::Duration::from_secs(10));
+            .busy_timeout(std::time::Duration::from_secs(10))
+            .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(options)
             .await?;
         sqlx::migrate!("migrations/sqlite").run(&pool).await?;
-        Ok(SqliteStore { pool })
+        Ok(SqliteStore {
+            pool,
+            counters: Arc::default(),
+        })
+    }
+
+    pub(crate) fn counters(&self) -> &Counters {
+        &self.counters
     }
 
     pub async fn write_chunk(&self, chunk: &ProcessedChunk) -> Result<(), SinkError> {
+        check_chunk(chunk, &self.counters)?;
         let chunk_id = chunk.chunk_id();
         let mut tx = self.pool.begin().await?;
         for f in &chunk.frames {
@@ -163,5 +186,538 @@ impl SqliteStore {
     pub async fn health(&self) -> Result<(), SinkError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+}
+
+const STREAM_COLUMNS: &str = "id, name, source_url, source_kind, status, \
+     credentials_secret IS NOT NULL AS has_credentials, calibration, zones, enabled, created_us, \
+     updated_us";
+const HORSE_COLUMNS: &str =
+    "id, stream_id, display_name, colour, first_seen_us, last_seen_us, track_ids";
+const ALERT_COLUMNS: &str = "id, time_us, stream_id, horse_id, kind, severity, message, \
+     dedup_key, acknowledged_us, acknowledged_by";
+const USER_COLUMNS: &str = "id, username, password_hash, role, created_us";
+
+fn us(t: DateTime<Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+fn time(us: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(us).unwrap_or_default()
+}
+
+fn not_found(what: &'static str, id: impl ToString) -> SinkError {
+    SinkError::NotFound {
+        what,
+        id: id.to_string(),
+    }
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(what: &'static str, s: &str) -> Result<T, SinkError> {
+    serde_json::from_str(s).map_err(|e| SinkError::Invalid {
+        what,
+        reason: e.to_string(),
+    })
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "null".into())
+}
+
+fn stream_row(r: &SqliteRow) -> Result<Stream, SinkError> {
+    let calibration: Option<String> = r.try_get("calibration")?;
+    let zones: String = r.try_get("zones")?;
+    Ok(Stream {
+        id: r.try_get("id")?,
+        name: r.try_get("name")?,
+        source_url: r.try_get("source_url")?,
+        source_kind: r.try_get("source_kind")?,
+        status: r.try_get("status")?,
+        has_credentials: r.try_get("has_credentials")?,
+        calibration: calibration
+            .as_deref()
+            .map(|c| from_json("stored calibration", c))
+            .transpose()?,
+        zones: from_json("stored zones", &zones)?,
+        enabled: r.try_get("enabled")?,
+        created_at: time(r.try_get("created_us")?),
+        updated_at: time(r.try_get("updated_us")?),
+    })
+}
+
+fn horse_row(r: &SqliteRow) -> Result<Horse, SinkError> {
+    let track_ids: String = r.try_get("track_ids")?;
+    Ok(Horse {
+        id: r.try_get("id")?,
+        stream_id: r.try_get("stream_id")?,
+        display_name: r.try_get("display_name")?,
+        colour: r.try_get("colour")?,
+        first_seen: time(r.try_get("first_seen_us")?),
+        last_seen: time(r.try_get("last_seen_us")?),
+        track_ids: from_json("stored track ids", &track_ids)?,
+    })
+}
+
+fn alert_row(r: &SqliteRow) -> Result<Alert, SinkError> {
+    let severity: String = r.try_get("severity")?;
+    let acknowledged: Option<i64> = r.try_get("acknowledged_us")?;
+    Ok(Alert {
+        id: r.try_get("id")?,
+        time: time(r.try_get("time_us")?),
+        stream_id: r.try_get("stream_id")?,
+        horse_id: r.try_get("horse_id")?,
+        kind: r.try_get("kind")?,
+        severity: Severity::parse(&severity)?,
+        message: r.try_get("message")?,
+        dedup_key: r.try_get("dedup_key")?,
+        acknowledged_at: acknowledged.map(time),
+        acknowledged_by: r.try_get("acknowledged_by")?,
+    })
+}
+
+fn user_row(r: &SqliteRow) -> Result<User, SinkError> {
+    let role: String = r.try_get("role")?;
+    Ok(User {
+        id: r.try_get("id")?,
+        username: r.try_get("username")?,
+        password_hash: r.try_get("password_hash")?,
+        role: Role::parse(&role)?,
+        created_at: time(r.try_get("created_us")?),
+    })
+}
+
+impl SqliteStore {
+    pub async fn create_stream(&self, new: &NewStream) -> Result<Stream, SinkError> {
+        let now = us(Utc::now());
+        let row = sqlx::query(sql!(
+            "INSERT INTO streams (id, name, source_url, source_kind, credentials_secret, \
+               calibration, zones, enabled, created_us, updated_us) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {STREAM_COLUMNS}"
+        ))
+        .bind(&new.id)
+        .bind(&new.name)
+        .bind(&new.source_url)
+        .bind(&new.source_kind)
+        .bind(&new.credentials_secret)
+        .bind(new.calibration.as_ref().map(to_json))
+        .bind(to_json(&new.zones))
+        .bind(new.enabled)
+        .bind(now)
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| classify(e, "stream", &new.id, "stream", &new.id))?;
+        stream_row(&row)
+    }
+
+    pub async fn get_stream(&self, id: &str) -> Result<Stream, SinkError> {
+        let row = sqlx::query(sql!("SELECT {STREAM_COLUMNS} FROM streams WHERE id = ?"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| not_found("stream", id))?;
+        stream_row(&row)
+    }
+
+    pub async fn list_streams(&self) -> Result<Vec<Stream>, SinkError> {
+        sqlx::query(sql!("SELECT {STREAM_COLUMNS} FROM streams ORDER BY id"))
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(stream_row)
+            .collect()
+    }
+
+    pub async fn update_stream(&self, id: &str, patch: &StreamPatch) -> Result<Stream, SinkError> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(sql!("SELECT {STREAM_COLUMNS} FROM streams WHERE id = ?"))
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| not_found("stream", id))?;
+        let mut s = stream_row(&row)?;
+        patch.apply(&mut s);
+        let row = sqlx::query(sql!(
+            "UPDATE streams SET name = ?2, source_url = ?3, source_kind = ?4, status = ?5, \
+               calibration = ?6, zones = ?7, enabled = ?8, \
+               credentials_secret = CASE WHEN ?9 THEN ?10 ELSE credentials_secret END, \
+               updated_us = max(?11, updated_us) \
+             WHERE id = ?1 RETURNING {STREAM_COLUMNS}"
+        ))
+        .bind(id)
+        .bind(&s.name)
+        .bind(&s.source_url)
+        .bind(&s.source_kind)
+        .bind(&s.status)
+        .bind(s.calibration.as_ref().map(to_json))
+        .bind(to_json(&s.zones))
+        .bind(s.enabled)
+        .bind(patch.credentials_secret.is_some())
+        .bind(patch.credentials_secret.clone().flatten())
+        .bind(us(Utc::now()))
+        .fetch_one(&mut *tx)
+        .await?;
+        let s = stream_row(&row)?;
+        tx.commit().await?;
+        Ok(s)
+    }
+
+    pub async fn delete_stream(&self, id: &str) -> Result<(), SinkError> {
+        let done = sqlx::query("DELETE FROM streams WHERE id = ?")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(not_found("stream", id));
+        }
+        Ok(())
+    }
+
+    pub async fn stream_credentials(&self, id: &str) -> Result<Option<String>, SinkError> {
+        let (secret,): (Option<String>,) =
+            sqlx::query_as("SELECT credentials_secret FROM streams WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?
+                .ok_or_else(|| not_found("stream", id))?;
+        Ok(secret)
+    }
+
+    pub(crate) async fn write_gait(&self, rows: &[&GaitRow]) -> Result<(), SinkError> {
+        let mut tx = self.pool.begin().await?;
+        let mut checked: Option<&str> = None;
+        for r in rows {
+            if checked != Some(r.stream_id.as_str()) {
+                let known: Option<(String,)> =
+                    sqlx::query_as("SELECT id FROM streams WHERE id = ?")
+                        .bind(&r.stream_id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                if known.is_none() {
+                    return Err(not_found("stream", &r.stream_id));
+                }
+                checked = Some(&r.stream_id);
+            }
+            sqlx::query(
+                "INSERT INTO gait_metrics (time_us, stream_id, track_id, horse_id, speed, \
+                   acceleration, unit, stride_hz, gait_class, distance) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+                 ON CONFLICT (stream_id, track_id, time_us) DO UPDATE SET \
+                   horse_id = coalesce(excluded.horse_id, gait_metrics.horse_id), \
+                   speed = excluded.speed, acceleration = excluded.acceleration, \
+                   unit = excluded.unit, stride_hz = excluded.stride_hz, \
+                   gait_class = excluded.gait_class, distance = excluded.distance",
+            )
+            .bind(us(r.time))
+            .bind(&r.stream_id)
+            .bind(r.track_id)
+            .bind(r.horse_id)
+            .bind(r.speed)
+            .bind(r.acceleration)
+            .bind(&r.unit)
+            .bind(r.stride_hz)
+            .bind(&r.gait_class)
+            .bind(r.distance)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn gait(&self, stream_id: &str) -> Result<Vec<GaitRow>, SinkError> {
+        let rows = sqlx::query(
+            "SELECT time_us, stream_id, track_id, horse_id, speed, acceleration, unit, \
+               stride_hz, gait_class, distance FROM gait_metrics WHERE stream_id = ? \
+             ORDER BY track_id, time_us",
+        )
+        .bind(stream_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(GaitRow {
+                    time: time(r.try_get("time_us")?),
+                    stream_id: r.try_get("stream_id")?,
+                    track_id: r.try_get("track_id")?,
+                    horse_id: r.try_get("horse_id")?,
+                    speed: r.try_get("speed")?,
+                    acceleration: r.try_get("acceleration")?,
+                    unit: r.try_get("unit")?,
+                    stride_hz: r.try_get("stride_hz")?,
+                    gait_class: r.try_get("gait_class")?,
+                    distance: r.try_get("distance")?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn upsert_horse(&self, s: &HorseSighting) -> Result<Horse, SinkError> {
+        let mut tx = self.pool.begin().await?;
+        let horse = match s.horse_id {
+            Some(id) => {
+                let row = sqlx::query(sql!(
+                    "SELECT {HORSE_COLUMNS} FROM horses WHERE id = ? AND stream_id = ?"
+                ))
+                .bind(id)
+                .bind(&s.stream_id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or_else(|| not_found("horse", id))?;
+                let mut h = horse_row(&row)?;
+                h.first_seen = h.first_seen.min(s.time);
+                h.last_seen = h.last_seen.max(s.time);
+                if s.colour.is_some() {
+                    h.colour.clone_from(&s.colour);
+                }
+                if let Some(t) = s.track_id.filter(|t| !h.track_ids.contains(t)) {
+                    h.track_ids.push(t);
+                }
+                sqlx::query(
+                    "UPDATE horses SET first_seen_us = ?, last_seen_us = ?, colour = ?, \
+                       track_ids = ? WHERE id = ?",
+                )
+                .bind(us(h.first_seen))
+                .bind(us(h.last_seen))
+                .bind(&h.colour)
+                .bind(to_json(&h.track_ids))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+                h
+            }
+            None => {
+                let names: Vec<(String,)> = sqlx::query_as(
+                    "SELECT display_name FROM horses WHERE stream_id = ? \
+                     AND display_name LIKE 'Horse\\_%' ESCAPE '\\'",
+                )
+                .bind(&s.stream_id)
+                .fetch_all(&mut *tx)
+                .await?;
+                let n = names
+                    .iter()
+                    .filter_map(|(name,)| name.strip_prefix("Horse_")?.parse::<i64>().ok())
+                    .max()
+                    .unwrap_or(0)
+                    + 1;
+                let track_ids: Vec<i64> = s.track_id.into_iter().collect();
+                let row = sqlx::query(sql!(
+                    "INSERT INTO horses (stream_id, display_name, colour, first_seen_us, \
+                       last_seen_us, track_ids) VALUES (?, ?, ?, ?, ?, ?) RETURNING {HORSE_COLUMNS}"
+                ))
+                .bind(&s.stream_id)
+                .bind(format!("Horse_{n}"))
+                .bind(&s.colour)
+                .bind(us(s.time))
+                .bind(us(s.time))
+                .bind(to_json(&track_ids))
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(|e| classify(e, "horse", &s.stream_id, "stream", &s.stream_id))?;
+                horse_row(&row)?
+            }
+        };
+        tx.commit().await?;
+        Ok(horse)
+    }
+
+    pub async fn get_horse(&self, id: i64) -> Result<Horse, SinkError> {
+        let row = sqlx::query(sql!("SELECT {HORSE_COLUMNS} FROM horses WHERE id = ?"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| not_found("horse", id))?;
+        horse_row(&row)
+    }
+
+    pub async fn list_horses(&self, stream_id: &str) -> Result<Vec<Horse>, SinkError> {
+        sqlx::query(sql!(
+            "SELECT {HORSE_COLUMNS} FROM horses WHERE stream_id = ? ORDER BY last_seen_us DESC, id"
+        ))
+        .bind(stream_id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(horse_row)
+        .collect()
+    }
+
+    pub async fn add_horse_feature(
+        &self,
+        horse_id: i64,
+        time: DateTime<Utc>,
+        embedding: &[f32],
+    ) -> Result<(), SinkError> {
+        let (stream_id,): (String,) = sqlx::query_as("SELECT stream_id FROM horses WHERE id = ?")
+            .bind(horse_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| not_found("horse", horse_id))?;
+        sqlx::query(
+            "INSERT OR IGNORE INTO horse_features (horse_id, stream_id, time_us, embedding) \
+             VALUES (?, ?, ?, ?)",
+        )
+        .bind(horse_id)
+        .bind(&stream_id)
+        .bind(us(time))
+        .bind(to_json(&embedding))
+        .execute(&self.pool)
+        .await
+        .map_err(|e| classify(e, "horse feature", "", "horse", &horse_id.to_string()))?;
+        Ok(())
+    }
+
+    pub async fn nearest_horse(
+        &self,
+        stream_id: &str,
+        embedding: &[f32],
+        k: usize,
+    ) -> Result<Vec<HorseMatch>, SinkError> {
+        let rows: Vec<(i64, String, String)> = sqlx::query_as(
+            "SELECT f.horse_id, h.display_name, f.embedding FROM horse_features f \
+             JOIN horses h ON h.id = f.horse_id WHERE f.stream_id = ?",
+        )
+        .bind(stream_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut best: std::collections::HashMap<i64, HorseMatch> = std::collections::HashMap::new();
+        for (horse_id, display_name, stored) in rows {
+            let stored: Vec<f32> = from_json("stored embedding", &stored)?;
+            let distance = cosine_distance(embedding, &stored);
+            let entry = best.entry(horse_id).or_insert_with(|| HorseMatch {
+                horse_id,
+                display_name,
+                distance,
+            });
+            if distance < entry.distance {
+                entry.distance = distance;
+            }
+        }
+        let mut matches: Vec<HorseMatch> = best.into_values().collect();
+        matches.sort_by(|a, b| {
+            a.distance
+                .total_cmp(&b.distance)
+                .then(a.horse_id.cmp(&b.horse_id))
+        });
+        matches.truncate(k);
+        Ok(matches)
+    }
+
+    pub async fn insert_alert(&self, a: &NewAlert) -> Result<Alert, SinkError> {
+        let inserted = sqlx::query(sql!(
+            "INSERT INTO alerts (time_us, stream_id, horse_id, kind, severity, message, dedup_key) \
+             VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dedup_key) DO NOTHING \
+             RETURNING {ALERT_COLUMNS}"
+        ))
+        .bind(us(a.time))
+        .bind(&a.stream_id)
+        .bind(a.horse_id)
+        .bind(&a.kind)
+        .bind(a.severity.as_str())
+        .bind(&a.message)
+        .bind(&a.dedup_key)
+        .fetch_optional(&self.pool)
+        .await;
+        let inserted = match inserted {
+            Ok(row) => row,
+            // SQLite does not name the violated foreign key: find which parent is missing.
+            Err(sqlx::Error::Database(db))
+                if db.kind() == sqlx::error::ErrorKind::ForeignKeyViolation =>
+            {
+                self.get_stream(&a.stream_id).await?;
+                return Err(not_found(
+                    "horse",
+                    a.horse_id.map_or_else(String::new, |h| h.to_string()),
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let row = match inserted {
+            Some(row) => row,
+            None => {
+                sqlx::query(sql!(
+                    "SELECT {ALERT_COLUMNS} FROM alerts WHERE dedup_key = ?"
+                ))
+                .bind(&a.dedup_key)
+                .fetch_one(&self.pool)
+                .await?
+            }
+        };
+        alert_row(&row)
+    }
+
+    pub async fn list_alerts(&self, q: &AlertQuery) -> Result<Vec<Alert>, SinkError> {
+        sqlx::query(sql!(
+            "SELECT {ALERT_COLUMNS} FROM alerts \
+             WHERE (?1 IS NULL OR stream_id = ?1) AND (NOT ?2 OR acknowledged_us IS NULL) \
+             ORDER BY time_us DESC, id DESC LIMIT ?3"
+        ))
+        .bind(&q.stream_id)
+        .bind(q.unacknowledged_only)
+        .bind(q.limit)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(alert_row)
+        .collect()
+    }
+
+    pub async fn acknowledge_alert(&self, id: i64, by: &str) -> Result<Alert, SinkError> {
+        let row = sqlx::query(sql!(
+            "UPDATE alerts SET acknowledged_us = coalesce(acknowledged_us, ?), \
+               acknowledged_by = coalesce(acknowledged_by, ?) \
+             WHERE id = ? RETURNING {ALERT_COLUMNS}"
+        ))
+        .bind(us(Utc::now()))
+        .bind(by)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| not_found("alert", id))?;
+        alert_row(&row)
+    }
+
+    pub async fn create_user(&self, u: &NewUser) -> Result<User, SinkError> {
+        let row = sqlx::query(sql!(
+            "INSERT INTO users (username, password_hash, role, created_us) VALUES (?, ?, ?, ?) \
+             RETURNING {USER_COLUMNS}"
+        ))
+        .bind(&u.username)
+        .bind(&u.password_hash)
+        .bind(u.role.as_str())
+        .bind(us(Utc::now()))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| classify(e, "user", &u.username, "user", &u.username))?;
+        user_row(&row)
+    }
+
+    pub async fn find_user_by_username(&self, username: &str) -> Result<Option<User>, SinkError> {
+        sqlx::query(sql!("SELECT {USER_COLUMNS} FROM users WHERE username = ?"))
+            .bind(username)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(user_row)
+            .transpose()
+    }
+
+    pub async fn drop_before(&self, cutoff: DateTime<Utc>) -> Result<RetentionReport, SinkError> {
+        let mut report = RetentionReport::default();
+        let mut tx = self.pool.begin().await?;
+        for delete in [
+            "DELETE FROM detections WHERE time_us < ?",
+            "DELETE FROM gait_metrics WHERE time_us < ?",
+            "DELETE FROM video_chunks WHERE end_time_us < ?",
+            "DELETE FROM chunk_errors WHERE recorded_us < ?",
+        ] {
+            let done = sqlx::query(delete)
+                .bind(us(cutoff))
+                .execute(&mut *tx)
+                .await?;
+            report.deleted_rows += done.rows_affected();
+        }
+        tx.commit().await?;
+        Ok(report)
     }
 }

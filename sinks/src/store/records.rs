@@ -1,0 +1,341 @@
+//! The rows the repository reads and writes, independent of the backend.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::SinkError;
+
+/// Size of a re-ID embedding: the output of the shipped re-ID model, and the dimension of
+/// `horse_features.embedding`. A model with another size needs a migration (MIGRATIONS.md).
+pub const EMBEDDING_DIM: usize = 1280;
+
+/// How image pixels relate to the ground plane of a stream. Stored as JSON in the same shape
+/// as the dataflow's gait calibration: `{"pixels_per_metre": 42.0}` or `{"homography": […]}`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Calibration {
+    PixelsPerMetre(f64),
+    /// Row-major 3×3 homography from image pixels `(x, y, 1)` to ground-plane metres.
+    Homography([[f64; 3]; 3]),
+}
+
+/// A named region of the image (paddock, gate, water trough), polygon in source pixels.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Zone {
+    pub name: String,
+    pub polygon: Vec<[f64; 2]>,
+}
+
+/// A camera or file the platform watches. The credentials are kept server-side and never
+/// part of this record: read them with `Store::stream_credentials`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stream {
+    pub id: String,
+    pub name: String,
+    pub source_url: String,
+    pub source_kind: String,
+    pub status: String,
+    pub has_credentials: bool,
+    pub calibration: Option<Calibration>,
+    pub zones: Vec<Zone>,
+    pub enabled: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// What `Store::create_stream` takes; the status starts as `stopped`.
+#[derive(Clone, PartialEq)]
+pub struct NewStream {
+    pub id: String,
+    pub name: String,
+    pub source_url: String,
+    pub source_kind: String,
+    pub credentials_secret: Option<String>,
+    pub calibration: Option<Calibration>,
+    pub zones: Vec<Zone>,
+    pub enabled: bool,
+}
+
+impl std::fmt::Debug for NewStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewStream")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("source_url", &self.source_url)
+            .field("source_kind", &self.source_kind)
+            .field(
+                "credentials_secret",
+                &self.credentials_secret.as_ref().map(|_| "…"),
+            )
+            .field("calibration", &self.calibration)
+            .field("zones", &self.zones)
+            .field("enabled", &self.enabled)
+            .finish()
+    }
+}
+
+/// A partial update: `None` leaves a field as it is. `Some(None)` clears an optional field.
+#[derive(Clone, Default, PartialEq)]
+pub struct StreamPatch {
+    pub name: Option<String>,
+    pub source_url: Option<String>,
+    pub source_kind: Option<String>,
+    pub status: Option<String>,
+    pub credentials_secret: Option<Option<String>>,
+    pub calibration: Option<Option<Calibration>>,
+    pub zones: Option<Vec<Zone>>,
+    pub enabled: Option<bool>,
+}
+
+impl std::fmt::Debug for StreamPatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamPatch")
+            .field("name", &self.name)
+            .field("source_url", &self.source_url)
+            .field("source_kind", &self.source_kind)
+            .field("status", &self.status)
+            .field(
+                "credentials_secret",
+                &self
+                    .credentials_secret
+                    .as_ref()
+                    .map(|c| c.as_ref().map(|_| "…")),
+            )
+            .field("calibration", &self.calibration)
+            .field("zones", &self.zones)
+            .field("enabled", &self.enabled)
+            .finish()
+    }
+}
+
+impl StreamPatch {
+    /// Applies the patch to a stored stream (credentials are handled separately).
+    pub(crate) fn apply(&self, s: &mut Stream) {
+        if let Some(v) = &self.name {
+            s.name.clone_from(v);
+        }
+        if let Some(v) = &self.source_url {
+            s.source_url.clone_from(v);
+        }
+        if let Some(v) = &self.source_kind {
+            s.source_kind.clone_from(v);
+        }
+        if let Some(v) = &self.status {
+            s.status.clone_from(v);
+        }
+        if let Some(v) = self.calibration {
+            s.calibration = v;
+        }
+        if let Some(v) = &self.zones {
+            s.zones.clone_from(v);
+        }
+        if let Some(v) = self.enabled {
+            s.enabled = v;
+        }
+    }
+}
+
+/// A horse as the platform knows it: one identity across broken tracks.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Horse {
+    pub id: i64,
+    pub stream_id: String,
+    pub display_name: String,
+    pub colour: Option<String>,
+    pub first_seen: DateTime<Utc>,
+    pub last_seen: DateTime<Utc>,
+    pub track_ids: Vec<i64>,
+}
+
+/// A horse seen at `time`: a new horse (`horse_id: None`, named `Horse_N` in its stream)
+/// or another sighting of a known one (widens first/last seen, remembers the track id).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HorseSighting {
+    pub horse_id: Option<i64>,
+    pub stream_id: String,
+    pub time: DateTime<Utc>,
+    pub track_id: Option<i64>,
+    pub colour: Option<String>,
+}
+
+/// A gallery match: the horse and its smallest cosine distance to the query.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HorseMatch {
+    pub horse_id: i64,
+    pub display_name: String,
+    pub distance: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Info,
+    Warning,
+    Critical,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Result<Self, SinkError> {
+        match s {
+            "info" => Ok(Severity::Info),
+            "warning" => Ok(Severity::Warning),
+            "critical" => Ok(Severity::Critical),
+            other => Err(SinkError::Invalid {
+                what: "severity",
+                reason: format!("{other:?} is not info, warning or critical"),
+            }),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewAlert {
+    pub time: DateTime<Utc>,
+    pub stream_id: String,
+    pub horse_id: Option<i64>,
+    pub kind: String,
+    pub severity: Severity,
+    pub message: String,
+    /// Set by the producer (e.g. `chunk id/rule`) so that a replayed chunk raises the alert
+    /// once; inserting an alert whose key exists returns the stored one.
+    pub dedup_key: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Alert {
+    pub id: i64,
+    pub time: DateTime<Utc>,
+    pub stream_id: String,
+    pub horse_id: Option<i64>,
+    pub kind: String,
+    pub severity: Severity,
+    pub message: String,
+    pub dedup_key: Option<String>,
+    pub acknowledged_at: Option<DateTime<Utc>>,
+    pub acknowledged_by: Option<String>,
+}
+
+/// Which alerts `Store::list_alerts` returns, newest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertQuery {
+    pub stream_id: Option<String>,
+    pub unacknowledged_only: bool,
+    pub limit: i64,
+}
+
+impl Default for AlertQuery {
+    fn default() -> Self {
+        AlertQuery {
+            stream_id: None,
+            unacknowledged_only: false,
+            limit: 100,
+        }
+    }
+}
+
+/// One gait window of one track, keyed by `(stream_id, track_id, time)`: writing the same
+/// window again overwrites it, so a replay adds no row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GaitRow {
+    pub time: DateTime<Utc>,
+    pub stream_id: String,
+    pub track_id: i64,
+    pub horse_id: Option<i64>,
+    pub speed: f64,
+    pub acceleration: f64,
+    /// `metres_per_second`, `body_lengths_per_second` or `pixels_per_second`.
+    pub unit: String,
+    pub stride_hz: Option<f64>,
+    /// `standstill`, `walk`, `trot`, `canter`, `gallop` or `unknown`.
+    pub gait_class: String,
+    pub distance: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Admin,
+    Manager,
+    Viewer,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Manager => "manager",
+            Role::Viewer => "viewer",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Result<Self, SinkError> {
+        match s {
+            "admin" => Ok(Role::Admin),
+            "manager" => Ok(Role::Manager),
+            "viewer" => Ok(Role::Viewer),
+            other => Err(SinkError::Invalid {
+                what: "role",
+                reason: format!("{other:?} is not admin, manager or viewer"),
+            }),
+        }
+    }
+}
+
+/// A user; the password hash is what the API verifies against, never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: i64,
+    pub username: String,
+    pub password_hash: String,
+    pub role: Role,
+    pub created_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("User")
+            .field("id", &self.id)
+            .field("username", &self.username)
+            .field("password_hash", &"…")
+            .field("role", &self.role)
+            .field("created_at", &self.created_at)
+            .finish()
+    }
+}
+
+/// What one retention pass removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RetentionReport {
+    /// TimescaleDB chunks dropped from `detections` and `gait_metrics` (0 on SQLite).
+    pub dropped_chunks: u64,
+    /// Rows deleted one by one: SQLite's detections and gait metrics, and on both backends
+    /// the `video_chunks` and `chunk_errors` rows older than the cutoff.
+    pub deleted_rows: u64,
+}
+
+/// What `Store::create_user` takes: the hash (argon2, bcrypt, …) is made by the API.
+#[derive(Clone, PartialEq, Eq)]
+pub struct NewUser {
+    pub username: String,
+    pub password_hash: String,
+    pub role: Role,
+}
+
+impl std::fmt::Debug for NewUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewUser")
+            .field("username", &self.username)
+            .field("password_hash", &"…")
+            .field("role", &self.role)
+            .finish()
+    }
+}

@@ -1,0 +1,353 @@
+//! What the store refuses before touching the database: detections no model should produce,
+//! non-finite metrics, embeddings of the wrong size, unusable calibrations. Pure functions.
+
+use horsestream_proto::ProcessedChunk;
+
+use super::records::{Calibration, EMBEDDING_DIM, GaitRow, Zone};
+use crate::SinkError;
+
+/// Coordinates beyond this (in source pixels) are not a camera frame: the chunk carries no
+/// frame size, so this bound stands in for "outside the frame" (16K video is 15360 wide).
+pub const MAX_COORDINATE: f32 = 100_000.0;
+
+/// What is wrong with the first bad detection of a chunk.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum DetectionProblem {
+    #[error("frame {frame} detection {detection}: {field} is not finite")]
+    NotFinite {
+        frame: u32,
+        detection: usize,
+        field: &'static str,
+    },
+    #[error("frame {frame} detection {detection}: negative {field} {value}")]
+    NegativeSize {
+        frame: u32,
+        detection: usize,
+        field: &'static str,
+        value: f32,
+    },
+    #[error("frame {frame} detection {detection}: {field} {value} is beyond ±{MAX_COORDINATE}")]
+    OutOfRange {
+        frame: u32,
+        detection: usize,
+        field: &'static str,
+        value: f32,
+    },
+    #[error("frame {frame} detection {detection}: confidence {value} outside 0..=1")]
+    Confidence {
+        frame: u32,
+        detection: usize,
+        value: f32,
+    },
+}
+
+/// Checks every detection of a chunk; the first problem rejects the whole chunk.
+pub fn validate_chunk(chunk: &ProcessedChunk) -> Result<(), DetectionProblem> {
+    for f in &chunk.frames {
+        for (i, d) in f.detections.iter().enumerate() {
+            let b = &d.bbox;
+            let fields = [("x", b.x), ("y", b.y), ("w", b.w), ("h", b.h)];
+            for (field, value) in fields {
+                if !value.is_finite() {
+                    return Err(DetectionProblem::NotFinite {
+                        frame: f.index,
+                        detection: i,
+                        field,
+                    });
+                }
+            }
+            for (field, value) in [("w", b.w), ("h", b.h)] {
+                if value < 0.0 {
+                    return Err(DetectionProblem::NegativeSize {
+                        frame: f.index,
+                        detection: i,
+                        field,
+                        value,
+                    });
+                }
+            }
+            for (field, value) in [
+                ("x", b.x),
+                ("y", b.y),
+                ("x + w", b.x + b.w),
+                ("y + h", b.y + b.h),
+            ] {
+                if value.abs() > MAX_COORDINATE {
+                    return Err(DetectionProblem::OutOfRange {
+                        frame: f.index,
+                        detection: i,
+                        field,
+                        value,
+                    });
+                }
+            }
+            if !(0.0..=1.0).contains(&d.confidence) {
+                return Err(DetectionProblem::Confidence {
+                    frame: f.index,
+                    detection: i,
+                    value: d.confidence,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+fn invalid(what: &'static str, reason: impl Into<String>) -> SinkError {
+    SinkError::Invalid {
+        what,
+        reason: reason.into(),
+    }
+}
+
+/// An embedding must have the model's size, finite entries and a non-zero norm.
+pub fn validate_embedding(e: &[f32]) -> Result<(), SinkError> {
+    if e.len() != EMBEDDING_DIM {
+        return Err(invalid(
+            "embedding",
+            format!("{} values, the re-ID model gives {EMBEDDING_DIM}", e.len()),
+        ));
+    }
+    if e.iter().any(|v| !v.is_finite()) {
+        return Err(invalid("embedding", "a value is not finite"));
+    }
+    if e.iter().all(|v| *v == 0.0) {
+        return Err(invalid("embedding", "all zeros (no direction)"));
+    }
+    Ok(())
+}
+
+/// Gait metrics must be finite numbers.
+pub fn validate_gait(row: &GaitRow) -> Result<(), SinkError> {
+    let values = [
+        ("speed", Some(row.speed)),
+        ("acceleration", Some(row.acceleration)),
+        ("distance", Some(row.distance)),
+        ("stride_hz", row.stride_hz),
+    ];
+    for (field, v) in values {
+        if v.is_some_and(|v| !v.is_finite()) {
+            return Err(invalid(
+                "gait metrics",
+                format!("{field} of track {} is not finite", row.track_id),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A calibration must map pixels to metres; zones need a name and a finite polygon.
+pub fn validate_geometry(
+    calibration: Option<&Calibration>,
+    zones: &[Zone],
+) -> Result<(), SinkError> {
+    match calibration {
+        Some(Calibration::PixelsPerMetre(p)) if !(p.is_finite() && *p > 0.0) => {
+            return Err(invalid(
+                "calibration",
+                format!("pixels per metre must be > 0, got {p}"),
+            ));
+        }
+        Some(Calibration::Homography(h)) if h.iter().flatten().any(|v| !v.is_finite()) => {
+            return Err(invalid("calibration", "homography has a non-finite entry"));
+        }
+        _ => {}
+    }
+    for z in zones {
+        if z.name.is_empty() {
+            return Err(invalid("zone", "a zone has no name"));
+        }
+        if z.polygon.len() < 3 || z.polygon.iter().flatten().any(|v| !v.is_finite()) {
+            return Err(invalid(
+                "zone",
+                format!("{:?} needs at least 3 finite points", z.name),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Cosine distance `1 − cos(a, b)`, as pgvector's `<=>` computes it.
+pub fn cosine_distance(a: &[f32], b: &[f32]) -> f64 {
+    let (mut dot, mut na, mut nb) = (0.0f64, 0.0f64, 0.0f64);
+    for (x, y) in a.iter().zip(b) {
+        let (x, y) = (f64::from(*x), f64::from(*y));
+        dot += x * y;
+        na += x * x;
+        nb += y * y;
+    }
+    if na == 0.0 || nb == 0.0 {
+        return f64::NAN;
+    }
+    1.0 - dot / (na.sqrt() * nb.sqrt())
+}
+
+#[cfg(test)]
+mod tests {
+    use horsestream_proto::{BoundingBox, Detection, FrameResult};
+
+    use super::*;
+
+    fn chunk_with(b: BoundingBox, confidence: f32) -> ProcessedChunk {
+        let ok = Detection {
+            frame_index: 0,
+            pts_us: 0,
+            class_id: 17,
+            confidence: 0.9,
+            bbox: BoundingBox {
+                x: 1.0,
+                y: 2.0,
+                w: 3.0,
+                h: 4.0,
+            },
+            track_id: None,
+        };
+        let bad = Detection {
+            bbox: b,
+            confidence,
+            ..ok.clone()
+        };
+        ProcessedChunk {
+            stream_id: "s".into(),
+            sequence: 0,
+            start_pts_us: 0,
+            end_pts_us: 1,
+            stream_start_time_us: 0,
+            frames: vec![
+                FrameResult {
+                    index: 0,
+                    pts_us: 0,
+                    capture_time_us: 0,
+                    detections: vec![ok.clone()],
+                    embeddings: Vec::new(),
+                },
+                FrameResult {
+                    index: 1,
+                    pts_us: 0,
+                    capture_time_us: 0,
+                    detections: vec![ok, bad],
+                    embeddings: Vec::new(),
+                },
+            ],
+        }
+    }
+
+    fn bb(x: f32, y: f32, w: f32, h: f32) -> BoundingBox {
+        BoundingBox { x, y, w, h }
+    }
+
+    #[test]
+    fn plausible_boxes_pass() {
+        assert_eq!(
+            validate_chunk(&chunk_with(bb(1910.0, -5.0, 30.0, 0.0), 1.0)),
+            Ok(())
+        );
+        assert_eq!(
+            validate_chunk(&chunk_with(bb(0.0, 0.0, 0.0, 0.0), 0.0)),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn nan_and_infinite_coordinates_are_rejected_with_their_place() {
+        let e = validate_chunk(&chunk_with(bb(f32::NAN, 0.0, 1.0, 1.0), 0.5)).unwrap_err();
+        assert_eq!(
+            e,
+            DetectionProblem::NotFinite {
+                frame: 1,
+                detection: 1,
+                field: "x"
+            }
+        );
+        let e = validate_chunk(&chunk_with(bb(0.0, 0.0, 1.0, f32::INFINITY), 0.5)).unwrap_err();
+        assert!(
+            matches!(e, DetectionProblem::NotFinite { field: "h", .. }),
+            "{e}"
+        );
+        let e = validate_chunk(&chunk_with(bb(0.0, f32::NEG_INFINITY, 1.0, 1.0), 0.5)).unwrap_err();
+        assert!(
+            matches!(e, DetectionProblem::NotFinite { field: "y", .. }),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn negative_sizes_are_rejected() {
+        let e = validate_chunk(&chunk_with(bb(0.0, 0.0, -1.0, 1.0), 0.5)).unwrap_err();
+        assert!(
+            matches!(e, DetectionProblem::NegativeSize { field: "w", .. }),
+            "{e}"
+        );
+        let e = validate_chunk(&chunk_with(bb(0.0, 0.0, 1.0, -0.5), 0.5)).unwrap_err();
+        assert!(
+            matches!(e, DetectionProblem::NegativeSize { field: "h", .. }),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn absurd_coordinates_are_rejected() {
+        for b in [
+            bb(100_001.0, 0.0, 1.0, 1.0),
+            bb(0.0, -200_000.0, 1.0, 1.0),
+            bb(99_999.0, 0.0, 10.0, 1.0),
+            bb(0.0, 0.0, 1.0, 1e9),
+        ] {
+            let e = validate_chunk(&chunk_with(b, 0.5)).unwrap_err();
+            assert!(
+                matches!(e, DetectionProblem::OutOfRange { .. }),
+                "{b:?}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn confidence_outside_unit_interval_is_rejected() {
+        for c in [1.5, -0.1, f32::NAN] {
+            let e = validate_chunk(&chunk_with(bb(0.0, 0.0, 1.0, 1.0), c)).unwrap_err();
+            assert!(matches!(e, DetectionProblem::Confidence { .. }), "{c}: {e}");
+        }
+    }
+
+    #[test]
+    fn embeddings_must_match_the_model() {
+        assert!(validate_embedding(&vec![0.1; EMBEDDING_DIM]).is_ok());
+        assert!(validate_embedding(&vec![0.1; 512]).is_err());
+        assert!(validate_embedding(&vec![0.0; EMBEDDING_DIM]).is_err());
+        let mut e = vec![0.1; EMBEDDING_DIM];
+        e[7] = f32::NAN;
+        assert!(validate_embedding(&e).is_err());
+    }
+
+    #[test]
+    fn cosine_distance_matches_pgvector() {
+        assert!((cosine_distance(&[1.0, 0.0], &[2.0, 0.0])).abs() < 1e-12);
+        assert!((cosine_distance(&[1.0, 0.0], &[0.0, 3.0]) - 1.0).abs() < 1e-12);
+        assert!((cosine_distance(&[1.0, 0.0], &[-1.0, 0.0]) - 2.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn unusable_geometry_is_refused() {
+        let square = Zone {
+            name: "arena".into(),
+            polygon: vec![[0.0, 0.0], [1.0, 0.0], [1.0, 1.0]],
+        };
+        assert!(
+            validate_geometry(
+                Some(&Calibration::PixelsPerMetre(40.0)),
+                std::slice::from_ref(&square)
+            )
+            .is_ok()
+        );
+        assert!(validate_geometry(Some(&Calibration::PixelsPerMetre(0.0)), &[]).is_err());
+        let mut h = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]];
+        assert!(validate_geometry(Some(&Calibration::Homography(h)), &[]).is_ok());
+        h[1][2] = f64::NAN;
+        assert!(validate_geometry(Some(&Calibration::Homography(h)), &[]).is_err());
+        let line = Zone {
+            polygon: vec![[0.0, 0.0], [1.0, 0.0]],
+            ..square
+        };
+        assert!(validate_geometry(None, &[line]).is_err());
+    }
+}

@@ -1,0 +1,767 @@
+//! The repository suite: every test function runs against TimescaleDB (from
+//! `HORSESTREAM_DATABASE_URL`, started by `scripts/services.sh start`) and against the
+//! embedded SQLite store. Ids are unique per run, so reruns on the shared database never collide.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+use horsestream_proto::{BoundingBox, Detection, FrameResult, ProcessedChunk};
+use horsestream_sinks::{
+    AlertQuery, Calibration, DetectionProblem, EMBEDDING_DIM, GaitRow, HorseSighting, NewAlert,
+    NewStream, NewUser, RetentionJob, Role, Severity, SinkError, Store, StreamPatch, Zone,
+};
+
+/// A name no other test, run or process uses.
+fn unique(prefix: &str) -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = Utc::now().timestamp_nanos_opt().unwrap_or_default();
+    format!(
+        "{prefix}-{}-{nanos}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+struct Backend {
+    store: Store,
+    _dir: Option<tempfile::TempDir>,
+}
+
+async fn postgres() -> Backend {
+    let url = std::env::var("HORSESTREAM_DATABASE_URL").expect(
+        "HORSESTREAM_DATABASE_URL is not set: the repository suite needs the real TimescaleDB. \
+         Run `scripts/services.sh start` and `eval \"$(scripts/services.sh env)\"` first.",
+    );
+    let store = Store::connect(&url)
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to HORSESTREAM_DATABASE_URL={url}: {e}"));
+    Backend { store, _dir: None }
+}
+
+async fn sqlite() -> Backend {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("store.db").display());
+    Backend {
+        store: Store::connect(&url).await.unwrap(),
+        _dir: Some(dir),
+    }
+}
+
+/// Runs each listed `async fn(&Store)` once per backend, as `postgres::name` and `sqlite::name`.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let b = super::postgres().await;
+                    super::$name(&b.store).await;
+                }
+            )*
+        }
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let b = super::sqlite().await;
+                    super::$name(&b.store).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    stream_crud,
+    unknown_ids_are_not_found,
+    same_chunk_written_three_times_is_stored_once,
+    chunk_with_bad_detection_is_rejected_whole,
+    gait_windows_are_idempotent_and_need_a_known_stream,
+    horses_are_numbered_and_widened_by_sightings,
+    nearest_horse_finds_the_closest_gallery,
+    alerts_deduplicate_and_acknowledge_once,
+    users_are_unique_by_name,
+    retention_drops_rows_older_than_the_age,
+    retention_job_runs_at_start_and_stops,
+);
+
+fn at(us: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(us).unwrap()
+}
+
+fn new_stream(id: &str) -> NewStream {
+    NewStream {
+        id: id.to_owned(),
+        name: "Paddock north".into(),
+        source_url: "rtsp://cam-3.local:554/stream1".into(),
+        source_kind: "rtsp".into(),
+        credentials_secret: Some("user:s3cret".into()),
+        calibration: Some(Calibration::PixelsPerMetre(42.5)),
+        zones: vec![Zone {
+            name: "water".into(),
+            polygon: vec![[0.0, 0.0], [100.0, 0.0], [100.0, 50.0]],
+        }],
+        enabled: true,
+    }
+}
+
+async fn stream(store: &Store) -> String {
+    let id = unique("stream");
+    store.create_stream(&new_stream(&id)).await.unwrap();
+    id
+}
+
+fn chunk(
+    stream_id: &str,
+    sequence: u64,
+    start_us: i64,
+    boxes_per_frame: &[usize],
+) -> ProcessedChunk {
+    ProcessedChunk {
+        stream_id: stream_id.into(),
+        sequence,
+        start_pts_us: sequence as i64 * 10_000_000,
+        end_pts_us: sequence as i64 * 10_000_000 + 10_000_000,
+        stream_start_time_us: start_us,
+        frames: boxes_per_frame
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| {
+                let pts_us = sequence as i64 * 10_000_000 + i as i64 * 100_000;
+                FrameResult {
+                    index: i as u32,
+                    pts_us,
+                    capture_time_us: start_us + pts_us,
+                    detections: (0..n)
+                        .map(|k| Detection {
+                            frame_index: i as u32,
+                            pts_us,
+                            class_id: 17,
+                            confidence: 0.75,
+                            bbox: BoundingBox {
+                                x: k as f32 * 50.0,
+                                y: 20.0,
+                                w: 40.0,
+                                h: 30.0,
+                            },
+                            track_id: Some(k as u64),
+                        })
+                        .collect(),
+                    embeddings: Vec::new(),
+                }
+            })
+            .collect(),
+    }
+}
+
+fn box_count(frames: &[horsestream_sinks::FrameRow]) -> usize {
+    frames.iter().map(|f| f.boxes.len()).sum()
+}
+
+async fn stream_crud(store: &Store) {
+    let id = unique("crud");
+    let created = store.create_stream(&new_stream(&id)).await.unwrap();
+    assert_eq!(created.id, id);
+    assert_eq!(created.status, "stopped");
+    assert!(created.has_credentials);
+    assert_eq!(created.calibration, Some(Calibration::PixelsPerMetre(42.5)));
+    assert_eq!(created.zones.len(), 1);
+    assert_eq!(store.get_stream(&id).await.unwrap(), created);
+    assert!(store.list_streams().await.unwrap().contains(&created));
+    assert_eq!(
+        store.stream_credentials(&id).await.unwrap().as_deref(),
+        Some("user:s3cret")
+    );
+
+    let again = store.create_stream(&new_stream(&id)).await.unwrap_err();
+    assert!(
+        matches!(again, SinkError::Conflict { what: "stream", .. }),
+        "{again}"
+    );
+
+    let homography = [[0.01, 0.0, -3.0], [0.0, 0.02, -1.0], [0.0, 0.0005, 1.0]];
+    let updated = store
+        .update_stream(
+            &id,
+            &StreamPatch {
+                status: Some("live".into()),
+                calibration: Some(Some(Calibration::Homography(homography))),
+                credentials_secret: Some(None),
+                enabled: Some(false),
+                ..StreamPatch::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(updated.status, "live");
+    assert_eq!(updated.name, created.name);
+    assert_eq!(updated.zones, created.zones);
+    assert_eq!(
+        updated.calibration,
+        Some(Calibration::Homography(homography))
+    );
+    assert!(!updated.enabled);
+    assert!(!updated.has_credentials);
+    assert!(updated.updated_at >= created.updated_at);
+    assert_eq!(store.stream_credentials(&id).await.unwrap(), None);
+    assert_eq!(store.get_stream(&id).await.unwrap(), updated);
+
+    let bad = StreamPatch {
+        calibration: Some(Some(Calibration::PixelsPerMetre(-1.0))),
+        ..StreamPatch::default()
+    };
+    let err = store.update_stream(&id, &bad).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            SinkError::Invalid {
+                what: "calibration",
+                ..
+            }
+        ),
+        "{err}"
+    );
+
+    store.delete_stream(&id).await.unwrap();
+    let gone = store.get_stream(&id).await.unwrap_err();
+    assert!(
+        matches!(gone, SinkError::NotFound { what: "stream", .. }),
+        "{gone}"
+    );
+    assert!(
+        !store
+            .list_streams()
+            .await
+            .unwrap()
+            .iter()
+            .any(|s| s.id == id)
+    );
+}
+
+async fn unknown_ids_are_not_found(store: &Store) {
+    let missing = unique("missing");
+    let is_not_found = |e: SinkError, what: &str| match e {
+        SinkError::NotFound { what: w, ref id } if w == what => {
+            assert!(!e.is_retriable());
+            id.clone()
+        }
+        other => panic!("expected unknown {what}, got {other:?}"),
+    };
+    assert_eq!(
+        is_not_found(store.get_stream(&missing).await.unwrap_err(), "stream"),
+        missing
+    );
+    is_not_found(
+        store
+            .update_stream(&missing, &StreamPatch::default())
+            .await
+            .unwrap_err(),
+        "stream",
+    );
+    is_not_found(store.delete_stream(&missing).await.unwrap_err(), "stream");
+    is_not_found(
+        store.stream_credentials(&missing).await.unwrap_err(),
+        "stream",
+    );
+    let sighting = HorseSighting {
+        horse_id: None,
+        stream_id: missing.clone(),
+        time: Utc::now(),
+        track_id: Some(1),
+        colour: None,
+    };
+    is_not_found(store.upsert_horse(&sighting).await.unwrap_err(), "stream");
+    is_not_found(store.get_horse(i64::MAX).await.unwrap_err(), "horse");
+    let alert = NewAlert {
+        time: Utc::now(),
+        stream_id: missing.clone(),
+        horse_id: None,
+        kind: "fall".into(),
+        severity: Severity::Critical,
+        message: "horse down".into(),
+        dedup_key: None,
+    };
+    is_not_found(store.insert_alert(&alert).await.unwrap_err(), "stream");
+    is_not_found(
+        store.acknowledge_alert(i64::MAX, "ops").await.unwrap_err(),
+        "alert",
+    );
+    is_not_found(
+        store
+            .add_horse_feature(i64::MAX, Utc::now(), &vec![0.5; EMBEDDING_DIM])
+            .await
+            .unwrap_err(),
+        "horse",
+    );
+}
+
+async fn same_chunk_written_three_times_is_stored_once(store: &Store) {
+    let id = stream(store).await;
+    let c = chunk(&id, 4, 1_750_000_000_000_000, &[3, 0, 2, 1]);
+    // A retry, a restart and a replay deliver the same chunk again.
+    for _ in 0..3 {
+        store.write_chunk(&c).await.unwrap();
+    }
+    let frames = store.frames(&id).await.unwrap();
+    assert_eq!(frames.len(), 4);
+    assert_eq!(box_count(&frames), 6);
+    let per_frame: Vec<usize> = frames.iter().map(|f| f.boxes.len()).collect();
+    assert_eq!(per_frame, vec![3, 0, 2, 1]);
+    assert_eq!(frames[0].track_ids, vec![Some(0), Some(1), Some(2)]);
+    assert_eq!(frames[2].boxes[1]["x"], 50.0);
+}
+
+async fn chunk_with_bad_detection_is_rejected_whole(store: &Store) {
+    let id = stream(store).await;
+    let before = store.rejected_chunks();
+    let mut c = chunk(&id, 0, 1_750_000_000_000_000, &[2, 2]);
+    c.frames[1].detections[1].bbox.y = f32::NAN;
+    let err = store.write_chunk(&c).await.unwrap_err();
+    assert!(!err.is_retriable());
+    match err {
+        SinkError::InvalidChunk { chunk_id, problem } => {
+            assert_eq!(chunk_id, c.chunk_id());
+            assert!(matches!(
+                problem,
+                DetectionProblem::NotFinite {
+                    frame: 1,
+                    detection: 1,
+                    field: "y"
+                }
+            ));
+        }
+        other => panic!("expected InvalidChunk, got {other:?}"),
+    }
+    c.frames[1].detections[1].bbox.y = 250_000.0;
+    assert!(matches!(
+        store.write_chunk(&c).await.unwrap_err(),
+        SinkError::InvalidChunk {
+            problem: DetectionProblem::OutOfRange { .. },
+            ..
+        }
+    ));
+    assert_eq!(store.rejected_chunks(), before + 2);
+    assert!(
+        store.frames(&id).await.unwrap().is_empty(),
+        "nothing of a rejected chunk is written"
+    );
+}
+
+fn gait_row(stream_id: &str, track_id: i64, t_us: i64, speed: f64) -> GaitRow {
+    GaitRow {
+        time: at(t_us),
+        stream_id: stream_id.into(),
+        track_id,
+        horse_id: None,
+        speed,
+        acceleration: 0.25,
+        unit: "metres_per_second".into(),
+        stride_hz: Some(1.1),
+        gait_class: "walk".into(),
+        distance: 12.5,
+    }
+}
+
+async fn gait_windows_are_idempotent_and_need_a_known_stream(store: &Store) {
+    let id = stream(store).await;
+    let t0 = 1_750_000_000_000_000;
+    let rows: Vec<GaitRow> = (0..4)
+        .map(|i| gait_row(&id, i % 2, t0 + i * 500_000, 1.5))
+        .collect();
+    for _ in 0..3 {
+        store.write_gait(&rows).await.unwrap();
+    }
+    let stored = store.gait(&id).await.unwrap();
+    assert_eq!(stored.len(), 4);
+    assert_eq!(stored[0], rows[0]);
+
+    // A replayed window with a horse assigned since and a corrected speed overwrites itself;
+    // the same key twice in one batch keeps the last.
+    let mut fixed = rows[0].clone();
+    fixed.horse_id = Some(7);
+    fixed.speed = 1.75;
+    store
+        .write_gait(&[rows[0].clone(), fixed.clone()])
+        .await
+        .unwrap();
+    let stored = store.gait(&id).await.unwrap();
+    assert_eq!(stored.len(), 4);
+    assert_eq!(stored[0], fixed);
+
+    let unknown = unique("no-stream");
+    let err = store
+        .write_gait(&[gait_row(&id, 9, t0, 1.0), gait_row(&unknown, 1, t0, 1.0)])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, SinkError::NotFound { what: "stream", id } if *id == unknown),
+        "{err}"
+    );
+    assert_eq!(
+        store.gait(&id).await.unwrap().len(),
+        4,
+        "a refused batch writes nothing"
+    );
+
+    let err = store
+        .write_gait(&[gait_row(&id, 1, t0, f64::NAN)])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SinkError::Invalid { .. }), "{err}");
+}
+
+async fn horses_are_numbered_and_widened_by_sightings(store: &Store) {
+    let id = stream(store).await;
+    let t = |s: i64| at(1_750_000_000_000_000 + s * 1_000_000);
+    let first = store
+        .upsert_horse(&HorseSighting {
+            horse_id: None,
+            stream_id: id.clone(),
+            time: t(10),
+            track_id: Some(3),
+            colour: Some("bay".into()),
+        })
+        .await
+        .unwrap();
+    assert_eq!(first.display_name, "Horse_1");
+    assert_eq!(first.track_ids, vec![3]);
+    let second = store
+        .upsert_horse(&HorseSighting {
+            horse_id: None,
+            stream_id: id.clone(),
+            time: t(11),
+            track_id: None,
+            colour: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(second.display_name, "Horse_2");
+    assert!(second.track_ids.is_empty());
+
+    for (time, track) in [(t(5), Some(8)), (t(30), Some(3)), (t(20), None)] {
+        store
+            .upsert_horse(&HorseSighting {
+                horse_id: Some(first.id),
+                stream_id: id.clone(),
+                time,
+                track_id: track,
+                colour: None,
+            })
+            .await
+            .unwrap();
+    }
+    let h = store.get_horse(first.id).await.unwrap();
+    assert_eq!((h.first_seen, h.last_seen), (t(5), t(30)));
+    assert_eq!(h.track_ids, vec![3, 8]);
+    assert_eq!(h.colour.as_deref(), Some("bay"));
+    let listed: Vec<String> = store
+        .list_horses(&id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|h| h.display_name)
+        .collect();
+    assert_eq!(listed, vec!["Horse_1", "Horse_2"]);
+
+    // A horse id from another stream is not this stream's horse.
+    let other = stream(store).await;
+    let err = store
+        .upsert_horse(&HorseSighting {
+            horse_id: Some(first.id),
+            stream_id: other,
+            time: t(40),
+            track_id: None,
+            colour: None,
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, SinkError::NotFound { what: "horse", .. }),
+        "{err}"
+    );
+}
+
+/// A unit vector along `axis`, slightly tilted towards `axis + 1`.
+fn embedding(axis: usize, tilt: f32) -> Vec<f32> {
+    let mut e = vec![0.0; EMBEDDING_DIM];
+    e[axis] = 1.0;
+    e[axis + 1] = tilt;
+    e
+}
+
+async fn nearest_horse_finds_the_closest_gallery(store: &Store) {
+    let id = stream(store).await;
+    let now = Utc::now();
+    let mut horses = Vec::new();
+    for axis in [0, 10, 20] {
+        let h = store
+            .upsert_horse(&HorseSighting {
+                horse_id: None,
+                stream_id: id.clone(),
+                time: now,
+                track_id: None,
+                colour: None,
+            })
+            .await
+            .unwrap();
+        for (i, tilt) in [0.05, 0.1, 0.2].into_iter().enumerate() {
+            let time = now + chrono::Duration::milliseconds(i as i64);
+            store
+                .add_horse_feature(h.id, time, &embedding(axis, tilt))
+                .await
+                .unwrap();
+            // The same feature again is kept once.
+            store
+                .add_horse_feature(h.id, time, &embedding(axis, tilt))
+                .await
+                .unwrap();
+        }
+        horses.push(h);
+    }
+    // Another stream's identical horse must not be found.
+    let other = stream(store).await;
+    let stranger = store
+        .upsert_horse(&HorseSighting {
+            horse_id: None,
+            stream_id: other,
+            time: now,
+            track_id: None,
+            colour: None,
+        })
+        .await
+        .unwrap();
+    store
+        .add_horse_feature(stranger.id, now, &embedding(10, 0.0))
+        .await
+        .unwrap();
+
+    let found = store
+        .nearest_horse(&id, &embedding(10, 0.0), 2)
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 2);
+    assert_eq!(found[0].horse_id, horses[1].id);
+    assert_eq!(found[0].display_name, "Horse_2");
+    let expected = 1.0 - 1.0 / (1.0f64 + 0.05 * 0.05).sqrt();
+    assert!((found[0].distance - expected).abs() < 1e-4, "{found:?}");
+    assert!((found[1].distance - 1.0).abs() < 1e-4, "{found:?}");
+    assert!(found.iter().all(|m| m.horse_id != stranger.id));
+
+    let all = store
+        .nearest_horse(&id, &embedding(20, 0.2), 10)
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 3, "one match per horse");
+    assert_eq!(all[0].horse_id, horses[2].id);
+    assert!(all[0].distance.abs() < 1e-4);
+
+    let err = store.nearest_horse(&id, &[1.0; 512], 1).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            SinkError::Invalid {
+                what: "embedding",
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+async fn alerts_deduplicate_and_acknowledge_once(store: &Store) {
+    let id = stream(store).await;
+    let horse = store
+        .upsert_horse(&HorseSighting {
+            horse_id: None,
+            stream_id: id.clone(),
+            time: Utc::now(),
+            track_id: None,
+            colour: None,
+        })
+        .await
+        .unwrap();
+    let t0 = 1_750_000_000_000_000;
+    let key = unique("alert-key");
+    let raise = |i: i64, key: Option<String>| NewAlert {
+        time: at(t0 + i * 1_000_000),
+        stream_id: id.clone(),
+        horse_id: Some(horse.id),
+        kind: "lying_down".into(),
+        severity: if i == 0 {
+            Severity::Critical
+        } else {
+            Severity::Warning
+        },
+        message: format!("Horse_1 lying down for {i} min"),
+        dedup_key: key,
+    };
+    let first = store
+        .insert_alert(&raise(0, Some(key.clone())))
+        .await
+        .unwrap();
+    let replayed = store.insert_alert(&raise(0, Some(key))).await.unwrap();
+    assert_eq!(replayed, first, "a replayed alert is stored once");
+    let second = store.insert_alert(&raise(1, None)).await.unwrap();
+    assert_ne!(second.id, first.id);
+
+    let q = AlertQuery {
+        stream_id: Some(id.clone()),
+        ..AlertQuery::default()
+    };
+    let listed = store.list_alerts(&q).await.unwrap();
+    assert_eq!(listed, vec![second.clone(), first.clone()], "newest first");
+
+    let acked = store
+        .acknowledge_alert(first.id, "vet-on-duty")
+        .await
+        .unwrap();
+    assert_eq!(acked.acknowledged_by.as_deref(), Some("vet-on-duty"));
+    let at_time = acked.acknowledged_at.expect("acknowledged");
+    let again = store
+        .acknowledge_alert(first.id, "someone-else")
+        .await
+        .unwrap();
+    assert_eq!(again.acknowledged_by.as_deref(), Some("vet-on-duty"));
+    assert_eq!(again.acknowledged_at, Some(at_time));
+
+    let open = store
+        .list_alerts(&AlertQuery {
+            unacknowledged_only: true,
+            ..q.clone()
+        })
+        .await
+        .unwrap();
+    assert_eq!(open, vec![second]);
+
+    let bad_horse = NewAlert {
+        horse_id: Some(i64::MAX),
+        ..raise(2, None)
+    };
+    let err = store.insert_alert(&bad_horse).await.unwrap_err();
+    assert!(
+        matches!(err, SinkError::NotFound { what: "horse", .. }),
+        "{err}"
+    );
+}
+
+async fn users_are_unique_by_name(store: &Store) {
+    let name = unique("groom");
+    let new = NewUser {
+        username: name.clone(),
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+        role: Role::Manager,
+    };
+    let created = store.create_user(&new).await.unwrap();
+    assert_eq!(
+        (created.username.as_str(), created.role),
+        (name.as_str(), Role::Manager)
+    );
+    assert!(
+        !format!("{created:?}").contains("argon2"),
+        "Debug hides the hash"
+    );
+    let found = store.find_user_by_username(&name).await.unwrap().unwrap();
+    assert_eq!(found, created);
+    assert_eq!(found.password_hash, new.password_hash);
+    assert_eq!(
+        store
+            .find_user_by_username(&unique("nobody"))
+            .await
+            .unwrap(),
+        None
+    );
+    let err = store.create_user(&new).await.unwrap_err();
+    assert!(
+        matches!(err, SinkError::Conflict { what: "user", .. }),
+        "{err}"
+    );
+}
+
+/// Old rows are put in 1990 and the cutoff in 1995 so that the pass (which removes every
+/// stream's rows older than the cutoff) leaves the shared database's other data alone.
+async fn retention_drops_rows_older_than_the_age(store: &Store) {
+    let id = stream(store).await;
+    let old_us = Utc
+        .with_ymd_and_hms(1990, 3, 1, 12, 0, 0)
+        .unwrap()
+        .timestamp_micros();
+    let recent_us = (Utc::now() - chrono::Duration::days(1)).timestamp_micros();
+    store
+        .write_chunk(&chunk(&id, 0, old_us, &[2, 1]))
+        .await
+        .unwrap();
+    store
+        .write_chunk(&chunk(&id, 1, recent_us, &[1, 1]))
+        .await
+        .unwrap();
+    store
+        .write_gait(&[
+            gait_row(&id, 1, old_us, 1.0),
+            gait_row(&id, 1, recent_us, 2.0),
+        ])
+        .await
+        .unwrap();
+
+    let cutoff = Utc.with_ymd_and_hms(1995, 1, 1, 0, 0, 0).unwrap();
+    let age = (Utc::now() - cutoff).to_std().unwrap();
+    let report = store.drop_older_than(age).await.unwrap();
+    assert!(
+        report.dropped_chunks + report.deleted_rows > 0,
+        "{report:?}"
+    );
+
+    let frames = store.frames(&id).await.unwrap();
+    let chunks: Vec<&str> = frames.iter().map(|f| f.chunk_id.as_str()).collect();
+    let recent = format!("{id}:1");
+    assert!(
+        chunks.iter().all(|c| *c == recent),
+        "old chunk gone: {chunks:?}"
+    );
+    assert_eq!(box_count(&frames), 2);
+    let gait = store.gait(&id).await.unwrap();
+    assert_eq!(gait.len(), 1);
+    assert_eq!(gait[0].speed, 2.0);
+    store.get_stream(&id).await.expect("streams are kept");
+}
+
+async fn retention_job_runs_at_start_and_stops(store: &Store) {
+    let id = stream(store).await;
+    let old_us = Utc
+        .with_ymd_and_hms(1991, 6, 1, 0, 0, 0)
+        .unwrap()
+        .timestamp_micros();
+    store
+        .write_chunk(&chunk(&id, 0, old_us, &[1]))
+        .await
+        .unwrap();
+    let age = (Utc::now() - Utc.with_ymd_and_hms(1995, 1, 1, 0, 0, 0).unwrap())
+        .to_std()
+        .unwrap();
+    let job = RetentionJob::new(store.clone())
+        .max_age(age)
+        .every(Duration::from_secs(3600));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(job.run(async {
+        let _ = stopped.await;
+    }));
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while store
+        .frames(&id)
+        .await
+        .unwrap()
+        .iter()
+        .any(|f| !f.boxes.is_empty())
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "retention job never ran"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), running)
+        .await
+        .unwrap()
+        .unwrap();
+}
