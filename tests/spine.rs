@@ -210,6 +210,7 @@ fn sample_video_through_kafka_timely_onnx_and_timescaledb() {
                 assert_eq!(c.stream_id, stream);
                 c.sequence
             }
+            other => panic!("unexpected event {other:?}"),
         })
         .collect();
     seqs.sort();

@@ -309,9 +309,22 @@ pub struct ChunkProcessed {
     pub end_pts_us: i64,
 }
 
+/// A live stream's state: `connecting`, `active`, `stalled`, `error` or `stopped`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamStatus {
+    pub stream_id: String,
+    pub state: String,
+    pub reason: String,
+    pub at_us: i64,
+    pub attempt: u64,
+    /// The outage an `active` status ended, capture time in µs.
+    pub gap: Option<(i64, i64)>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EventKind {
     ChunkProcessed(ChunkProcessed),
+    StreamStatus(StreamStatus),
 }
 
 /// A live event with its envelope.
@@ -326,6 +339,15 @@ impl Event {
     pub fn name(&self) -> &'static str {
         match self.kind {
             EventKind::ChunkProcessed(_) => "chunk:processed",
+            EventKind::StreamStatus(_) => "stream:status",
+        }
+    }
+
+    /// The stream the event is about (the Kafka key and the gateway room).
+    pub fn stream_id(&self) -> &str {
+        match &self.kind {
+            EventKind::ChunkProcessed(c) => &c.stream_id,
+            EventKind::StreamStatus(s) => &s.stream_id,
         }
     }
 
@@ -354,6 +376,15 @@ impl From<Event> for wire::Event {
                     end_pts_us: c.end_pts_us,
                 })
             }
+            EventKind::StreamStatus(s) => wire::event::Kind::StreamStatus(wire::StreamStatus {
+                stream_id: s.stream_id,
+                state: s.state,
+                reason: s.reason,
+                at_us: s.at_us,
+                attempt: s.attempt,
+                gap_from_us: s.gap.map_or(0, |g| g.0),
+                gap_to_us: s.gap.map_or(0, |g| g.1),
+            }),
         };
         wire::Event {
             version: e.version,
@@ -377,6 +408,19 @@ impl TryFrom<wire::Event> for Event {
                 start_pts_us: c.start_pts_us,
                 end_pts_us: c.end_pts_us,
             }),
+            wire::event::Kind::StreamStatus(s) => {
+                if s.stream_id.is_empty() {
+                    return Err(invalid("stream_id", "empty"));
+                }
+                EventKind::StreamStatus(StreamStatus {
+                    gap: (s.gap_to_us > s.gap_from_us).then_some((s.gap_from_us, s.gap_to_us)),
+                    stream_id: s.stream_id,
+                    state: s.state,
+                    reason: s.reason,
+                    at_us: s.at_us,
+                    attempt: s.attempt,
+                })
+            }
         };
         Ok(Event {
             version: w.version,
@@ -466,6 +510,19 @@ mod tests {
                 kind: EventKind::ChunkProcessed(ChunkProcessed {
                     stream_id: "s".into(), chunk_id: chunk_id("s", seq), sequence: seq,
                     frames, detections: dets, max_horses_per_frame: 3, start_pts_us: 0, end_pts_us: 1,
+                }),
+            };
+            prop_assert_eq!(Event::decode(&e.encode_to_vec()).unwrap(), e);
+        }
+
+        #[test]
+        fn stream_status_round_trips(at in any::<i64>(), attempt in any::<u64>(), gap in proptest::option::of((0i64..1_000_000, 1i64..1_000_000))) {
+            let e = Event {
+                version: crate::EVENT_SCHEMA_VERSION,
+                emitted_at_us: at,
+                kind: EventKind::StreamStatus(StreamStatus {
+                    stream_id: "cam-1".into(), state: "active".into(), reason: String::new(),
+                    at_us: at, attempt, gap: gap.map(|(a, len)| (a, a + len)),
                 }),
             };
             prop_assert_eq!(Event::decode(&e.encode_to_vec()).unwrap(), e);

@@ -6,7 +6,7 @@ mod domain;
 
 pub use domain::{
     BoundingBox, ChunkProcessed, Detection, Event, EventKind, Frame, FrameChunk, FrameEncoding,
-    FrameResult, ProcessedChunk, ProtoError, chunk_id,
+    FrameResult, ProcessedChunk, ProtoError, StreamStatus, chunk_id,
 };
 
 /// Generated prost types, `horsestream.v1`.
