@@ -121,7 +121,31 @@ impl TopicProducer {
 
     /// Produces one record; returns its partition and offset once the broker has it.
     pub async fn send(&self, key: &str, payload: &[u8]) -> Result<(i32, i64), SinkError> {
-        let record = FutureRecord::to(&self.topic).key(key).payload(payload);
+        self.send_record(FutureRecord::to(&self.topic).key(key).payload(payload))
+            .await
+    }
+
+    /// Like [`send`](Self::send), with the record's timestamp set (ms since the Unix epoch):
+    /// chunks carry their capture end time, so a replay can seek the topic by time.
+    pub async fn send_at(
+        &self,
+        key: &str,
+        payload: &[u8],
+        timestamp_ms: i64,
+    ) -> Result<(i32, i64), SinkError> {
+        self.send_record(
+            FutureRecord::to(&self.topic)
+                .key(key)
+                .payload(payload)
+                .timestamp(timestamp_ms),
+        )
+        .await
+    }
+
+    async fn send_record(
+        &self,
+        record: FutureRecord<'_, str, [u8]>,
+    ) -> Result<(i32, i64), SinkError> {
         match self.producer.send(record, Duration::from_secs(60)).await {
             Ok(d) => Ok((d.partition, d.offset)),
             Err((e, _)) => Err(SinkError::Kafka(e)),

@@ -76,6 +76,7 @@ on_both_backends!(
     stream_crud,
     unknown_ids_are_not_found,
     same_chunk_written_three_times_is_stored_once,
+    chunk_replayed_after_its_row_aged_out_is_stored_once,
     chunk_with_bad_detection_is_rejected_whole,
     gait_windows_are_idempotent_and_need_a_known_stream,
     horses_are_numbered_and_widened_by_sightings,
@@ -310,6 +311,25 @@ async fn same_chunk_written_three_times_is_stored_once(store: &Store) {
     assert_eq!(per_frame, vec![3, 0, 2, 1]);
     assert_eq!(frames[0].track_ids, vec![Some(0), Some(1), Some(2)]);
     assert_eq!(frames[2].boxes[1]["x"], 50.0);
+}
+
+/// Retention removed the chunk's `video_chunks` row but not yet the hypertable chunk holding
+/// its detections (it ends after the cutoff): a replay must neither fail nor duplicate.
+/// Its rows live in 1996, after the 1995 cutoff of the other retention tests running beside it.
+async fn chunk_replayed_after_its_row_aged_out_is_stored_once(store: &Store) {
+    let id = stream(store).await;
+    let start = Utc.with_ymd_and_hms(1996, 1, 1, 0, 0, 0).unwrap();
+    let c = chunk(&id, 0, start.timestamp_micros(), &[2, 1]);
+    store.write_chunk(&c).await.unwrap();
+    store
+        .drop_before(start + chrono::Duration::minutes(1))
+        .await
+        .unwrap();
+    store.write_chunk(&c).await.unwrap();
+    store.write_chunk(&c).await.unwrap();
+    let frames = store.frames(&id).await.unwrap();
+    assert_eq!(frames.len(), 2);
+    assert_eq!(box_count(&frames), 3);
 }
 
 async fn chunk_with_bad_detection_is_rejected_whole(store: &Store) {

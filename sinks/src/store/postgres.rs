@@ -29,6 +29,47 @@ fn time(us: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_micros(us).unwrap_or_default()
 }
 
+/// Appends `s` escaped for COPY's text format.
+fn push_copy_field(out: &mut String, s: &str) {
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c => out.push(c),
+        }
+    }
+}
+
+/// A chunk's detection rows in COPY text format, the same values the UNNEST path binds.
+fn copy_text(chunk: &ProcessedChunk, chunk_id: &str) -> String {
+    use std::fmt::Write;
+    let mut stream_id = String::new();
+    push_copy_field(&mut stream_id, &chunk.stream_id);
+    let mut escaped_chunk = String::new();
+    push_copy_field(&mut escaped_chunk, chunk_id);
+    let mut out = String::with_capacity(chunk.detection_count() * 200);
+    for f in &chunk.frames {
+        let t = time(f.capture_time_us).format("%Y-%m-%d %H:%M:%S%.6f+00");
+        for (i, d) in f.detections.iter().enumerate() {
+            let _ = write!(
+                out,
+                "{t}\t{stream_id}\t{escaped_chunk}\t{}\t{i}\t{}\t{}\t{}\t",
+                f.index, f.pts_us, d.class_id, d.confidence
+            );
+            push_copy_field(&mut out, &bbox_json(d).to_string());
+            match d.track_id {
+                Some(k) => {
+                    let _ = writeln!(out, "\t{k}");
+                }
+                None => out.push_str("\t\\N\n"),
+            }
+        }
+    }
+    out
+}
+
 impl PgStore {
     pub async fn connect(url: &str) -> Result<Self, SinkError> {
         let pool = PgPoolOptions::new()
@@ -51,8 +92,68 @@ impl PgStore {
         &self.pool
     }
 
+    /// Writes a chunk exactly once. Its `video_chunks` row goes first and is the gate: when
+    /// the row is new (the usual case) the detections are streamed with `COPY`; when it exists
+    /// the chunk was committed before (a retry, restart or replay) and only `processed_at`
+    /// moves. Two writers of one chunk serialise on that row. Should detection keys exist
+    /// without their chunk row (retention removed the row, not yet the hypertable chunk), the
+    /// `COPY` meets a unique violation and the chunk is written again row by row with
+    /// `ON CONFLICT DO NOTHING`.
     pub async fn write_chunk(&self, chunk: &ProcessedChunk) -> Result<(), SinkError> {
         check_chunk(chunk, &self.counters)?;
+        match self.write_chunk_copy(chunk).await {
+            Err(SinkError::Database(sqlx::Error::Database(db)))
+                if db.kind() == sqlx::error::ErrorKind::UniqueViolation =>
+            {
+                tracing::warn!(chunk = %chunk.chunk_id(), error = %db,
+                               "detections already stored without their chunk row, merging");
+                self.write_chunk_merge(chunk).await
+            }
+            other => other,
+        }
+    }
+
+    async fn write_chunk_copy(&self, chunk: &ProcessedChunk) -> Result<(), SinkError> {
+        let chunk_id = chunk.chunk_id();
+        let mut tx = self.pool.begin().await?;
+        let fresh: Option<(i32,)> = sqlx::query_as(
+            "INSERT INTO video_chunks \
+               (chunk_id, stream_id, sequence, start_time, end_time, frames, detections, status) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'processed') \
+             ON CONFLICT (chunk_id) DO NOTHING RETURNING 1",
+        )
+        .bind(&chunk_id)
+        .bind(&chunk.stream_id)
+        .bind(chunk.sequence as i64)
+        .bind(time(chunk.stream_start_time_us + chunk.start_pts_us))
+        .bind(time(chunk.stream_start_time_us + chunk.end_pts_us))
+        .bind(chunk.frames.len() as i32)
+        .bind(chunk.detection_count() as i32)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if fresh.is_none() {
+            sqlx::query(
+                "UPDATE video_chunks SET status = 'processed', processed_at = now() \
+                 WHERE chunk_id = $1",
+            )
+            .bind(&chunk_id)
+            .execute(&mut *tx)
+            .await?;
+        } else if chunk.detection_count() > 0 {
+            let mut copy = tx
+                .copy_in_raw(
+                    "COPY detections (time, stream_id, chunk_id, frame_index, det_index, pts_us, \
+                     class_id, confidence, bbox, track_id) FROM STDIN",
+                )
+                .await?;
+            copy.send(copy_text(chunk, &chunk_id).into_bytes()).await?;
+            copy.finish().await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn write_chunk_merge(&self, chunk: &ProcessedChunk) -> Result<(), SinkError> {
         let chunk_id = chunk.chunk_id();
         let n = chunk.detection_count();
         let mut times = Vec::with_capacity(n);
@@ -708,5 +809,62 @@ fn alert_parent(e: sqlx::Error, a: &NewAlert) -> SinkError {
     match (horse, a.horse_id) {
         (true, Some(h)) => classify(e, "alert", "", "horse", &h.to_string()),
         _ => classify(e, "alert", "", "stream", &a.stream_id),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use horsestream_proto::{BoundingBox, Detection, FrameResult};
+
+    use super::*;
+
+    #[test]
+    fn copy_text_escapes_ids_and_writes_one_line_per_detection() {
+        let d = Detection {
+            frame_index: 2,
+            pts_us: 200_000,
+            class_id: 17,
+            confidence: 0.5,
+            bbox: BoundingBox {
+                x: 1.5,
+                y: 2.0,
+                w: 3.0,
+                h: 4.0,
+            },
+            track_id: None,
+        };
+        let chunk = ProcessedChunk {
+            stream_id: "a\tb\\c".into(),
+            sequence: 3,
+            start_pts_us: 0,
+            end_pts_us: 1,
+            stream_start_time_us: 0,
+            frames: vec![FrameResult {
+                index: 2,
+                pts_us: 200_000,
+                capture_time_us: 1_700_000_000_123_456,
+                detections: vec![
+                    d.clone(),
+                    Detection {
+                        track_id: Some(9),
+                        ..d
+                    },
+                ],
+                embeddings: Vec::new(),
+            }],
+        };
+        let text = copy_text(&chunk, &chunk.chunk_id());
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2);
+        let fields: Vec<&str> = lines[0].split('\t').collect();
+        assert_eq!(fields.len(), 10, "{fields:?}");
+        assert_eq!(fields[0], "2023-11-14 22:13:20.123456+00");
+        assert_eq!(fields[1], "a\\tb\\\\c");
+        assert_eq!(fields[2], "a\\tb\\\\c:3");
+        assert_eq!(&fields[3..8], ["2", "0", "200000", "17", "0.5"]);
+        let bbox: serde_json::Value = serde_json::from_str(fields[8]).unwrap();
+        assert_eq!(bbox["x"], 1.5);
+        assert_eq!(fields[9], "\\N");
+        assert!(lines[1].ends_with("\t9"), "{}", lines[1]);
     }
 }
