@@ -1,22 +1,118 @@
-//! The HTTP API of horsestream (axum). So far it serves a health endpoint; the REST routes
-//! and the Socket.io gateway are built on this router. Called by `horsestream api`.
+//! The HTTP API and Socket.io gateway of horsestream: axum routes under `/api/v1` (health,
+//! readiness, auth with argon2 + JWT and the seed's RBAC) and a socketioxide gateway on the same
+//! router that pushes live events from the events topic. Called by `horsestream api`.
 
-use std::net::SocketAddr;
+pub mod auth;
+pub mod error;
+pub mod gateway;
+pub mod json;
+mod state;
 
-use axum::{Json, Router, routing::get};
+use std::future::Future;
+use std::sync::atomic::Ordering;
 
-/// The API's routes.
-pub fn app() -> Router {
-    Router::new().route("/api/v1/health", get(health))
+use axum::extract::State;
+use axum::{Router, routing::get};
+use socketioxide::SocketIo;
+
+pub use error::{AppError, ErrorBody};
+pub use gateway::EventsConfig;
+pub use json::ApiJson;
+pub use state::{AppState, EventsStatus};
+
+/// Process-level failures: binding, serving, the events consumer. Request failures are
+/// [`AppError`]s.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot serve HTTP")]
+    Io(#[from] std::io::Error),
+    #[error("Kafka client of the events topic")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    #[error("events topic {topic}: {why}")]
+    Topic { topic: String, why: String },
 }
 
-async fn health() -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
+/// The API's routes and the Socket.io gateway, without the live-events feed.
+pub fn app(state: AppState) -> Router {
+    build(state).0
 }
 
-/// Serves [`app`] on `addr` until the process is stopped.
-pub async fn serve(addr: SocketAddr) -> std::io::Result<()> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    tracing::info!(%addr, "api listening");
-    axum::serve(listener, app()).await
+/// The router and the handle of its Socket.io gateway (to emit to sockets).
+pub fn build(state: AppState) -> (Router, SocketIo) {
+    let (socket_layer, io) = gateway::layer(state.clone());
+    let router = Router::new()
+        .route("/api/v1/health", get(health))
+        .route("/api/v1/ready", get(ready))
+        .merge(auth::routes::routes())
+        .fallback(error::not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .with_state(state)
+        .layer(socket_layer);
+    (router, io)
+}
+
+async fn health() -> ApiJson<serde_json::Value> {
+    ApiJson(serde_json::json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
+}
+
+/// 200 once the live-events consumer is positioned on the events topic, else 503.
+async fn ready(State(state): State<AppState>) -> Result<ApiJson<serde_json::Value>, AppError> {
+    let e = state.events();
+    if !state.events_ready() {
+        return Err(AppError::Unavailable(
+            "live events consumer not assigned to the events topic yet".into(),
+        ));
+    }
+    Ok(ApiJson(serde_json::json!({
+        "status": "ready",
+        "events": {
+            "received": e.received.load(Ordering::Relaxed),
+            "emitted": e.emitted.load(Ordering::Relaxed),
+            "undecodable": e.undecodable.load(Ordering::Relaxed),
+        }
+    })))
+}
+
+/// Serves the API and the gateway on `listener` until `shutdown` resolves, feeding the
+/// gateway from the events topic when `events` is given (readiness is immediate without).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    events: Option<EventsConfig>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    let (router, io) = build(state.clone());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let feed = match events {
+        Some(cfg) => {
+            let consumer = gateway::events::EventsConsumer::new(&cfg)?;
+            let mut stop = stop_rx.clone();
+            Some(tokio::spawn(gateway::run_events(
+                io.clone(),
+                state.clone(),
+                consumer,
+                async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                },
+            )))
+        }
+        None => {
+            state.events().ready.store(true, Ordering::Release);
+            None
+        }
+    };
+    tracing::info!(addr = ?listener.local_addr().ok(), "api listening");
+    let io_for_close = io.clone();
+    let result = axum::serve(listener, router)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+            // Open sockets would keep the graceful shutdown waiting forever.
+            io_for_close.close().await;
+        })
+        .await;
+    if let Some(feed) = feed {
+        let _ = feed.await;
+    }
+    Ok(result?)
 }

@@ -1,15 +1,131 @@
-//! `horsestream api`: the HTTP API (health for now; REST and the gateway come later).
+//! `horsestream api`: the HTTP API and the Socket.io gateway, fed from the events topic.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use horsestream_api::auth::{AuthConfig, Bootstrap, InMemoryUserStore, users};
+use horsestream_api::{AppState, EventsConfig};
+use horsestream_sinks::kafka::KafkaConfig;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[arg(long, env = "HORSESTREAM_API_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+    /// Kafka bootstrap servers (the live events come from there).
+    #[arg(
+        long,
+        env = "HORSESTREAM_KAFKA_BROKERS",
+        default_value = "127.0.0.1:19092"
+    )]
+    pub brokers: String,
+    #[arg(
+        long,
+        env = "HORSESTREAM_EVENTS_TOPIC",
+        default_value = "horsestream.events"
+    )]
+    pub events_topic: String,
+    /// Serve without the live-events feed (no Kafka needed; sockets receive nothing).
+    #[arg(long)]
+    pub no_events: bool,
+    /// HS256 key of the JWTs, at least 32 bytes, the same on every replica
+    /// (e.g. `openssl rand -base64 48`).
+    #[arg(
+        long,
+        env = "HORSESTREAM_JWT_SECRET",
+        hide_env_values = true,
+        required_unless_present = "hash_password"
+    )]
+    pub jwt_secret: Option<String>,
+    /// Lifetime of access tokens, seconds.
+    #[arg(long, env = "HORSESTREAM_ACCESS_TTL_SECS", default_value_t = 15 * 60)]
+    pub access_ttl_secs: u64,
+    /// Lifetime of refresh tokens, seconds.
+    #[arg(long, env = "HORSESTREAM_REFRESH_TTL_SECS", default_value_t = 7 * 24 * 3600)]
+    pub refresh_ttl_secs: u64,
+    /// Name of the bootstrap admin user.
+    #[arg(long, env = "HORSESTREAM_ADMIN_USER", default_value = "admin")]
+    pub admin_user: String,
+    /// argon2 PHC hash of the admin's password (`horsestream api --hash-password` makes one).
+    /// Without it a password is generated and printed at start-up.
+    #[arg(long, env = "HORSESTREAM_ADMIN_PASSWORD_HASH", hide_env_values = true)]
+    pub admin_password_hash: Option<String>,
+    /// Read a password from stdin, print its argon2 hash and exit.
+    #[arg(long)]
+    pub hash_password: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
+    if args.hash_password {
+        let mut password = String::new();
+        std::io::stdin().read_line(&mut password)?;
+        let password = password.trim_end_matches(['\r', '\n']);
+        anyhow::ensure!(!password.is_empty(), "empty password on stdin");
+        println!("{}", users::hash_password(password)?);
+        return Ok(());
+    }
+    let secret = args.jwt_secret.clone().unwrap_or_default();
+    let mut auth = AuthConfig::new(secret.into_bytes()).context("HORSESTREAM_JWT_SECRET")?;
+    auth.access_ttl = Duration::from_secs(args.access_ttl_secs);
+    auth.refresh_ttl = Duration::from_secs(args.refresh_ttl_secs);
+
+    // Users live in memory for now, seeded with the admin; the PostgreSQL store replaces this.
+    let store = InMemoryUserStore::new();
+    match users::bootstrap_admin(
+        &store,
+        &args.admin_user,
+        args.admin_password_hash.as_deref(),
+    )
+    .context("bootstrap admin user")?
+    {
+        Bootstrap::Configured => {}
+        Bootstrap::Generated { password, hash } => eprintln!(
+            "horsestream: no HORSESTREAM_ADMIN_PASSWORD_HASH set; the admin user {:?} has this \
+             generated password for this run:\n\n    {password}\n\nTo keep it, set \
+             HORSESTREAM_ADMIN_PASSWORD_HASH='{hash}'\n",
+            args.admin_user
+        ),
+    }
+    let state = AppState::new(&auth, Arc::new(store));
+    let events = (!args.no_events).then(|| {
+        let mut kafka = KafkaConfig::new(&args.brokers);
+        kafka.events_topic.clone_from(&args.events_topic);
+        EventsConfig::new(kafka)
+    });
+
     let rt = tokio::runtime::Runtime::new()?;
-    rt.block_on(horsestream_api::serve(args.listen))?;
-    Ok(())
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        eprintln!(
+            "horsestream: api listening on http://{}",
+            listener.local_addr()?
+        );
+        horsestream_api::serve(listener, state, events, shutdown_signal()).await?;
+        anyhow::Ok(())
+    })
+}
+
+/// Ctrl-C or SIGTERM (what Kubernetes sends).
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
 }
