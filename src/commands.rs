@@ -4,4 +4,5 @@ pub mod api;
 pub mod dataflow;
 pub mod demo;
 pub mod ingest;
+pub mod replay;
 pub mod sample;

@@ -25,6 +25,8 @@ enum Command {
     Ingest(commands::ingest::Args),
     /// Run the timely dataflow over the chunks topic into TimescaleDB and the events topic.
     Dataflow(commands::dataflow::Args),
+    /// Run a stream's chunks between two times through the dataflow again.
+    Replay(commands::replay::Args),
     /// Serve the HTTP API.
     Api(commands::api::Args),
     /// Write the sample video (a pan and zoom over a photo of horses).
@@ -51,6 +53,7 @@ fn main() -> std::process::ExitCode {
         Command::Demo(a) => commands::demo::run(a),
         Command::Ingest(a) => commands::ingest::run(a),
         Command::Dataflow(a) => commands::dataflow::run(a),
+        Command::Replay(a) => commands::replay::run(a),
         Command::Api(a) => commands::api::run(a),
         Command::SampleVideo(a) => commands::sample::run(a),
     };

@@ -31,6 +31,8 @@ pub struct DataflowConfig {
     pub poll_timeout: Duration,
     /// Several processes forming one timely cluster; `None` runs in this process only.
     pub cluster: Option<Cluster>,
+    /// Keep only chunks whose capture time meets `[from, to]` (µs since the epoch): replays.
+    pub window_us: Option<(i64, i64)>,
 }
 
 /// This process's place in a cluster of timely processes, each running `workers` threads.
@@ -71,6 +73,7 @@ impl Default for DataflowConfig {
             max_epochs_in_flight: 2,
             poll_timeout: Duration::from_millis(50),
             cluster: None,
+            window_us: None,
         }
     }
 }
@@ -131,7 +134,7 @@ fn drive<S: ChunkSource>(
             .input_from(&mut input)
             .container::<Vec<Record>>()
             .exchange(|r: &Record| route(&r.key))
-            .decode_chunks()
+            .decode_chunks(cfg.window_us)
             .detect(analyzer)
             .track(tracks)
             .store_and_publish(sink)

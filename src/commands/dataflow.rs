@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use horsestream_dataflow::source::kafka::{KafkaSource, KafkaSourceConfig};
+use horsestream_dataflow::source::kafka::{KafkaSource, KafkaSourceConfig, Replay};
 use horsestream_dataflow::tracking::TrackerConfig;
 use horsestream_dataflow::{
     ChunkAnalyzer, Cluster, DataflowConfig, DataflowError, Metrics, SinkWriter, StreamTracks,
@@ -86,6 +86,11 @@ fn cluster(args: &Args) -> anyhow::Result<Option<Cluster>> {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
+    run_with(args, None)
+}
+
+/// Runs the dataflow live, or over a historical range of the topic when `replay` is given.
+pub fn run_with(args: Args, replay: Option<Replay>) -> anyhow::Result<()> {
     let cluster = cluster(&args)?;
     let registry = Arc::new(args.models.registry(args.workers)?);
     let kafka = args.kafka.config();
@@ -102,6 +107,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         kafka: kafka.clone(),
         group_id: args.group_id.clone(),
         stop_at_end: args.until_end,
+        replay: replay.clone(),
     };
     let models = args.models.clone();
     let batch_size = args.models.batch_size;
@@ -111,6 +117,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         workers: args.workers,
         batch_size,
         cluster,
+        window_us: replay.as_ref().map(|r| (r.from_ms * 1000, r.to_ms * 1000)),
         ..DataflowConfig::default()
     };
     horsestream_dataflow::run(&cfg, metrics.clone(), move |index, peers| {

@@ -48,7 +48,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let producer = TopicProducer::new(&kafka, &kafka.chunks_topic)?;
     let mut publish = |chunk: horsestream_proto::FrameChunk| {
         let bytes = chunk.encode_to_vec();
-        rt.block_on(producer.send(&chunk.stream_id, &bytes))
+        let end_ms = (chunk.stream_start_time_us + chunk.end_pts_us) / 1000;
+        rt.block_on(producer.send_at(&chunk.stream_id, &bytes, end_ms))
             .map(|_| ())
     };
     if !live {

@@ -50,13 +50,32 @@ pub fn decode_record(record: Record) -> Result<Located, ChunkErrorRecord> {
     }
 }
 
+/// Whether a chunk's capture time range `[start, end)` meets the window `[from, to]` (µs).
+pub fn in_window(chunk: &FrameChunk, window: Option<(i64, i64)>) -> bool {
+    window.is_none_or(|(from, to)| {
+        let start = chunk.stream_start_time_us + chunk.start_pts_us;
+        let end = chunk.stream_start_time_us + chunk.end_pts_us;
+        start <= to && end > from
+    })
+}
+
 pub trait DecodeChunks<'scope, T: Timestamp> {
-    fn decode_chunks(self) -> StreamVec<'scope, T, Result<Located, ChunkErrorRecord>>;
+    /// Decodes every record; valid chunks outside `window` (a replay's range) are dropped.
+    fn decode_chunks(
+        self,
+        window: Option<(i64, i64)>,
+    ) -> StreamVec<'scope, T, Result<Located, ChunkErrorRecord>>;
 }
 
 impl<'scope, T: Timestamp> DecodeChunks<'scope, T> for StreamVec<'scope, T, Record> {
-    fn decode_chunks(self) -> StreamVec<'scope, T, Result<Located, ChunkErrorRecord>> {
-        self.map(decode_record)
+    fn decode_chunks(
+        self,
+        window: Option<(i64, i64)>,
+    ) -> StreamVec<'scope, T, Result<Located, ChunkErrorRecord>> {
+        self.flat_map(move |r| match decode_record(r) {
+            Ok(l) if !in_window(&l.chunk, window) => None,
+            other => Some(other),
+        })
     }
 }
 

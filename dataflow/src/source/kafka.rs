@@ -18,6 +18,10 @@ use crate::shard::partitions_for_worker;
 
 const META_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How far past a replay's end to read (longer than any chunk); the dataflow then keeps
+/// exactly the chunks that meet the range.
+const REPLAY_MARGIN_MS: i64 = 60_000;
+
 #[derive(Debug, Clone)]
 pub struct KafkaSourceConfig {
     pub kafka: KafkaConfig,
@@ -25,6 +29,19 @@ pub struct KafkaSourceConfig {
     /// Stop once every assigned partition is read up to the end offset seen at start
     /// (replays, tests); otherwise run until stopped.
     pub stop_at_end: bool,
+    /// Read a time range of the topic again instead of resuming the group.
+    pub replay: Option<Replay>,
+}
+
+/// A historical range of the chunks topic, read through the same dataflow as live data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replay {
+    /// Broker timestamps (ms since the Unix epoch) bounding the records read; the dataflow
+    /// then keeps the chunks whose own time range meets the requested one.
+    pub from_ms: i64,
+    pub to_ms: i64,
+    /// Only records keyed by this stream id.
+    pub stream: Option<String>,
 }
 
 pub struct KafkaSource {
@@ -34,6 +51,7 @@ pub struct KafkaSource {
     next: BTreeMap<i32, i64>,
     /// End offsets to stop at, for a bounded run.
     end: Option<BTreeMap<i32, i64>>,
+    replay: Option<Replay>,
 }
 
 impl std::fmt::Debug for KafkaSource {
@@ -78,9 +96,12 @@ impl KafkaSource {
         let mine = partitions_for_worker(partitions, index, peers);
 
         // Resume from the group's committed offsets; a partition never committed starts at
-        // the beginning. The lists are dropped before the consumer can be (see ENVIRONMENT.md).
+        // the beginning. A replay starts at its first timestamp instead. The lists are dropped
+        // before the consumer can be (see ENVIRONMENT.md).
         let mut next = BTreeMap::new();
-        {
+        if let Some(r) = &cfg.replay {
+            next = offsets_at(&consumer, &topic, &mine, r.from_ms)?;
+        } else {
             let mut wanted = TopicPartitionList::new();
             for p in &mine {
                 wanted.add_partition(&topic, *p);
@@ -98,7 +119,16 @@ impl KafkaSource {
                 next.insert(e.partition(), start);
             }
         }
-        let end = if cfg.stop_at_end {
+        let end = if let Some(r) = &cfg.replay {
+            // A record's broker timestamp is its chunk's capture end: a chunk that starts
+            // before `to` ends at most one chunk length later.
+            Some(offsets_at(
+                &consumer,
+                &topic,
+                &mine,
+                r.to_ms + REPLAY_MARGIN_MS,
+            )?)
+        } else if cfg.stop_at_end {
             let mut end = BTreeMap::new();
             for p in &mine {
                 let (_, high) = consumer.fetch_watermarks(&topic, *p, META_TIMEOUT)?;
@@ -121,6 +151,7 @@ impl KafkaSource {
             topic,
             next,
             end,
+            replay: cfg.replay.clone(),
         })
     }
 
@@ -146,6 +177,22 @@ impl ChunkSource for KafkaSource {
             let msg = msg?;
             wait = Duration::ZERO;
             self.next.insert(msg.partition(), msg.offset() + 1);
+            let past_end = self
+                .end
+                .as_ref()
+                .and_then(|e| e.get(&msg.partition()))
+                .is_some_and(|e| msg.offset() >= *e);
+            let other_stream = self
+                .replay
+                .as_ref()
+                .and_then(|r| r.stream.as_deref())
+                .is_some_and(|s| msg.key() != Some(s.as_bytes()));
+            if past_end || other_stream {
+                if self.at_end() {
+                    break;
+                }
+                continue;
+            }
             records.push(Record {
                 source: self.topic.clone(),
                 partition: msg.partition(),
@@ -165,6 +212,10 @@ impl ChunkSource for KafkaSource {
     }
 
     fn commit(&mut self, positions: &Positions) -> Result<(), DataflowError> {
+        if self.replay.is_some() {
+            // A replay re-reads history; the group's live position is not its to move.
+            return Ok(());
+        }
         let mut tpl = TopicPartitionList::new();
         for ((topic, partition), offset) in positions {
             tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset))?;
@@ -177,12 +228,30 @@ impl ChunkSource for KafkaSource {
     }
 }
 
-impl KafkaSource {
-    /// Where this source will read next, per partition (what a commit would record now).
-    pub fn positions(&self) -> Positions {
-        self.next
-            .iter()
-            .map(|(p, o)| ((self.topic.clone(), *p), *o))
-            .collect()
+/// Per partition, the first offset whose broker timestamp is at or after `ms` (the end of the
+/// partition when there is none).
+fn offsets_at(
+    consumer: &BaseConsumer,
+    topic: &str,
+    partitions: &[i32],
+    ms: i64,
+) -> Result<BTreeMap<i32, i64>, DataflowError> {
+    let mut query = TopicPartitionList::new();
+    for p in partitions {
+        query.add_partition_offset(topic, *p, Offset::Offset(ms.max(0)))?;
     }
+    let found = consumer.offsets_for_times(query, META_TIMEOUT)?;
+    let mut out = BTreeMap::new();
+    for e in found.elements() {
+        let offset = match e.offset() {
+            Offset::Offset(o) => o,
+            _ => {
+                consumer
+                    .fetch_watermarks(topic, e.partition(), META_TIMEOUT)?
+                    .1
+            }
+        };
+        out.insert(e.partition(), offset);
+    }
+    Ok(out)
 }
