@@ -161,6 +161,29 @@ mod tests {
     }
 
     #[test]
+    fn stream_status_goes_to_the_status_room() {
+        let e = Event {
+            version: 1,
+            emitted_at_us: 9,
+            kind: EventKind::StreamStatus(horsestream_proto::StreamStatus {
+                stream_id: "cam".into(),
+                state: "active".into(),
+                reason: String::new(),
+                at_us: 8,
+                attempt: 2,
+                gap: Some((1, 5)),
+            }),
+        };
+        let o = outgoing(&e);
+        assert_eq!(
+            (o.name, o.room()),
+            ("stream:status", "stream:cam#status".into())
+        );
+        assert_eq!(o.payload["gap"], json!({ "fromUs": 1, "toUs": 5 }));
+        assert_eq!(o.payload["attempt"], 2);
+    }
+
+    #[test]
     fn channel_names_round_trip() {
         for c in Channel::ALL {
             assert_eq!(Channel::parse(c.as_str()), Some(c));
