@@ -21,6 +21,8 @@ expect 'nvidia.com/gpu: 1'
 expect 'HORSESTREAM_EXECUTION_PROVIDER: "cuda"'
 expect 'kind: HorizontalPodAutoscaler'
 expect 'claimName: horsestream-models'
+expect 'name: HORSESTREAM_ADMIN_PASSWORD_HASH'
+expect 'path: /api/v1/ready'
 if "$helm" template hs "$chart" >/dev/null 2>&1; then
   die "the chart rendered without kafka.brokers / database.url / api.jwtSecret"
 fi

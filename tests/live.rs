@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use horsestream_proto::{Event, EventKind, FrameChunk};
-use horsestream_sinks::kafka::{KafkaConfig, ensure_topics};
+use horsestream_sinks::kafka::KafkaConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 
@@ -33,13 +33,7 @@ fn read_all(k: &KafkaConfig, topic: &str, until: impl Fn(&[Vec<u8>]) -> bool) ->
 #[test]
 fn live_rtsp_ingest_publishes_chunks_and_stream_status() {
     let name = unique("live");
-    let mut k = KafkaConfig::new(required_env("HORSESTREAM_KAFKA_BROKERS"));
-    k.chunks_topic = format!("{name}.chunks");
-    k.events_topic = format!("{name}.events");
-    tokio::runtime::Runtime::new()
-        .unwrap()
-        .block_on(ensure_topics(&k))
-        .unwrap();
+    let k = fresh_topics(&name);
 
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

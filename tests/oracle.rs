@@ -6,8 +6,7 @@ mod common;
 use std::process::{Command, Stdio};
 
 use common::*;
-use horsestream_sinks::kafka::{KafkaConfig, ensure_topics};
-use horsestream_sinks::{FrameRow, Store};
+use horsestream_sinks::kafka::KafkaConfig;
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -18,60 +17,36 @@ fn free_port() -> u16 {
 }
 
 fn dataflow_args(k: &KafkaConfig, store: &str, group: &str) -> Vec<String> {
-    [
+    let mut args: Vec<String> = [
         "dataflow",
         "--until-end",
         "--database-url",
         store,
         "--group-id",
         group,
-        "--brokers",
-        &k.brokers,
-        "--chunks-topic",
-        &k.chunks_topic,
-        "--events-topic",
-        &k.events_topic,
     ]
     .iter()
     .map(|s| s.to_string())
-    .collect()
-}
-
-fn stored(store: &str, stream: &str) -> Vec<FrameRow> {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        Store::connect(store)
-            .await
-            .unwrap()
-            .frames(stream)
-            .await
-            .unwrap()
-    })
+    .collect();
+    args.extend(topic_args(k));
+    args
 }
 
 #[test]
 fn one_worker_two_workers_and_two_processes_store_the_same_rows() {
     let name = unique("oracle");
-    let mut k = KafkaConfig::new(required_env("HORSESTREAM_KAFKA_BROKERS"));
-    k.chunks_topic = format!("{name}.chunks");
-    k.events_topic = format!("{name}.events");
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(ensure_topics(&k)).unwrap();
+    let k = fresh_topics(&name);
     let (video, _) = sample();
-    let out = horsestream(&[
-        "ingest",
-        "--input",
-        video.to_str().unwrap(),
-        "--stream-id",
-        &name,
-        "--brokers",
-        &k.brokers,
-        "--chunks-topic",
-        &k.chunks_topic,
-        "--events-topic",
-        &k.events_topic,
-    ]);
-    assert!(out.status.success(), "{}", error_line(&out));
+    run_ok(
+        &[
+            "ingest",
+            "--input",
+            video.to_str().unwrap(),
+            "--stream-id",
+            &name,
+        ],
+        &k,
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let store = |n: &str| format!("sqlite://{}", dir.path().join(n).display());
@@ -94,6 +69,9 @@ fn one_worker_two_workers_and_two_processes_store_the_same_rows() {
     )
     .unwrap();
     let s = store("p2.db");
+    // Create the schema before the two processes share the file: the embedded store's
+    // migrations are not meant to race (TimescaleDB's are serialised by an advisory lock).
+    stored(&s, &name);
     let children: Vec<_> = (0..2)
         .map(|p| {
             let mut args = dataflow_args(&k, &s, &format!("{name}-p2"));

@@ -8,40 +8,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use common::*;
 use horsestream_proto::FrameChunk;
-use horsestream_sinks::kafka::{KafkaConfig, ensure_topics};
-use horsestream_sinks::{FrameRow, Store};
+use horsestream_sinks::FrameRow;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
-
-fn topic_args(k: &KafkaConfig) -> Vec<String> {
-    [
-        "--brokers",
-        &k.brokers,
-        "--chunks-topic",
-        &k.chunks_topic,
-        "--events-topic",
-        &k.events_topic,
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
-}
-
-fn run(args: Vec<String>) {
-    let out = horsestream(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    assert!(out.status.success(), "{}", error_line(&out));
-}
-
-fn stored(store: &str, stream: &str) -> Vec<FrameRow> {
-    tokio::runtime::Runtime::new().unwrap().block_on(async {
-        Store::connect(store)
-            .await
-            .unwrap()
-            .frames(stream)
-            .await
-            .unwrap()
-    })
-}
 
 fn rfc3339(us: i64) -> String {
     DateTime::<Utc>::from_timestamp_micros(us)
@@ -52,40 +21,30 @@ fn rfc3339(us: i64) -> String {
 #[test]
 fn replay_by_time_matches_the_live_run() {
     let name = unique("replay");
-    let mut k = KafkaConfig::new(required_env("HORSESTREAM_KAFKA_BROKERS"));
-    k.chunks_topic = format!("{name}.chunks");
-    k.events_topic = format!("{name}.events");
-    tokio::runtime::Runtime::new()
-        .unwrap()
-        .block_on(ensure_topics(&k))
-        .unwrap();
+    let k = fresh_topics(&name);
     let (video, _) = sample();
-    let mut args: Vec<String> = [
-        "ingest",
-        "--input",
-        video.to_str().unwrap(),
-        "--stream-id",
-        &name,
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    args.extend(topic_args(&k));
-    run(args);
+    run_ok(
+        &[
+            "ingest",
+            "--input",
+            video.to_str().unwrap(),
+            "--stream-id",
+            &name,
+        ],
+        &k,
+    );
     // Another stream on the same topic, which a replay of `name` must leave out.
     let other = format!("{name}-other");
-    let mut args: Vec<String> = [
-        "ingest",
-        "--input",
-        video.to_str().unwrap(),
-        "--stream-id",
-        &other,
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    args.extend(topic_args(&k));
-    run(args);
+    run_ok(
+        &[
+            "ingest",
+            "--input",
+            video.to_str().unwrap(),
+            "--stream-id",
+            &other,
+        ],
+        &k,
+    );
 
     // The stream's wall-clock start, from its first chunk on the topic.
     let consumer: BaseConsumer = k
@@ -97,7 +56,10 @@ fn replay_by_time_matches_the_live_run() {
     consumer.subscribe(&[k.chunks_topic.as_str()]).unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     let start_us = loop {
-        assert!(std::time::Instant::now() < deadline, "no chunk of {name} on the topic");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no chunk of {name} on the topic"
+        );
         let Some(m) = consumer.poll(Duration::from_millis(500)) else {
             continue;
         };
@@ -112,36 +74,39 @@ fn replay_by_time_matches_the_live_run() {
     let store = |n: &str| format!("sqlite://{}", dir.path().join(n).display());
 
     let live = store("live.db");
-    let mut args: Vec<String> = [
-        "dataflow",
-        "--until-end",
-        "--database-url",
-        &live,
-        "--group-id",
-        &name,
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    args.extend(topic_args(&k));
-    run(args);
+    run_ok(
+        &[
+            "dataflow",
+            "--until-end",
+            "--database-url",
+            &live,
+            "--group-id",
+            &name,
+        ],
+        &k,
+    );
     let live_rows = stored(&live, &name);
     assert_eq!(live_rows.len(), 220);
 
     let replay = |db: &str, from_s: i64, to_s: i64| {
-        let mut args: Vec<String> = vec![
-            "replay".into(),
-            "--stream".into(),
-            name.clone(),
-            "--from".into(),
+        let (from, to) = (
             rfc3339(start_us + from_s * 1_000_000),
-            "--to".into(),
             rfc3339(start_us + to_s * 1_000_000),
-            "--database-url".into(),
-            db.into(),
-        ];
-        args.extend(topic_args(&k));
-        run(args);
+        );
+        run_ok(
+            &[
+                "replay",
+                "--stream",
+                &name,
+                "--from",
+                &from,
+                "--to",
+                &to,
+                "--database-url",
+                db,
+            ],
+            &k,
+        );
     };
 
     // The whole stream: the same rows, and nothing of the other stream.

@@ -20,17 +20,6 @@ fn kafka(prefix: &str) -> KafkaConfig {
     k
 }
 
-fn topic_args(k: &KafkaConfig) -> Vec<String> {
-    vec![
-        "--brokers".into(),
-        k.brokers.clone(),
-        "--chunks-topic".into(),
-        k.chunks_topic.clone(),
-        "--events-topic".into(),
-        k.events_topic.clone(),
-    ]
-}
-
 fn run_dataflow(k: &KafkaConfig, db: &str, group: &str) {
     let mut args: Vec<String> = vec![
         "dataflow".into(),

@@ -97,3 +97,56 @@ pub fn bad_files(dir: &Path) -> Vec<(PathBuf, &'static str)> {
         (truncated, "truncated before its index"),
     ]
 }
+
+/// Fresh chunks and events topics named after `prefix`, created on the test broker.
+pub fn fresh_topics(prefix: &str) -> horsestream_sinks::kafka::KafkaConfig {
+    let mut k =
+        horsestream_sinks::kafka::KafkaConfig::new(required_env("HORSESTREAM_KAFKA_BROKERS"));
+    k.chunks_topic = format!("{prefix}.chunks");
+    k.events_topic = format!("{prefix}.events");
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(horsestream_sinks::kafka::ensure_topics(&k))
+        .unwrap();
+    k
+}
+
+/// The flags that point a subcommand at `k`'s broker and topics.
+pub fn topic_args(k: &horsestream_sinks::kafka::KafkaConfig) -> Vec<String> {
+    [
+        "--brokers",
+        &k.brokers,
+        "--chunks-topic",
+        &k.chunks_topic,
+        "--events-topic",
+        &k.events_topic,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+/// Runs horsestream with `args` followed by `k`'s topic flags; it must succeed.
+pub fn run_ok(args: &[&str], k: &horsestream_sinks::kafka::KafkaConfig) {
+    let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    all.extend(topic_args(k));
+    let out = horsestream(&all.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(
+        out.status.success(),
+        "horsestream {}: {}",
+        args[0],
+        error_line(&out)
+    );
+}
+
+/// Every stored frame of `stream` in the store at `url`.
+pub fn stored(url: &str, stream: &str) -> Vec<horsestream_sinks::FrameRow> {
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        horsestream_sinks::Store::connect(url)
+            .await
+            .unwrap()
+            .frames(stream)
+            .await
+            .unwrap()
+    })
+}
