@@ -11,6 +11,8 @@ helm="$HORSESTREAM_HOME/bin/helm"
 chart=helm/horsestream
 "$helm" lint "$chart" -f "$chart/ci/test-values.yaml"
 out="$("$helm" template hs "$chart" -f "$chart/ci/test-values.yaml" --namespace farm)"
+# The expected lines are literal text of the rendered chart.
+# shellcheck disable=SC2016
 expect() { grep -qF -- "$1" <<<"$out" || die "rendered chart lacks: $1"; }
 expect 'kind: StatefulSet'
 expect 'replicas: 3'
