@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2016  # the expected lines below are literal chart text, `$` included
 # Lints and renders the Helm chart (helm/horsestream) and checks what it renders: the timely
 # hostfile and process index of the dataflow StatefulSet, GPU resources, and that missing
 # required values are refused. Helm is built from the Go module proxy by install-deps.sh.
@@ -11,8 +12,6 @@ helm="$HORSESTREAM_HOME/bin/helm"
 chart=helm/horsestream
 "$helm" lint "$chart" -f "$chart/ci/test-values.yaml"
 out="$("$helm" template hs "$chart" -f "$chart/ci/test-values.yaml" --namespace farm)"
-# The expected lines are literal text of the rendered chart.
-# shellcheck disable=SC2016
 expect() { grep -qF -- "$1" <<<"$out" || die "rendered chart lacks: $1"; }
 expect 'kind: StatefulSet'
 expect 'replicas: 3'
