@@ -71,7 +71,10 @@ pub async fn ensure_topics(cfg: &KafkaConfig) -> Result<(), SinkError> {
             cfg.partitions,
             TopicReplication::Fixed(1),
         )
-        .set("max.message.bytes", &max),
+        .set("max.message.bytes", &max)
+        // A chunk's timestamp is its capture end; for a long file ingested faster than real
+        // time that lies ahead of the broker's clock, which Kafka refuses past 1 h by default.
+        .set("message.timestamp.after.max.ms", "9223372036854775807"),
         NewTopic::new(
             &cfg.events_topic,
             cfg.partitions,
