@@ -24,6 +24,7 @@ expect 'kind: HorizontalPodAutoscaler'
 expect 'claimName: horsestream-models'
 expect 'name: HORSESTREAM_ADMIN_PASSWORD_HASH'
 expect 'path: /api/v1/ready'
+expect '--metrics-listen 0.0.0.0:9100'
 if "$helm" template hs "$chart" >/dev/null 2>&1; then
   die "the chart rendered without kafka.brokers / database.url / api.jwtSecret"
 fi

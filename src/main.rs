@@ -2,6 +2,7 @@
 //! (`ingest`, `dataflow`, `api`) or all of it in one process on embedded defaults (`demo`).
 
 mod commands;
+mod metrics_server;
 mod options;
 
 use clap::{Parser, Subcommand};

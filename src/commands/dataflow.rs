@@ -40,6 +40,9 @@ pub struct Args {
         default_value = "horsestream-dataflow"
     )]
     pub group_id: String,
+    /// Serve Prometheus metrics on this address (`GET /metrics`).
+    #[arg(long, env = "HORSESTREAM_METRICS_LISTEN")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
     /// Stop once the chunks present at start-up are processed (replays, tests).
     #[arg(long)]
     pub until_end: bool,
@@ -103,6 +106,10 @@ pub fn run_with(args: Args, replay: Option<Replay>) -> anyhow::Result<()> {
     drop(rt);
 
     let metrics = Arc::new(Metrics::default());
+    if let Some(addr) = args.metrics_listen {
+        crate::metrics_server::spawn(addr, metrics.clone())
+            .with_context(|| format!("serving metrics on {addr}"))?;
+    }
     let source_cfg = KafkaSourceConfig {
         kafka: kafka.clone(),
         group_id: args.group_id.clone(),

@@ -1,0 +1,42 @@
+//! `GET /metrics` (Prometheus text format) for a process's dataflow counters, served from a
+//! thread of its own so the timely workers never wait on it.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::get;
+use horsestream_dataflow::Metrics;
+
+/// Binds `addr` now (so a taken port is an error at start-up) and serves until the process ends.
+pub fn spawn(addr: SocketAddr, metrics: Arc<Metrics>) -> anyhow::Result<()> {
+    let listener = std::net::TcpListener::bind(addr)?;
+    listener.set_nonblocking(true)?;
+    std::thread::Builder::new()
+        .name("metrics".into())
+        .spawn(move || {
+            let rt = match crate::options::runtime() {
+                Ok(rt) => rt,
+                Err(e) => return tracing::error!(error = %e, "metrics server not started"),
+            };
+            rt.block_on(async move {
+                let app = Router::new().route(
+                    "/metrics",
+                    get(move || {
+                        let text = metrics.snapshot().to_prometheus();
+                        async move { ([("content-type", "text/plain; version=0.0.4")], text) }
+                    }),
+                );
+                match tokio::net::TcpListener::from_std(listener) {
+                    Ok(l) => {
+                        if let Err(e) = axum::serve(l, app).await {
+                            tracing::error!(error = %e, "metrics server stopped");
+                        }
+                    }
+                    Err(e) => tracing::error!(error = %e, "metrics server not started"),
+                }
+            });
+        })?;
+    tracing::info!(%addr, "serving /metrics");
+    Ok(())
+}
