@@ -102,6 +102,43 @@ pub fn set_ffmpeg_log_level(level: ffmpeg_next::util::log::Level) {
 
 pub use ffmpeg_next::util::log::Level as FfmpegLogLevel;
 
+/// The wire chunk for a cut `chunk` of `stream_id`: frames numbered within the chunk, each
+/// with its capture time (`stream_start` + pts). Shared by file and live ingest.
+pub(crate) fn frame_chunk(
+    chunk: Chunk<Rc<Vec<u8>>>,
+    stream_id: &str,
+    stream_start: i64,
+    cfg: &IngestConfig,
+    (width, height): (u32, u32),
+    source: &str,
+) -> FrameChunk {
+    let frames = chunk
+        .frames
+        .iter()
+        .enumerate()
+        .map(|(i, f)| Frame {
+            index: i as u32,
+            pts_us: f.pts_us,
+            capture_time_us: stream_start + f.pts_us,
+            data: f.item.as_ref().clone(),
+        })
+        .collect();
+    FrameChunk {
+        stream_id: stream_id.to_string(),
+        sequence: chunk.sequence,
+        start_pts_us: chunk.start_pts_us,
+        end_pts_us: chunk.end_pts_us,
+        fps_num: cfg.fps.num,
+        fps_den: cfg.fps.den,
+        width,
+        height,
+        source: source.to_owned(),
+        encoding: cfg.encode.encoding,
+        stream_start_time_us: stream_start,
+        frames,
+    }
+}
+
 fn now_us() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -173,32 +210,8 @@ where
                     encoder: &FrameEncoder,
                     stats: &mut IngestStats|
      -> Result<(), IngestError> {
-        let (width, height) = encoder.size().expect("a chunk has encoded frames");
-        let frames = chunk
-            .frames
-            .iter()
-            .enumerate()
-            .map(|(i, f)| Frame {
-                index: i as u32,
-                pts_us: f.pts_us,
-                capture_time_us: stream_start + f.pts_us,
-                data: f.item.as_ref().clone(),
-            })
-            .collect::<Vec<_>>();
-        let chunk = FrameChunk {
-            stream_id: stream_id.to_string(),
-            sequence: chunk.sequence,
-            start_pts_us: chunk.start_pts_us,
-            end_pts_us: chunk.end_pts_us,
-            fps_num: cfg.fps.num,
-            fps_den: cfg.fps.den,
-            width,
-            height,
-            source: description.clone(),
-            encoding: cfg.encode.encoding,
-            stream_start_time_us: stream_start,
-            frames,
-        };
+        let size = encoder.size().expect("a chunk has encoded frames");
+        let chunk = frame_chunk(chunk, stream_id, stream_start, cfg, size, &description);
         let chunk_id = chunk.chunk_id();
         let n = chunk.frames.len() as u64;
         tracing::debug!(chunk_id, frames = n, "publishing chunk");

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use horsestream_proto::{Frame, FrameChunk};
+use horsestream_proto::FrameChunk;
 
 use crate::chunker::{Chunk, ChunkLayout, Chunker};
 use crate::encode::FrameEncoder;
@@ -223,34 +223,17 @@ where
         stream_start: i64,
         stats: &mut LiveStats,
     ) -> Result<(), IngestError> {
-        let (width, height) = self.encoder.size().expect("a chunk has encoded frames");
+        let size = self.encoder.size().expect("a chunk has encoded frames");
         debug_assert!(self.last_sequence.is_none_or(|s| chunk.sequence > s));
         self.last_sequence = Some(chunk.sequence);
-        let frames = chunk
-            .frames
-            .iter()
-            .enumerate()
-            .map(|(i, f)| Frame {
-                index: i as u32,
-                pts_us: f.pts_us,
-                capture_time_us: stream_start + f.pts_us,
-                data: f.item.as_ref().clone(),
-            })
-            .collect::<Vec<_>>();
-        let chunk = FrameChunk {
-            stream_id: self.stream_id.to_string(),
-            sequence: chunk.sequence,
-            start_pts_us: chunk.start_pts_us,
-            end_pts_us: chunk.end_pts_us,
-            fps_num: self.cfg.fps.num,
-            fps_den: self.cfg.fps.den,
-            width,
-            height,
-            source: self.description.clone(),
-            encoding: self.cfg.encode.encoding,
-            stream_start_time_us: stream_start,
-            frames,
-        };
+        let chunk = crate::frame_chunk(
+            chunk,
+            self.stream_id,
+            stream_start,
+            self.cfg,
+            size,
+            &self.description,
+        );
         let chunk_id = chunk.chunk_id();
         let n = chunk.frames.len() as u64;
         tracing::debug!(chunk_id, frames = n, "publishing chunk");
