@@ -35,11 +35,7 @@ fn live_rtsp_ingest_publishes_chunks_and_stream_status() {
     let name = unique("live");
     let k = fresh_topics(&name);
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/rtsp-camera.py");
     let mut camera = Command::new("/usr/bin/python3")
         .arg(&script)

@@ -21,26 +21,10 @@ fn scrape(port: u16) -> Option<String> {
 
 #[test]
 fn a_running_dataflow_serves_its_counters() {
-    let name = unique("metrics");
-    let k = fresh_topics(&name);
-    let (video, _) = sample();
-    run_ok(
-        &[
-            "ingest",
-            "--input",
-            video.to_str().unwrap(),
-            "--stream-id",
-            &name,
-        ],
-        &k,
-    );
+    let (name, k) = ingested_sample("metrics");
     let dir = tempfile::tempdir().unwrap();
     let store = format!("sqlite://{}", dir.path().join("m.db").display());
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let listen = format!("127.0.0.1:{port}");
 
     // No --until-end: a live dataflow, stopped by the test.

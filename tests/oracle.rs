@@ -8,14 +8,6 @@ use std::process::{Command, Stdio};
 use common::*;
 use horsestream_sinks::kafka::KafkaConfig;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn dataflow_args(k: &KafkaConfig, store: &str, group: &str) -> Vec<String> {
     let mut args: Vec<String> = [
         "dataflow",
@@ -34,19 +26,7 @@ fn dataflow_args(k: &KafkaConfig, store: &str, group: &str) -> Vec<String> {
 
 #[test]
 fn one_worker_two_workers_and_two_processes_store_the_same_rows() {
-    let name = unique("oracle");
-    let k = fresh_topics(&name);
-    let (video, _) = sample();
-    run_ok(
-        &[
-            "ingest",
-            "--input",
-            video.to_str().unwrap(),
-            "--stream-id",
-            &name,
-        ],
-        &k,
-    );
+    let (name, k) = ingested_sample("oracle");
 
     let dir = tempfile::tempdir().unwrap();
     let store = |n: &str| format!("sqlite://{}", dir.path().join(n).display());

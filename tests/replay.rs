@@ -20,21 +20,10 @@ fn rfc3339(us: i64) -> String {
 
 #[test]
 fn replay_by_time_matches_the_live_run() {
-    let name = unique("replay");
-    let k = fresh_topics(&name);
-    let (video, _) = sample();
-    run_ok(
-        &[
-            "ingest",
-            "--input",
-            video.to_str().unwrap(),
-            "--stream-id",
-            &name,
-        ],
-        &k,
-    );
+    let (name, k) = ingested_sample("replay");
     // Another stream on the same topic, which a replay of `name` must leave out.
     let other = format!("{name}-other");
+    let video = sample().0.clone();
     run_ok(
         &[
             "ingest",

@@ -150,3 +150,22 @@ pub fn stored(url: &str, stream: &str) -> Vec<horsestream_sinks::FrameRow> {
             .unwrap()
     })
 }
+
+/// A loopback port free at the time of asking.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Fresh topics named after a new `unique(prefix)`, with the sample video ingested into them
+/// as the stream of that name. Returns the name (stream id) and the topics.
+pub fn ingested_sample(prefix: &str) -> (String, horsestream_sinks::kafka::KafkaConfig) {
+    let name = unique(prefix);
+    let k = fresh_topics(&name);
+    let video = sample().0.to_str().unwrap().to_owned();
+    run_ok(&["ingest", "--input", &video, "--stream-id", &name], &k);
+    (name, k)
+}
