@@ -315,8 +315,10 @@ async fn same_chunk_written_three_times_is_stored_once(store: &Store) {
 
 /// Retention removed the chunk's `video_chunks` row but not yet the hypertable chunk holding
 /// its detections (it ends after the cutoff): a replay must neither fail nor duplicate.
-/// Its rows live in 1996, after the 1995 cutoff of the other retention tests running beside it.
+/// Its rows live in 1996, after the 1995 cutoff of the other retention tests; its own pass
+/// (cutoff 1996) would remove theirs, so it takes the same turn.
 async fn chunk_replayed_after_its_row_aged_out_is_stored_once(store: &Store) {
+    let _serial = RETENTION_SERIAL.lock().await;
     let id = stream(store).await;
     let start = Utc.with_ymd_and_hms(1996, 1, 1, 0, 0, 0).unwrap();
     let c = chunk(&id, 0, start.timestamp_micros(), &[2, 1]);
@@ -698,9 +700,15 @@ async fn users_are_unique_by_name(store: &Store) {
     );
 }
 
+/// A retention pass removes every stream's old rows, so the two retention tests must not run
+/// at the same time on the shared database: one would drop the other's rows and its report
+/// would count nothing.
+static RETENTION_SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Old rows are put in 1990 and the cutoff in 1995 so that the pass (which removes every
 /// stream's rows older than the cutoff) leaves the shared database's other data alone.
 async fn retention_drops_rows_older_than_the_age(store: &Store) {
+    let _serial = RETENTION_SERIAL.lock().await;
     let id = stream(store).await;
     let old_us = Utc
         .with_ymd_and_hms(1990, 3, 1, 12, 0, 0)
@@ -746,6 +754,7 @@ async fn retention_drops_rows_older_than_the_age(store: &Store) {
 }
 
 async fn retention_job_runs_at_start_and_stops(store: &Store) {
+    let _serial = RETENTION_SERIAL.lock().await;
     let id = stream(store).await;
     let old_us = Utc
         .with_ymd_and_hms(1991, 6, 1, 0, 0, 0)
