@@ -27,6 +27,8 @@ APT_PACKAGES=(
   # RTSP test camera (GStreamer RTSP server driven by Debian's /usr/bin/python3)
   python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-ugly gstreamer1.0-rtsp gstreamer1.0-tools
+  # helm-check.sh: dashboard and docker-compose checks (Debian's /usr/bin/python3)
+  python3-yaml
 )
 
 SUDO=()
@@ -230,6 +232,40 @@ step_helm() {
   log "helm: built $("$bin" version --short)"
 }
 
+# kubeconform, built from the Go module proxy like helm, for scripts/helm-check.sh.
+step_kubeconform() {
+  local bin="$HORSESTREAM_HOME/bin/kubeconform" v="${HS_KUBECONFORM_VERSION:-v0.8.0}"
+  if [ -x "$bin" ] && [ -f "$HORSESTREAM_HOME/bin/.kubeconform-$v" ]; then
+    log "kubeconform: $bin present"
+    return 0
+  fi
+  command -v go >/dev/null 2>&1 || die "go is needed to build kubeconform (apt-get install golang-go)"
+  mkdir -p "$HORSESTREAM_HOME/bin"
+  GOBIN="$HORSESTREAM_HOME/bin" go install "github.com/yannh/kubeconform/cmd/kubeconform@$v" \
+    >"$HS_BUILD_DIR/kubeconform-install.log" 2>&1 ||
+    { tail -n 20 "$HS_BUILD_DIR/kubeconform-install.log" >&2; die "building kubeconform failed"; }
+  touch "$HORSESTREAM_HOME/bin/.kubeconform-$v"
+  log "kubeconform: built $v"
+}
+
+# Kubernetes JSON schemas (v1.25 ... v1.37, strict) for kubeconform, from the PyPI wheel
+# kubernetes-validate, which ships them; made resolvable from disk by helm/ci/k8s-schemas.py.
+step_k8s_schemas() {
+  local v="${HS_K8S_SCHEMAS_VERSION:-1.37.0}" dir="$HORSESTREAM_HOME/k8s-schemas" pip=()
+  if [ -f "$dir/.kubernetes-validate-$v" ]; then
+    log "k8s-schemas: $dir present"
+    return 0
+  fi
+  if command -v pip3 >/dev/null 2>&1; then pip=(pip3); else pip=(python3 -m pip); fi
+  rm -rf "$HS_BUILD_DIR/k8s-schemas" "$dir.tmp"
+  "${pip[@]}" download -q --no-deps --only-binary=:all: -d "$HS_BUILD_DIR/k8s-schemas" \
+    "kubernetes-validate==$v" >&2 || die "pip could not download kubernetes-validate==$v"
+  python3 "$HS_REPO_DIR/helm/ci/k8s-schemas.py" "$HS_BUILD_DIR"/k8s-schemas/*.whl "$dir.tmp"
+  touch "$dir.tmp/.kubernetes-validate-$v"
+  rm -rf "$dir" && mv "$dir.tmp" "$dir"
+  log "k8s-schemas: $(find "$dir" -maxdepth 1 -name 'v*' | wc -l) Kubernetes versions in $dir"
+}
+
 main() {
   if [ "${1:-}" = "--demo" ]; then
     DEMO_ONLY=1
@@ -248,6 +284,8 @@ main() {
   if [ "$DEMO_ONLY" -eq 0 ]; then
     timed kafka-jars step_kafka
     timed helm step_helm
+    timed kubeconform step_kubeconform
+    timed k8s-schemas step_k8s_schemas
   fi
   log "install-deps done in $((SECONDS - start)) s"
 }
