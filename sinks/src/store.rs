@@ -3,6 +3,7 @@
 //! both answer the same methods (one test suite, `tests/repository.rs`, runs against each).
 
 mod postgres;
+mod query;
 mod records;
 mod sqlite;
 mod validate;
@@ -16,6 +17,7 @@ use horsestream_proto::ProcessedChunk;
 use crate::SinkError;
 
 pub use postgres::PgStore;
+pub use query::{DetectionKey, DetectionQuery, ModelRow, StoredDetection};
 pub use records::{
     Alert, AlertQuery, Calibration, EMBEDDING_DIM, GaitRow, Horse, HorseMatch, HorseSighting,
     NewAlert, NewStream, NewUser, RetentionReport, Role, Severity, Stream, StreamPatch, User, Zone,

@@ -23,7 +23,7 @@ use crate::error::classify;
 
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    pool: SqlitePool,
+    pub(super) pool: SqlitePool,
     counters: Arc<Counters>,
 }
 
