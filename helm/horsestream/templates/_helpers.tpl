@@ -50,3 +50,19 @@ env:
   emptyDir: {}
   {{- end }}
 {{- end -}}
+
+{{/* Every resize restarts the timely cluster: grow one process at a time, shrink slowly. */}}
+{{- define "horsestream.dataflowScalingBehavior" -}}
+scaleUp:
+  stabilizationWindowSeconds: 60
+  policies:
+    - type: Pods
+      value: 1
+      periodSeconds: 120
+scaleDown:
+  stabilizationWindowSeconds: {{ .Values.dataflow.autoscaling.scaleDownStabilizationSeconds }}
+  policies:
+    - type: Pods
+      value: 1
+      periodSeconds: 300
+{{- end -}}
