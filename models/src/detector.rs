@@ -1,5 +1,6 @@
-//! The YOLOX detector: letterbox a batch of frames, one batched ort call, decode, NMS, and map
-//! boxes back to source pixels. The three steps are public so a bench can time them apart.
+//! The detector: letterbox a batch of frames, one batched ort call, decode with the manifest's
+//! head (YOLOX, YOLOv5 or YOLOv8), NMS, and map boxes back to source pixels. The three steps
+//! are public so a bench can time them apart.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -11,11 +12,11 @@ use ort::session::Session;
 use ort::value::TensorRef;
 
 use crate::ModelError;
+use crate::heads::{ClassFilter, decode_output};
 use crate::letterbox::{Letterbox, LetterboxSpec, letterbox_into};
-use crate::manifest::{Task, YoloxParams};
+use crate::manifest::{DetectionParams, Task};
 use crate::nms::nms;
 use crate::registry::{ExecutionProviderKind, LoadedModel};
-use crate::yolox::{ClassFilter, decode};
 
 /// One detection in source-image pixels.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -31,7 +32,7 @@ pub struct Detector {
     path: PathBuf,
     session: Session,
     execution_provider: ExecutionProviderKind,
-    params: YoloxParams,
+    params: DetectionParams,
     spec: LetterboxSpec,
     input_name: String,
     output_name: String,
@@ -46,6 +47,7 @@ impl fmt::Debug for Detector {
             .field("name", &self.name)
             .field("path", &self.path)
             .field("execution_provider", &self.execution_provider)
+            .field("head", &self.params.head)
             .field("classes", &self.classes)
             .field("score_threshold", &self.score_threshold)
             .field("nms_iou", &self.nms_iou)
@@ -54,11 +56,11 @@ impl fmt::Debug for Detector {
 }
 
 impl Detector {
-    /// Wraps a loaded detection model; reports the manifest's horse class with the manifest's
-    /// score threshold and NMS IoU.
+    /// Wraps a loaded detection model; decodes its output with the manifest's `head` and
+    /// reports the manifest's horse class with that model's score threshold and NMS IoU.
     pub fn new(model: LoadedModel) -> Result<Detector, ModelError> {
         let entry = model.entry;
-        let params = match (entry.task, &entry.yolox) {
+        let params = match (entry.task, &entry.detection) {
             (Task::Detection, Some(p)) => p.clone(),
             _ => {
                 return Err(ModelError::WrongTask {
@@ -69,7 +71,7 @@ impl Detector {
             }
         };
         Ok(Detector {
-            spec: LetterboxSpec::from_yolox(&params),
+            spec: LetterboxSpec::from_detection(&params),
             classes: ClassFilter::Only(vec![params.horse_class_id]),
             score_threshold: params.score_threshold,
             nms_iou: params.nms_iou,
@@ -98,7 +100,7 @@ impl Detector {
         self
     }
 
-    pub fn params(&self) -> &YoloxParams {
+    pub fn params(&self) -> &DetectionParams {
         &self.params
     }
 
@@ -134,7 +136,8 @@ impl Detector {
         (batch, letterboxes)
     }
 
-    /// Bare inference: `[N, 3, size, size]` letterboxed input → raw `[N, anchors, 5 + classes]`.
+    /// Bare inference: `[N, 3, size, size]` letterboxed input → the raw output, shaped as the
+    /// head lays it out ([`DetectionParams::output_shape`]).
     pub fn detect_tensor(&mut self, input: ArrayView4<'_, f32>) -> Result<Array3<f32>, ModelError> {
         let s = self.spec.size as usize;
         let n = input.shape()[0];
@@ -158,11 +161,7 @@ impl Detector {
                 "reading output {:?} of {}",
                 self.output_name, self.name
             )))?;
-        let expected = [
-            n,
-            self.params.num_anchors(),
-            5 + self.params.num_classes as usize,
-        ];
+        let expected = self.params.output_shape(n);
         if raw.shape() != expected {
             return Err(ModelError::UnexpectedOutput {
                 name: self.name.clone(),
@@ -187,7 +186,8 @@ impl Detector {
             .map(|(rows, lb)| {
                 let rows = rows.as_standard_layout();
                 let data = rows.as_slice().expect("standard layout is contiguous");
-                let candidates = decode(data, &self.params, &self.classes, self.score_threshold);
+                let candidates =
+                    decode_output(data, &self.params, &self.classes, self.score_threshold);
                 nms(candidates, self.nms_iou)
                     .into_iter()
                     .map(|c| Detected {

@@ -30,6 +30,15 @@ pub enum ModelError {
          or run scripts/install-deps.sh, and set HORSESTREAM_MODEL_DIR"
     )]
     ModelFileMissing { name: String, path: PathBuf },
+    #[error(
+        "model {name:?} is enabled but its file {path} is missing: this optional model does not \
+         ship with horsestream. To get it: {obtain}. Or turn the feature off for the stream"
+    )]
+    OptionalModelMissing {
+        name: String,
+        path: PathBuf,
+        obtain: String,
+    },
     #[error("cannot read model file {path}")]
     ModelFileRead {
         path: PathBuf,

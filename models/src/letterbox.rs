@@ -1,9 +1,10 @@
-//! YOLOX letterboxing: resize keeping the aspect ratio so the image fits a square, place it at
-//! the top-left, pad the rest, and write planar (CHW) f32 in the model's channel order.
+//! Detector letterboxing: resize keeping the aspect ratio so the image fits a square, place it
+//! at the top-left (YOLOX) or in the centre (Ultralytics YOLOv5/YOLOv8), pad the rest, and
+//! write planar (CHW) f32 in the model's channel order.
 
 use image::RgbImage;
 
-use crate::manifest::{ChannelOrder, YoloxParams};
+use crate::manifest::{ChannelOrder, DetectionParams, LetterboxPlacement};
 
 /// How to letterbox for one model.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -15,15 +16,17 @@ pub struct LetterboxSpec {
     pub channel_order: ChannelOrder,
     /// 0 maps to `pixel_range[0]`, 255 to `pixel_range[1]`.
     pub pixel_range: [f32; 2],
+    pub placement: LetterboxPlacement,
 }
 
 impl LetterboxSpec {
-    pub fn from_yolox(p: &YoloxParams) -> LetterboxSpec {
+    pub fn from_detection(p: &DetectionParams) -> LetterboxSpec {
         LetterboxSpec {
             size: p.input_size,
             pad_value: p.pad_value,
             channel_order: p.channel_order,
             pixel_range: p.pixel_range,
+            placement: p.letterbox,
         }
     }
 
@@ -40,6 +43,10 @@ pub struct Letterbox {
     pub scale: f32,
     pub resized_width: u32,
     pub resized_height: u32,
+    /// Left and top padding in network pixels: where the resized image starts (0 at the
+    /// top-left placement).
+    pub pad_x: u32,
+    pub pad_y: u32,
     pub source_width: u32,
     pub source_height: u32,
 }
@@ -53,8 +60,10 @@ pub fn letterbox(img: &RgbImage, spec: &LetterboxSpec) -> (Vec<f32>, Letterbox) 
 
 /// Letterboxes `img` into `out` (length [`LetterboxSpec::tensor_len`], e.g. one slot of a batch).
 ///
-/// Resizing is an antialiased bilinear (triangle) filter like Pillow's `BILINEAR`; the resized
-/// size is truncated like YOLOX's `int(w * r)`. YOLOX's demo uses OpenCV's `INTER_LINEAR`,
+/// Resizing is an antialiased bilinear (triangle) filter like Pillow's `BILINEAR`. At the
+/// top-left placement the resized size is truncated like YOLOX's `int(w * r)`; centred, it is
+/// rounded and the left/top padding is `(size - resized) / 2` rounded down, like Ultralytics'
+/// `letterbox` (`round(w * r)`, `round(dw - 0.1)`). YOLOX's demo uses OpenCV's `INTER_LINEAR`,
 /// which ignores all but 2×2 source pixels when shrinking; camera frames shrink 2–5×, where that
 /// aliases. On `horses.jpg` the antialiased resize gives the reference scores of
 /// `shared/models/README.md` (0.80, 0.64, 0.59; OpenCV's gives 0.79, 0.59, 0.52).
@@ -69,8 +78,19 @@ pub fn letterbox_into(img: &RgbImage, spec: &LetterboxSpec, out: &mut [f32]) -> 
     assert!(sw > 0 && sh > 0, "cannot letterbox an empty image");
 
     let r = f64::min(spec.size as f64 / sw as f64, spec.size as f64 / sh as f64);
-    let rw = ((sw as f64 * r) as u32).clamp(1, spec.size);
-    let rh = ((sh as f64 * r) as u32).clamp(1, spec.size);
+    let (rw, rh) = match spec.placement {
+        LetterboxPlacement::TopLeft => ((sw as f64 * r) as u32, (sh as f64 * r) as u32),
+        LetterboxPlacement::Center => (
+            (sw as f64 * r).round() as u32,
+            (sh as f64 * r).round() as u32,
+        ),
+    };
+    let (rw, rh) = (rw.clamp(1, spec.size), rh.clamp(1, spec.size));
+    let (pad_x, pad_y) = match spec.placement {
+        LetterboxPlacement::TopLeft => (0, 0),
+        LetterboxPlacement::Center => ((spec.size - rw) / 2, (spec.size - rh) / 2),
+    };
+    let (px, py) = (pad_x as usize, pad_y as usize);
 
     let [lo, hi] = spec.pixel_range;
     let k = (hi - lo) / 255.0;
@@ -118,7 +138,8 @@ pub fn letterbox_into(img: &RgbImage, spec: &LetterboxSpec, out: &mut [f32]) -> 
             }
             for (c, v) in acc.into_iter().enumerate() {
                 // Rounded to whole pixel values, as the 8-bit resizers of Pillow/OpenCV give.
-                out[plane(c) * plane_len + dy * size + dx] = map(v.round().clamp(0.0, 255.0));
+                out[plane(c) * plane_len + (py + dy) * size + px + dx] =
+                    map(v.round().clamp(0.0, 255.0));
             }
         }
     }
@@ -127,6 +148,8 @@ pub fn letterbox_into(img: &RgbImage, spec: &LetterboxSpec, out: &mut [f32]) -> 
         scale: r as f32,
         resized_width: rw,
         resized_height: rh,
+        pad_x,
+        pad_y,
         source_width: sw,
         source_height: sh,
     }
@@ -166,6 +189,7 @@ mod tests {
             pad_value: 114,
             channel_order: ChannelOrder::Bgr,
             pixel_range: [0.0, 255.0],
+            placement: LetterboxPlacement::TopLeft,
         }
     }
 
@@ -251,14 +275,15 @@ mod tests {
 }
 
 impl Letterbox {
-    /// Maps a corner box in network pixels back to the source image: divide by the scale, clip
-    /// to the image, and return top-left `x, y, w, h`.
+    /// Maps a corner box in network pixels back to the source image: remove the padding, divide
+    /// by the scale, clip to the image, and return top-left `x, y, w, h`.
     pub fn to_source(&self, x1: f32, y1: f32, x2: f32, y2: f32) -> horsestream_proto::BoundingBox {
         let (w, h) = (self.source_width as f32, self.source_height as f32);
-        let x1 = (x1 / self.scale).clamp(0.0, w);
-        let y1 = (y1 / self.scale).clamp(0.0, h);
-        let x2 = (x2 / self.scale).clamp(0.0, w);
-        let y2 = (y2 / self.scale).clamp(0.0, h);
+        let (px, py) = (self.pad_x as f32, self.pad_y as f32);
+        let x1 = ((x1 - px) / self.scale).clamp(0.0, w);
+        let y1 = ((y1 - py) / self.scale).clamp(0.0, h);
+        let x2 = ((x2 - px) / self.scale).clamp(0.0, w);
+        let y2 = ((y2 - py) / self.scale).clamp(0.0, h);
         horsestream_proto::BoundingBox {
             x: x1,
             y: y1,
@@ -278,6 +303,8 @@ mod to_source_tests {
             scale: 0.5,
             resized_width: 400,
             resized_height: 200,
+            pad_x: 0,
+            pad_y: 0,
             source_width: 800,
             source_height: 400,
         };
@@ -286,5 +313,62 @@ mod to_source_tests {
         // Partly outside (left, and into the padding below the image).
         let b = lb.to_source(-5.0, 150.0, 50.0, 300.0);
         assert_eq!((b.x, b.y, b.w, b.h), (0.0, 300.0, 100.0, 100.0));
+    }
+
+    #[test]
+    fn centred_padding_is_removed_before_scaling() {
+        // An 800×400 source in a 416 square, centred: scale 0.52, 416×208 at y = 104.
+        let lb = Letterbox {
+            scale: 0.52,
+            resized_width: 416,
+            resized_height: 208,
+            pad_x: 0,
+            pad_y: 104,
+            source_width: 800,
+            source_height: 400,
+        };
+        let b = lb.to_source(52.0, 104.0 + 26.0, 104.0, 104.0 + 52.0);
+        assert!(
+            (b.x - 100.0).abs() < 1e-4 && (b.y - 50.0).abs() < 1e-4,
+            "{b:?}"
+        );
+        assert!(
+            (b.w - 100.0).abs() < 1e-4 && (b.h - 50.0).abs() < 1e-4,
+            "{b:?}"
+        );
+    }
+
+    #[test]
+    fn centred_letterbox_places_the_image_in_the_middle() {
+        let spec = LetterboxSpec {
+            size: 32,
+            pad_value: 114,
+            channel_order: ChannelOrder::Rgb,
+            pixel_range: [0.0, 255.0],
+            placement: LetterboxPlacement::Center,
+        };
+        // 64×30 → scale 0.5 → 32×15: 17 rows of padding, 8 above and 9 below (Ultralytics:
+        // top = round(8.5 - 0.1) = 8).
+        let img = RgbImage::from_pixel(64, 30, image::Rgb([10, 20, 30]));
+        let (t, lb) = letterbox(&img, &spec);
+        assert_eq!((lb.resized_width, lb.resized_height), (32, 15));
+        assert_eq!((lb.pad_x, lb.pad_y), (0, 8));
+        let at = |plane: usize, x: usize, y: usize| t[plane * 32 * 32 + y * 32 + x];
+        assert_eq!(at(0, 5, 7), 114.0);
+        assert_eq!(at(0, 5, 8), 10.0);
+        assert_eq!(at(2, 31, 22), 30.0);
+        assert_eq!(at(2, 31, 23), 114.0);
+        // A tall image is centred horizontally, its size rounded: 20×50 → scale 0.64 → 12.8
+        // rounds to 13 wide (YOLOX would truncate to 12); padding 19 → 9 on the left.
+        let img = RgbImage::from_pixel(20, 50, image::Rgb([200, 0, 0]));
+        let (t, lb) = letterbox(&img, &spec);
+        assert_eq!(
+            (lb.resized_width, lb.resized_height, lb.pad_x, lb.pad_y),
+            (13, 32, 9, 0)
+        );
+        assert_eq!(t[16 * 32 + 8], 114.0);
+        assert_eq!(t[16 * 32 + 9], 200.0);
+        assert_eq!(t[16 * 32 + 21], 200.0);
+        assert_eq!(t[16 * 32 + 22], 114.0);
     }
 }

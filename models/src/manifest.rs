@@ -25,17 +25,26 @@ pub struct ModelEntry {
     pub task: Task,
     /// File name inside the model directory.
     pub file: String,
-    /// Lower-case hex sha256 of the file.
-    pub sha256: String,
+    /// Lower-case hex sha256 of the file. Required unless `optional`: a user-supplied model's
+    /// digest is not known in advance; a deployment pins it in its override manifest.
+    #[serde(default)]
+    pub sha256: Option<String>,
+    /// Not shipped by `scripts/install-deps.sh` and needed only when a stream enables it (pose):
+    /// its file may be absent until a user supplies it.
+    #[serde(default)]
+    pub optional: bool,
     pub source: ModelSource,
     pub inputs: Vec<TensorSpec>,
     pub outputs: Vec<TensorSpec>,
     /// Present (and required) for `task = "detection"`.
     #[serde(default)]
-    pub yolox: Option<YoloxParams>,
+    pub detection: Option<DetectionParams>,
     /// Present (and required) for `task = "reid"`.
     #[serde(default)]
     pub reid: Option<ReidParams>,
+    /// Present (and required) for `task = "pose"`.
+    #[serde(default)]
+    pub pose: Option<PoseParams>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -43,6 +52,7 @@ pub struct ModelEntry {
 pub enum Task {
     Detection,
     Reid,
+    Pose,
 }
 
 impl fmt::Display for Task {
@@ -50,6 +60,7 @@ impl fmt::Display for Task {
         f.write_str(match self {
             Task::Detection => "detection",
             Task::Reid => "reid",
+            Task::Pose => "pose",
         })
     }
 }
@@ -150,32 +161,92 @@ pub enum ChannelOrder {
     Bgr,
 }
 
-/// Pre- and post-processing parameters of a YOLOX detector.
+/// The output layout of a detection model, which decides how its rows are decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DetectionHead {
+    /// `[N, A, 5 + C]`: per anchor point `x, y` offsets in grid cells, `log w, log h` in
+    /// strides, objectness, class scores (sigmoid-ed). `A = Σ (size / stride)²`.
+    Yolox,
+    /// `[N, 3·A, 5 + C]`: per anchor box `cx, cy, w, h` in input pixels, objectness, class
+    /// scores (sigmoid-ed); three anchor boxes per grid cell as in every YOLOv5 config.
+    Yolov5,
+    /// `[N, 4 + C, A]` (channels first): `cx, cy, w, h` in input pixels, then class scores;
+    /// no objectness. `A = Σ (size / stride)²`.
+    Yolov8,
+}
+
+impl fmt::Display for DetectionHead {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DetectionHead::Yolox => "yolox",
+            DetectionHead::Yolov5 => "yolov5",
+            DetectionHead::Yolov8 => "yolov8",
+        })
+    }
+}
+
+/// Where the resized image sits inside the letterbox square.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LetterboxPlacement {
+    /// At the top-left, padding right and below; resized size truncated (YOLOX).
+    TopLeft,
+    /// Centred, padding split between both sides; resized size rounded (Ultralytics
+    /// YOLOv5/YOLOv8 `letterbox`).
+    Center,
+}
+
+/// Pre- and post-processing parameters of a detector (`[model.detection]`).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct YoloxParams {
+pub struct DetectionParams {
+    /// Output layout: `"yolox"`, `"yolov5"` or `"yolov8"`.
+    pub head: DetectionHead,
     /// Square network input side in pixels.
     pub input_size: u32,
+    /// `"top-left"` (YOLOX) or `"center"` (Ultralytics).
+    pub letterbox: LetterboxPlacement,
     pub channel_order: ChannelOrder,
     /// Value range the 0–255 pixels are mapped to (`[0, 255]` = unchanged).
     pub pixel_range: [f32; 2],
     /// Letterbox padding value, in 0–255 pixel units.
     pub pad_value: u8,
     pub num_classes: u32,
+    /// Strides of the output levels, in the order the output lists them; they fix the number
+    /// of output rows (and, for YOLOX, the grids).
     pub strides: Vec<u32>,
     pub horse_class_id: u32,
+    /// This model's confidence threshold (objectness × class score; class score for YOLOv8).
     pub score_threshold: f32,
     pub nms_iou: f32,
 }
 
-impl YoloxParams {
-    /// Anchor points per image: sum over strides of (input_size / stride)².
-    pub fn num_anchors(&self) -> usize {
+impl DetectionParams {
+    /// Grid cells per image: sum over strides of (input_size / stride)².
+    pub fn num_cells(&self) -> usize {
         self.strides
             .iter()
             .map(|s| (self.input_size / s) as usize)
             .map(|g| g * g)
             .sum()
+    }
+
+    /// Output rows (candidate boxes) per image: one per grid cell, three for YOLOv5.
+    pub fn num_anchors(&self) -> usize {
+        match self.head {
+            DetectionHead::Yolox | DetectionHead::Yolov8 => self.num_cells(),
+            DetectionHead::Yolov5 => 3 * self.num_cells(),
+        }
+    }
+
+    /// The output shape of a batch of `n` images.
+    pub fn output_shape(&self, n: usize) -> [usize; 3] {
+        let (a, c) = (self.num_anchors(), self.num_classes as usize);
+        match self.head {
+            DetectionHead::Yolox | DetectionHead::Yolov5 => [n, a, 5 + c],
+            DetectionHead::Yolov8 => [n, 4 + c, a],
+        }
     }
 }
 
@@ -191,6 +262,34 @@ pub struct ReidParams {
     pub std: [f32; 3],
     pub embedding_dim: u32,
     pub l2_normalize: bool,
+}
+
+/// Pre- and post-processing parameters of an RTMPose-style SimCC pose model (`[model.pose]`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoseParams {
+    pub input_width: u32,
+    pub input_height: u32,
+    pub channel_order: ChannelOrder,
+    /// Value range the 0–255 pixels are mapped to before `mean`/`std`.
+    pub pixel_range: [f32; 2],
+    pub mean: [f32; 3],
+    pub std: [f32; 3],
+    /// The box is scaled by this factor (after being widened or heightened to the input's
+    /// aspect ratio) before cropping.
+    pub bbox_padding: f32,
+    /// SimCC bins per input pixel.
+    pub simcc_split_ratio: f32,
+    /// Keypoint names in output order; their number is the model's `K`.
+    pub keypoints: Vec<String>,
+}
+
+impl PoseParams {
+    /// SimCC bins along x and y: input size × split ratio.
+    pub fn simcc_bins(&self) -> (usize, usize) {
+        let bins = |side: u32| (side as f32 * self.simcc_split_ratio).round() as usize;
+        (bins(self.input_width), bins(self.input_height))
+    }
 }
 
 impl Manifest {
@@ -254,11 +353,20 @@ impl Manifest {
             if self.models[..i].iter().any(|o| o.name == m.name) {
                 return Err(invalid(format!("model {:?} is listed twice", m.name)));
             }
-            if m.sha256.len() != 64 || !m.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(invalid(format!(
-                    "model {:?}: sha256 must be 64 hex digits",
-                    m.name
-                )));
+            match &m.sha256 {
+                Some(d) if d.len() != 64 || !d.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                    return Err(invalid(format!(
+                        "model {:?}: sha256 must be 64 hex digits",
+                        m.name
+                    )));
+                }
+                None if !m.optional => {
+                    return Err(invalid(format!(
+                        "model {:?}: sha256 is required (only an `optional` model may leave it out)",
+                        m.name
+                    )));
+                }
+                _ => {}
             }
             if m.inputs.is_empty() || m.outputs.is_empty() {
                 return Err(invalid(format!(
@@ -267,47 +375,7 @@ impl Manifest {
                 )));
             }
             match m.task {
-                Task::Detection => {
-                    let p = m.yolox.as_ref().ok_or_else(|| {
-                        invalid(format!(
-                            "detection model {:?} needs a [model.yolox] table",
-                            m.name
-                        ))
-                    })?;
-                    if p.strides.is_empty()
-                        || p.strides.iter().any(|s| *s == 0 || p.input_size % s != 0)
-                    {
-                        return Err(invalid(format!(
-                            "model {:?}: every stride must divide input_size {}",
-                            m.name, p.input_size
-                        )));
-                    }
-                    if p.horse_class_id >= p.num_classes {
-                        return Err(invalid(format!(
-                            "model {:?}: horse_class_id {} >= num_classes {}",
-                            m.name, p.horse_class_id, p.num_classes
-                        )));
-                    }
-                    let side = Dim::Fixed(u64::from(p.input_size));
-                    let out_ok = m.outputs[0].shape.len() == 3
-                        && m.outputs[0].shape[1] == Dim::Fixed(p.num_anchors() as u64)
-                        && m.outputs[0].shape[2] == Dim::Fixed(u64::from(p.num_classes) + 5);
-                    let in_ok = m.inputs[0].shape.len() == 4
-                        && m.inputs[0].shape[1] == Dim::Fixed(3)
-                        && m.inputs[0].shape[2] == side
-                        && m.inputs[0].shape[3] == side;
-                    if !(in_ok && out_ok) {
-                        return Err(invalid(format!(
-                            "model {:?}: signature {} does not fit the yolox parameters \
-                             (input [N,3,{s},{s}], output [N,{a},{c}])",
-                            m.name,
-                            signature_string(&m.inputs, &m.outputs),
-                            s = p.input_size,
-                            a = p.num_anchors(),
-                            c = p.num_classes + 5
-                        )));
-                    }
-                }
+                Task::Detection => validate_detection(m).map_err(invalid)?,
                 Task::Reid => {
                     if m.reid.is_none() {
                         return Err(invalid(format!(
@@ -316,10 +384,92 @@ impl Manifest {
                         )));
                     }
                 }
+                Task::Pose => validate_pose(m).map_err(invalid)?,
             }
         }
         Ok(())
     }
+}
+
+fn validate_detection(m: &ModelEntry) -> Result<(), String> {
+    let p = m.detection.as_ref().ok_or_else(|| {
+        format!(
+            "detection model {:?} needs a [model.detection] table",
+            m.name
+        )
+    })?;
+    if p.strides.is_empty() || p.strides.iter().any(|s| *s == 0 || p.input_size % s != 0) {
+        return Err(format!(
+            "model {:?}: every stride must divide input_size {}",
+            m.name, p.input_size
+        ));
+    }
+    if p.horse_class_id >= p.num_classes {
+        return Err(format!(
+            "model {:?}: horse_class_id {} >= num_classes {}",
+            m.name, p.horse_class_id, p.num_classes
+        ));
+    }
+    let side = Dim::Fixed(u64::from(p.input_size));
+    let [_, d1, d2] = p.output_shape(0);
+    let out_ok = m.outputs.len() == 1
+        && m.outputs[0].shape.len() == 3
+        && m.outputs[0].shape[1] == Dim::Fixed(d1 as u64)
+        && m.outputs[0].shape[2] == Dim::Fixed(d2 as u64);
+    let in_ok = m.inputs[0].shape.len() == 4
+        && m.inputs[0].shape[1] == Dim::Fixed(3)
+        && m.inputs[0].shape[2] == side
+        && m.inputs[0].shape[3] == side;
+    if !(in_ok && out_ok) {
+        return Err(format!(
+            "model {:?}: signature {} does not fit the {} detection parameters \
+             (input [N,3,{s},{s}], output [N,{d1},{d2}])",
+            m.name,
+            signature_string(&m.inputs, &m.outputs),
+            p.head,
+            s = p.input_size,
+        ));
+    }
+    Ok(())
+}
+
+fn validate_pose(m: &ModelEntry) -> Result<(), String> {
+    let p = m
+        .pose
+        .as_ref()
+        .ok_or_else(|| format!("pose model {:?} needs a [model.pose] table", m.name))?;
+    if p.keypoints.is_empty() {
+        return Err(format!("model {:?}: keypoints must not be empty", m.name));
+    }
+    if !(p.bbox_padding > 0.0 && p.simcc_split_ratio > 0.0 && p.std.iter().all(|s| *s != 0.0)) {
+        return Err(format!(
+            "model {:?}: bbox_padding, simcc_split_ratio and std must be positive",
+            m.name
+        ));
+    }
+    let k = Dim::Fixed(p.keypoints.len() as u64);
+    let (bx, by) = p.simcc_bins();
+    let in_ok = m.inputs.len() == 1
+        && m.inputs[0].shape.len() == 4
+        && m.inputs[0].shape[1] == Dim::Fixed(3)
+        && m.inputs[0].shape[2] == Dim::Fixed(u64::from(p.input_height))
+        && m.inputs[0].shape[3] == Dim::Fixed(u64::from(p.input_width));
+    let out_ok = m.outputs.len() == 2
+        && [bx, by].iter().zip(&m.outputs).all(|(&bins, o)| {
+            o.shape.len() == 3 && o.shape[1] == k && o.shape[2] == Dim::Fixed(bins as u64)
+        });
+    if !(in_ok && out_ok) {
+        return Err(format!(
+            "model {:?}: signature {} does not fit the pose parameters (input [N,3,{h},{w}], \
+             outputs simcc_x [N,{k},{bx}] then simcc_y [N,{k},{by}])",
+            m.name,
+            signature_string(&m.inputs, &m.outputs),
+            h = p.input_height,
+            w = p.input_width,
+            k = p.keypoints.len(),
+        ));
+    }
+    Ok(())
 }
 
 impl ModelEntry {
@@ -342,8 +492,11 @@ mod tests {
             y.signature(),
             "images:f32[N,3,416,416] -> output:f32[N,3549,85]"
         );
-        let p = y.yolox.as_ref().unwrap();
+        let p = y.detection.as_ref().unwrap();
+        assert_eq!(p.head, DetectionHead::Yolox);
+        assert_eq!(p.letterbox, LetterboxPlacement::TopLeft);
         assert_eq!(p.num_anchors(), 3549);
+        assert_eq!(p.output_shape(2), [2, 3549, 85]);
         assert_eq!(p.horse_class_id, 17);
         assert_eq!(p.channel_order, ChannelOrder::Bgr);
         let r = m.get("reid_mobilenetv2").unwrap();
@@ -351,6 +504,97 @@ mod tests {
             r.signature(),
             "images:f32[N,3,224,224] -> embedding:f32[N,1280]"
         );
+        let pose = m.get("rtmpose_ap10k").unwrap();
+        assert_eq!(pose.task, Task::Pose);
+        assert!(pose.optional && pose.sha256.is_none());
+        assert_eq!(
+            pose.signature(),
+            "input:f32[N,3,256,256] -> simcc_x:f32[N,17,512], simcc_y:f32[N,17,512]"
+        );
+    }
+
+    /// The embedded YOLOX entry turned into a 640×640 model of `head` with `output` shape.
+    fn detector_manifest(head: &str, output: &str) -> String {
+        DEFAULT_MANIFEST
+            .replacen("head = \"yolox\"", &format!("head = \"{head}\""), 1)
+            .replacen("input_size = 416", "input_size = 640", 1)
+            .replacen(
+                "shape = [\"N\", 3, 416, 416]",
+                "shape = [\"N\", 3, 640, 640]",
+                1,
+            )
+            .replacen("shape = [\"N\", 3549, 85]", output, 1)
+    }
+
+    #[test]
+    fn each_head_has_its_output_layout() {
+        // YOLOv5 640: 3 × (80² + 40² + 20²) = 25200 rows of 85; YOLOv8 640: [84, 8400].
+        let v5 = detector_manifest("yolov5", "shape = [\"N\", 25200, 85]");
+        let m = Manifest::parse(&v5, "v5").unwrap();
+        let p = m.get("yolox_nano").unwrap().detection.clone().unwrap();
+        assert_eq!(
+            (p.head, p.output_shape(1)),
+            (DetectionHead::Yolov5, [1, 25200, 85])
+        );
+        let v8 = detector_manifest("yolov8", "shape = [\"N\", 84, 8400]");
+        let m = Manifest::parse(&v8, "v8").unwrap();
+        let p = m.get("yolox_nano").unwrap().detection.clone().unwrap();
+        assert_eq!(
+            (p.head, p.output_shape(1)),
+            (DetectionHead::Yolov8, [1, 84, 8400])
+        );
+        // A YOLOv8 model declared with the YOLOv5 layout (and the reverse) is refused.
+        for (head, out) in [
+            ("yolov8", "shape = [\"N\", 25200, 85]"),
+            ("yolov8", "shape = [\"N\", 8400, 84]"),
+            ("yolov5", "shape = [\"N\", 84, 8400]"),
+            ("yolox", "shape = [\"N\", 25200, 85]"),
+        ] {
+            let err = Manifest::parse(&detector_manifest(head, out), "t").unwrap_err();
+            assert!(
+                matches!(err, ModelError::ManifestInvalid { .. }),
+                "{head} {out}: {err:?}"
+            );
+            assert!(err.to_string().contains(head), "{err}");
+        }
+        let bad = DEFAULT_MANIFEST.replacen("head = \"yolox\"", "head = \"yolov7\"", 1);
+        assert!(matches!(
+            Manifest::parse(&bad, "t").unwrap_err(),
+            ModelError::ManifestParse { .. }
+        ));
+    }
+
+    #[test]
+    fn a_required_model_needs_its_digest_an_optional_one_may_omit_it() {
+        let text = DEFAULT_MANIFEST.replacen(
+            "sha256 = \"1c0f404d267fc5e0c173f160a61f599b80dade2be362aa45856b244e5f00c38e\"\n",
+            "",
+            1,
+        );
+        assert_ne!(text, DEFAULT_MANIFEST);
+        let err = Manifest::parse(&text, "t").unwrap_err().to_string();
+        assert!(err.contains("sha256 is required"), "{err}");
+        let text = text.replacen(
+            "task = \"detection\"",
+            "task = \"detection\"\noptional = true",
+            1,
+        );
+        Manifest::parse(&text, "t").unwrap();
+    }
+
+    #[test]
+    fn pose_outputs_must_match_keypoints_and_bins() {
+        // 17 names, but outputs declared with 16 keypoints.
+        let text = DEFAULT_MANIFEST.replace("shape = [\"N\", 17, 512]", "shape = [\"N\", 16, 512]");
+        let err = Manifest::parse(&text, "t").unwrap_err().to_string();
+        assert!(err.contains("simcc_x [N,17,512]"), "{err}");
+        // A split ratio of 3 needs 768 bins.
+        let text =
+            DEFAULT_MANIFEST.replacen("simcc_split_ratio = 2.0", "simcc_split_ratio = 3.0", 1);
+        let err = Manifest::parse(&text, "t").unwrap_err().to_string();
+        assert!(err.contains("[N,17,768]"), "{err}");
+        let text = DEFAULT_MANIFEST.replacen("bbox_padding = 1.25", "bbox_padding = 0.0", 1);
+        assert!(Manifest::parse(&text, "t").is_err());
     }
 
     #[test]

@@ -151,16 +151,34 @@ impl ModelRegistry {
         let entry = self.manifest.get(name)?;
         let path = self.dir.join(&entry.file);
         if !path.is_file() {
-            return Err(ModelError::ModelFileMissing {
-                name: name.to_owned(),
-                path,
+            return Err(if entry.optional {
+                ModelError::OptionalModelMissing {
+                    name: name.to_owned(),
+                    path,
+                    obtain: entry.source.obtain.clone(),
+                }
+            } else {
+                ModelError::ModelFileMissing {
+                    name: name.to_owned(),
+                    path,
+                }
             });
         }
+        let Some(expected) = &entry.sha256 else {
+            // Only an `optional` model passes validation without a digest.
+            tracing::warn!(
+                model = %entry.name,
+                path = %path.display(),
+                "no sha256 pinned for this user-supplied model: the file is not checked; pin it in \
+                 an override manifest"
+            );
+            return Ok(path);
+        };
         let actual = sha256_file(&path)?;
-        if !actual.eq_ignore_ascii_case(&entry.sha256) {
+        if !actual.eq_ignore_ascii_case(expected) {
             return Err(ModelError::ChecksumMismatch {
                 path,
-                expected: entry.sha256.to_ascii_lowercase(),
+                expected: expected.to_ascii_lowercase(),
                 actual,
             });
         }
@@ -208,6 +226,13 @@ impl ModelRegistry {
     /// A re-identification embedder for the manifest entry `name`.
     pub fn embedder(&self, name: &str) -> Result<crate::Embedder, ModelError> {
         crate::Embedder::new(self.load(name)?)
+    }
+
+    /// A SimCC pose estimator for the manifest entry `name` (e.g. `rtmpose_ap10k`). A missing
+    /// file of an optional model gives [`ModelError::OptionalModelMissing`], naming the file
+    /// and how to obtain it.
+    pub fn pose_estimator(&self, name: &str) -> Result<crate::PoseEstimator, ModelError> {
+        crate::PoseEstimator::new(self.load(name)?)
     }
 }
 
@@ -376,6 +401,38 @@ mod tests {
             ModelsConfig::default()
         );
         assert!(toml::from_str::<ModelsConfig>("model_directory = \"/m\"").is_err());
+    }
+
+    #[test]
+    fn a_missing_optional_model_names_its_file_and_how_to_get_it() {
+        let dir = std::env::temp_dir().join(format!("hs-models-none-{}", std::process::id()));
+        let reg = ModelRegistry::new(&dir, Manifest::embedded());
+        let err = reg.verify("rtmpose_ap10k").unwrap_err();
+        assert!(
+            matches!(err, ModelError::OptionalModelMissing { .. }),
+            "{err:?}"
+        );
+        let msg = err.to_string();
+        assert!(msg.contains("rtmpose-m_ap10k_256x256.onnx"), "{msg}");
+        assert!(msg.contains("mmdeploy"), "{msg}");
+        assert!(msg.contains("turn the feature off"), "{msg}");
+        // A required model keeps the install-script hint.
+        let err = reg.verify("yolox_nano").unwrap_err();
+        assert!(
+            matches!(err, ModelError::ModelFileMissing { .. }),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn an_unpinned_optional_model_is_accepted_unchecked() {
+        let dir = std::env::temp_dir().join(format!("hs-models-unpinned-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("rtmpose-m_ap10k_256x256.onnx"), b"not checked").unwrap();
+        let reg = ModelRegistry::new(&dir, Manifest::embedded());
+        let got = reg.verify("rtmpose_ap10k");
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(got.unwrap(), dir.join("rtmpose-m_ap10k_256x256.onnx"));
     }
 
     #[test]

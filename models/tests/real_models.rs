@@ -163,7 +163,7 @@ fn a_wrong_sha256_is_refused_with_both_digests() {
         .iter_mut()
         .find(|m| m.name == "yolox_nano")
         .unwrap();
-    yolox.sha256 = "0".repeat(64);
+    yolox.sha256 = Some("0".repeat(64));
     let err = registry_with(manifest).detector("yolox_nano").unwrap_err();
     let msg = err.to_string();
     assert!(

@@ -1,24 +1,9 @@
 //! YOLOX output decoding: anchor-point grids over the strides, boxes from (x, y, log w, log h),
 //! score = objectness × best class score, class filter and score threshold.
 
-use crate::manifest::YoloxParams;
+use super::{ClassFilter, best_class, corners};
+use crate::manifest::DetectionParams;
 use crate::nms::Candidate;
-
-/// Which classes a detector reports.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ClassFilter {
-    All,
-    Only(Vec<u32>),
-}
-
-impl ClassFilter {
-    pub fn accepts(&self, class_id: u32) -> bool {
-        match self {
-            ClassFilter::All => true,
-            ClassFilter::Only(ids) => ids.contains(&class_id),
-        }
-    }
-}
 
 /// Decodes the output rows of ONE image (`num_anchors × (5 + num_classes)` values, anchors
 /// row-major per stride, strides in manifest order) into candidates in network-input pixels.
@@ -27,7 +12,7 @@ impl ClassFilter {
 /// class passes `classes` and `objectness × class score >= score_threshold`.
 pub fn decode(
     output: &[f32],
-    params: &YoloxParams,
+    params: &DetectionParams,
     classes: &ClassFilter,
     score_threshold: f32,
 ) -> Vec<Candidate> {
@@ -50,16 +35,8 @@ pub fn decode(
                     // score = obj × cls <= obj: cannot pass.
                     continue;
                 }
-                let (cls, cls_score) =
-                    r[5..]
-                        .iter()
-                        .enumerate()
-                        .fold(
-                            (0, f32::MIN),
-                            |best, (i, &v)| if v > best.1 { (i, v) } else { best },
-                        );
+                let (class_id, cls_score) = best_class(r[5..].iter().copied());
                 let score = obj * cls_score;
-                let class_id = cls as u32;
                 if score < score_threshold || !classes.accepts(class_id) {
                     continue;
                 }
@@ -67,14 +44,7 @@ pub fn decode(
                 let cy = (r[1] + gy as f32) * s;
                 let w = r[2].exp() * s;
                 let h = r[3].exp() * s;
-                out.push(Candidate {
-                    class_id,
-                    score,
-                    x1: cx - w / 2.0,
-                    y1: cy - h / 2.0,
-                    x2: cx + w / 2.0,
-                    y2: cy + h / 2.0,
-                });
+                out.push(corners(class_id, score, cx, cy, w, h));
             }
         }
     }
@@ -84,12 +54,14 @@ pub fn decode(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest::ChannelOrder;
+    use crate::manifest::{ChannelOrder, DetectionHead, LetterboxPlacement};
 
     /// A 32×32 input with strides 8 and 16 (16 + 4 anchors) and 3 classes.
-    fn params() -> YoloxParams {
-        YoloxParams {
+    fn params() -> DetectionParams {
+        DetectionParams {
+            head: DetectionHead::Yolox,
             input_size: 32,
+            letterbox: LetterboxPlacement::TopLeft,
             channel_order: ChannelOrder::Bgr,
             pixel_range: [0.0, 255.0],
             pad_value: 114,
