@@ -7,6 +7,7 @@ use ffmpeg_next::{Packet, codec, decoder, format, frame, media};
 
 use crate::IngestError;
 use crate::resample::TimeBase;
+use crate::rotate::{Rotation, stream_rotation};
 
 /// A decoded picture and its presentation time in the stream's [`TimeBase`].
 pub struct Decoded {
@@ -34,6 +35,7 @@ pub struct VideoSource {
     /// Container's idea of where the stream ends (start + duration), in the time base.
     expected_end: Option<i64>,
     codec_name: &'static str,
+    rotation: Rotation,
     packet: Packet,
     draining: bool,
     done: bool,
@@ -83,6 +85,7 @@ impl VideoSource {
                     path: path.to_path_buf(),
                 })?;
         let stream_index = stream.index();
+        let rotation = stream_rotation(&stream);
         let params = stream.parameters();
         let codec_id = params.id();
         let tb = stream.time_base();
@@ -132,6 +135,7 @@ impl VideoSource {
             time_base,
             expected_end,
             codec_name: codec_id.name(),
+            rotation,
             packet: Packet::empty(),
             draining: false,
             done: false,
@@ -155,6 +159,11 @@ impl VideoSource {
 
     pub fn height(&self) -> u32 {
         self.decoder.height()
+    }
+
+    /// How decoded pictures must be turned to be upright (the stream's display matrix).
+    pub fn rotation(&self) -> Rotation {
+        self.rotation
     }
 
     /// Frames decoded so far.

@@ -12,6 +12,7 @@ use ffmpeg_next::{Packet, Rational, codec, encoder, format::Pixel, frame, softwa
 use horsestream_proto::FrameEncoding;
 
 use crate::IngestError;
+use crate::rotate::{Rotation, rotate_frame};
 
 /// Which library compresses frames to JPEG.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -74,13 +75,119 @@ struct Scaler {
     out: frame::Video,
 }
 
+/// Scales decoded pictures of one stream to a fixed output size and pixel format, and turns
+/// them upright ([`Rotation`]). The output size is fixed by the first frame (the upright
+/// source size capped to `max_width`); later frames of another size are scaled to it.
+pub(crate) struct Picturer {
+    path: PathBuf,
+    format: Pixel,
+    max_width: Option<u32>,
+    rotation: Rotation,
+    /// Round the output size down to even numbers (4:2:0 video encoders need it).
+    even: bool,
+    /// Upright output size.
+    size: Option<(u32, u32)>,
+    scaler: Option<Scaler>,
+    rotated: frame::Video,
+}
+
+impl Picturer {
+    pub fn new(path: &Path, format: Pixel, max_width: Option<u32>) -> Self {
+        Picturer {
+            path: path.to_path_buf(),
+            format,
+            max_width,
+            rotation: Rotation::None,
+            even: false,
+            size: None,
+            scaler: None,
+            rotated: frame::Video::empty(),
+        }
+    }
+
+    /// Output sizes rounded down to even numbers.
+    pub fn even(mut self) -> Self {
+        self.even = true;
+        self
+    }
+
+    pub fn size(&self) -> Option<(u32, u32)> {
+        self.size
+    }
+
+    /// Turns the following frames by `rotation`. Once the output size is fixed, a later
+    /// change of rotation keeps that size (the turned picture is scaled to it).
+    pub fn set_rotation(&mut self, rotation: Rotation) {
+        if rotation != self.rotation {
+            self.rotation = rotation;
+            self.scaler = None;
+        }
+    }
+
+    /// The picture the last [`Picturer::picture`] call made.
+    pub fn last(&self) -> Option<&frame::Video> {
+        let s = self.scaler.as_ref()?;
+        Some(if self.rotation == Rotation::None {
+            &s.out
+        } else {
+            &self.rotated
+        })
+    }
+
+    /// The scaled (and turned) picture of `src`.
+    pub fn picture(&mut self, src: &frame::Video) -> Result<&mut frame::Video, IngestError> {
+        let rot = self.rotation;
+        let upright = rot.apply_size((src.width(), src.height()));
+        let even = self.even;
+        let (w, h) = *self.size.get_or_insert_with(|| {
+            let (w, h) = output_size(upright.0, upright.1, self.max_width);
+            if even {
+                ((w & !1).max(2), (h & !1).max(2))
+            } else {
+                (w, h)
+            }
+        });
+        // Scale to the turned-back size, then turn.
+        let (sw, sh) = rot.apply_size((w, h));
+        let key = (src.format(), src.width(), src.height());
+        if self.scaler.as_ref().is_none_or(|s| s.key != key) {
+            let flags = if (sw, sh) == (src.width(), src.height()) {
+                scaling::Flags::POINT
+            } else {
+                scaling::Flags::AREA
+            };
+            let ctx = scaling::Context::get(key.0, key.1, key.2, self.format, sw, sh, flags)
+                .map_err(IngestError::ffmpeg(&self.path, "setting up swscale"))?;
+            self.scaler = Some(Scaler {
+                key,
+                ctx,
+                out: frame::Video::new(self.format, sw, sh),
+            });
+        }
+        let s = self.scaler.as_mut().expect("just set");
+        s.ctx
+            .run(src, &mut s.out)
+            .map_err(IngestError::ffmpeg(&self.path, "scaling a frame"))?;
+        if rot == Rotation::None {
+            return Ok(&mut s.out);
+        }
+        if !rotate_frame(&s.out, rot, &mut self.rotated) {
+            return Err(IngestError::Ffmpeg {
+                path: self.path.clone(),
+                during: "turning a frame upright (unsupported pixel format)",
+                source: ffmpeg_next::Error::PatchWelcome,
+            });
+        }
+        Ok(&mut self.rotated)
+    }
+}
+
 /// Converts decoded frames of one stream into frame bytes. The output size is fixed by the
 /// first frame; later frames of another size are scaled to it.
 pub struct FrameEncoder {
     path: PathBuf,
     opts: EncodeOptions,
-    size: Option<(u32, u32)>,
-    scaler: Option<Scaler>,
+    picturer: Picturer,
     mjpeg: Option<encoder::Video>,
     packet: Packet,
 }
@@ -90,8 +197,16 @@ impl std::fmt::Debug for FrameEncoder {
         f.debug_struct("FrameEncoder")
             .field("path", &self.path)
             .field("opts", &self.opts)
-            .field("size", &self.size)
+            .field("size", &self.picturer.size)
+            .field("rotation", &self.picturer.rotation)
             .finish_non_exhaustive()
+    }
+}
+
+fn target_format(opts: &EncodeOptions) -> Pixel {
+    match (opts.encoding, opts.jpeg_backend) {
+        (FrameEncoding::Jpeg, JpegBackend::Ffmpeg) => Pixel::YUVJ420P,
+        _ => Pixel::RGB24,
     }
 }
 
@@ -108,122 +223,107 @@ impl FrameEncoder {
         Ok(FrameEncoder {
             path: path.to_path_buf(),
             opts,
-            size: None,
-            scaler: None,
+            picturer: Picturer::new(path, target_format(&opts), opts.max_width),
             mjpeg: None,
             packet: Packet::empty(),
         })
     }
 
-    /// The output frame size, once the first frame went through.
+    /// The output frame size (upright), once the first frame went through.
     pub fn size(&self) -> Option<(u32, u32)> {
-        self.size
+        self.picturer.size()
     }
 
-    fn target_format(&self) -> Pixel {
-        match (self.opts.encoding, self.opts.jpeg_backend) {
-            (FrameEncoding::Jpeg, JpegBackend::Ffmpeg) => Pixel::YUVJ420P,
-            _ => Pixel::RGB24,
-        }
+    /// Turns the following frames upright by `rotation` (from the source's display matrix).
+    pub fn set_rotation(&mut self, rotation: Rotation) {
+        self.picturer.set_rotation(rotation);
     }
 
-    fn scale(&mut self, src: &frame::Video) -> Result<(), IngestError> {
-        let (w, h) = *self
-            .size
-            .get_or_insert_with(|| output_size(src.width(), src.height(), self.opts.max_width));
-        let key = (src.format(), src.width(), src.height());
-        if self.scaler.as_ref().is_none_or(|s| s.key != key) {
-            let dst = self.target_format();
-            let flags = if (w, h) == (src.width(), src.height()) {
-                scaling::Flags::POINT
-            } else {
-                scaling::Flags::AREA
-            };
-            let ctx = scaling::Context::get(key.0, key.1, key.2, dst, w, h, flags)
-                .map_err(IngestError::ffmpeg(&self.path, "setting up swscale"))?;
-            self.scaler = Some(Scaler {
-                key,
-                ctx,
-                out: frame::Video::new(dst, w, h),
-            });
-        }
-        let s = self.scaler.as_mut().expect("just set");
-        s.ctx
-            .run(src, &mut s.out)
-            .map_err(IngestError::ffmpeg(&self.path, "scaling a frame"))
-    }
-
-    /// Scales and encodes one decoded frame.
+    /// Scales, turns and encodes one decoded frame.
     pub fn encode(&mut self, src: &frame::Video) -> Result<Vec<u8>, IngestError> {
-        self.scale(src)?;
-        match (self.opts.encoding, self.opts.jpeg_backend) {
-            (FrameEncoding::Rgb24, _) => Ok(self.tight_rgb()),
+        let (encoding, backend, quality) = (
+            self.opts.encoding,
+            self.opts.jpeg_backend,
+            self.opts.jpeg_quality,
+        );
+        let pic = self.picturer.picture(src)?;
+        match (encoding, backend) {
+            (FrameEncoding::Rgb24, _) => Ok(tight_rgb(pic)),
             (FrameEncoding::Jpeg, JpegBackend::Image) => {
-                let rgb = self.tight_rgb();
-                let (w, h) = self.size.expect("set by scale");
-                encode_rgb_jpeg(&rgb, w, h, self.opts.jpeg_quality).map_err(|source| {
-                    IngestError::Jpeg {
-                        path: self.path.clone(),
-                        source,
-                    }
+                let rgb = tight_rgb(pic);
+                let (w, h) = (pic.width(), pic.height());
+                encode_rgb_jpeg(&rgb, w, h, quality).map_err(|source| IngestError::Jpeg {
+                    path: self.path.clone(),
+                    source,
                 })
             }
-            (FrameEncoding::Jpeg, JpegBackend::Ffmpeg) => self.encode_mjpeg(),
+            (FrameEncoding::Jpeg, JpegBackend::Ffmpeg) => Mjpeg {
+                path: &self.path,
+                quality,
+                enc: &mut self.mjpeg,
+                packet: &mut self.packet,
+            }
+            .encode(pic),
         }
     }
+}
 
-    /// The scaled RGB24 picture without row padding.
-    fn tight_rgb(&self) -> Vec<u8> {
-        let s = self.scaler.as_ref().expect("scaled");
-        let (w, h) = (s.out.width() as usize, s.out.height() as usize);
-        let stride = s.out.stride(0);
-        let data = s.out.data(0);
-        if stride == w * 3 {
-            return data[..w * 3 * h].to_vec();
-        }
-        let mut rgb = Vec::with_capacity(w * 3 * h);
-        for row in data.chunks(stride).take(h) {
-            rgb.extend_from_slice(&row[..w * 3]);
-        }
-        rgb
-    }
+/// FFmpeg's mjpeg encoder, opened on the first picture.
+struct Mjpeg<'a> {
+    path: &'a Path,
+    quality: u8,
+    enc: &'a mut Option<encoder::Video>,
+    packet: &'a mut Packet,
+}
 
-    fn encode_mjpeg(&mut self) -> Result<Vec<u8>, IngestError> {
-        let (w, h) = self.size.expect("set by scale");
-        if self.mjpeg.is_none() {
+impl Mjpeg<'_> {
+    fn encode(self, pic: &frame::Video) -> Result<Vec<u8>, IngestError> {
+        let (w, h) = (pic.width(), pic.height());
+        if self.enc.is_none() {
             let codec = encoder::find(codec::Id::MJPEG).ok_or_else(|| IngestError::Ffmpeg {
-                path: self.path.clone(),
+                path: self.path.to_path_buf(),
                 during: "finding the mjpeg encoder",
                 source: ffmpeg_next::Error::EncoderNotFound,
             })?;
             let mut enc = codec::context::Context::new_with_codec(codec)
                 .encoder()
                 .video()
-                .map_err(IngestError::ffmpeg(
-                    &self.path,
-                    "creating the mjpeg encoder",
-                ))?;
+                .map_err(IngestError::ffmpeg(self.path, "creating the mjpeg encoder"))?;
             enc.set_width(w);
             enc.set_height(h);
             enc.set_format(Pixel::YUVJ420P);
             enc.set_color_range(ffmpeg_next::color::Range::JPEG);
             enc.set_time_base(Rational(1, 10));
-            let q = mjpeg_qscale(self.opts.jpeg_quality);
+            let q = mjpeg_qscale(self.quality);
             enc.set_qmin(q);
             enc.set_qmax(q);
             let enc = enc
                 .open()
-                .map_err(IngestError::ffmpeg(&self.path, "opening the mjpeg encoder"))?;
-            self.mjpeg = Some(enc);
+                .map_err(IngestError::ffmpeg(self.path, "opening the mjpeg encoder"))?;
+            *self.enc = Some(enc);
         }
-        let enc = self.mjpeg.as_mut().expect("just set");
-        let pic = &self.scaler.as_ref().expect("scaled").out;
+        let enc = self.enc.as_mut().expect("just set");
         enc.send_frame(pic)
-            .map_err(IngestError::ffmpeg(&self.path, "encoding JPEG"))?;
-        enc.receive_packet(&mut self.packet)
-            .map_err(IngestError::ffmpeg(&self.path, "encoding JPEG"))?;
+            .map_err(IngestError::ffmpeg(self.path, "encoding JPEG"))?;
+        enc.receive_packet(self.packet)
+            .map_err(IngestError::ffmpeg(self.path, "encoding JPEG"))?;
         Ok(self.packet.data().unwrap_or_default().to_vec())
     }
+}
+
+/// A packed RGB24 picture without row padding.
+fn tight_rgb(pic: &frame::Video) -> Vec<u8> {
+    let (w, h) = (pic.width() as usize, pic.height() as usize);
+    let stride = pic.stride(0);
+    let data = pic.data(0);
+    if stride == w * 3 {
+        return data[..w * 3 * h].to_vec();
+    }
+    let mut rgb = Vec::with_capacity(w * 3 * h);
+    for row in data.chunks(stride).take(h) {
+        rgb.extend_from_slice(&row[..w * 3]);
+    }
+    rgb
 }
 
 /// JPEG-encodes a tightly packed RGB24 picture with the `image` crate.

@@ -64,6 +64,8 @@ pub enum IngestError {
         #[source]
         source: image::ImageError,
     },
+    #[error("{tool} not found: {hint}")]
+    MissingTool { tool: String, hint: &'static str },
     #[error("{}: publishing chunk {chunk_id} failed", path.display())]
     Publish {
         path: PathBuf,

@@ -6,8 +6,11 @@ mod chunker;
 mod decode;
 mod encode;
 mod error;
+mod hls;
+mod input;
 mod live;
 mod resample;
+mod rotate;
 mod sample;
 
 use std::cell::OnceCell;
@@ -23,11 +26,14 @@ pub use encode::{
     EncodeOptions, FrameEncoder, JpegBackend, encode_rgb_jpeg, mjpeg_qscale, output_size,
 };
 pub use error::IngestError;
+pub use hls::{HlsConfig, TS_OFFSET_US, stream_dir_name};
+pub use input::{SourceSpec, YoutubeOptions};
 pub use live::{
-    Backoff, BackoffConfig, Gap, LiveConfig, LiveStats, RtspTransport, SplitMix64, StopSignal,
-    StreamState, StreamStatus, ingest_live, redact_url,
+    Backoff, BackoffConfig, Gap, LiveConfig, LiveStats, RebroadcastConfig, RtspTransport,
+    SplitMix64, StopSignal, StreamState, StreamStatus, ingest_live, ingest_source, redact_url,
 };
 pub use resample::{Resampler, Slot, TimeBase, slot_pts_us};
+pub use rotate::{Rotation, rotation_from_display_matrix};
 pub use sample::{SampleInfo, SampleSpec, make_sample_video};
 
 /// A frame rate as a fraction, e.g. `10/1` or `30000/1001`.
@@ -58,6 +64,8 @@ pub struct IngestConfig {
     /// Wall-clock time (µs since the Unix epoch) of pts 0; `None` uses the time ingest starts.
     /// `capture_time_us` of a frame is this plus its pts.
     pub stream_start_time_us: Option<i64>,
+    /// Also write HLS playback segments of the stream (default: no).
+    pub hls: Option<HlsConfig>,
 }
 
 impl Default for IngestConfig {
@@ -69,6 +77,7 @@ impl Default for IngestConfig {
             encode: EncodeOptions::default(),
             decode_threads: 0,
             stream_start_time_us: None,
+            hls: None,
         }
     }
 }
@@ -139,6 +148,14 @@ pub(crate) fn frame_chunk(
     }
 }
 
+/// `h264 768x512` or `h264 768x512 rotated 90°` for source descriptions.
+pub(crate) fn describe_video(codec: &str, (w, h): (u32, u32), rotation: Rotation) -> String {
+    match rotation {
+        Rotation::None => format!("{codec} {w}x{h}"),
+        r => format!("{codec} {w}x{h} rotated {}°", r.degrees()),
+    }
+}
+
 fn now_us() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -170,15 +187,26 @@ where
     let layout = ChunkLayout::new(cfg.chunk_len, cfg.chunk_overlap, cfg.fps)?;
     let mut source = VideoSource::open(path, cfg.decode_threads)?;
     let mut encoder = FrameEncoder::new(path, cfg.encode)?;
+    encoder.set_rotation(source.rotation());
+    let mut hls = match &cfg.hls {
+        Some(h) => {
+            let mut w = hls::HlsWriter::new(h, stream_id, cfg.fps, cfg.encode.max_width)?;
+            w.set_rotation(source.rotation());
+            Some(w)
+        }
+        None => None,
+    };
     let stream_start = cfg.stream_start_time_us.unwrap_or_else(now_us);
     let description = format!(
-        "file://{} ({} {}x{})",
+        "file://{} ({})",
         std::path::absolute(path)
             .unwrap_or_else(|_| path.to_path_buf())
             .display(),
-        source.codec_name(),
-        source.width(),
-        source.height()
+        describe_video(
+            source.codec_name(),
+            (source.width(), source.height()),
+            source.rotation()
+        ),
     );
     tracing::info!(path = %path.display(), stream_id, codec = source.codec_name(), "ingest started");
 
@@ -186,13 +214,16 @@ where
     let mut chunker: Chunker<Rc<Vec<u8>>> = Chunker::new(layout);
     let mut stats = IngestStats::default();
 
-    let on_slots = |slots: Vec<Slot<Rc<Held>>>,
-                    encoder: &mut FrameEncoder,
-                    chunker: &mut Chunker<Rc<Vec<u8>>>,
-                    stats: &mut IngestStats|
+    let mut on_slots = |slots: Vec<Slot<Rc<Held>>>,
+                        encoder: &mut FrameEncoder,
+                        chunker: &mut Chunker<Rc<Vec<u8>>>,
+                        stats: &mut IngestStats|
      -> Result<Vec<Chunk<Rc<Vec<u8>>>>, IngestError> {
         let mut done = Vec::new();
         for slot in slots {
+            if let Some(h) = hls.as_mut() {
+                h.push(slot.index, &slot.frame.frame)?;
+            }
             let bytes = match slot.frame.bytes.get() {
                 Some(b) => b.clone(),
                 None => {
@@ -245,6 +276,10 @@ where
             send(chunk, &encoder, &mut stats)?;
         }
         stats.duration_us = source.time_base().to_us(end - origin);
+    }
+    drop(on_slots);
+    if let Some(h) = hls.as_mut() {
+        h.finish()?;
     }
     if resampler.dropped() > 0 {
         tracing::warn!(path = %path.display(), dropped = resampler.dropped(), "frames with backwards pts dropped");

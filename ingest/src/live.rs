@@ -1,12 +1,16 @@
-//! Live sources (RTSP cameras first; any URL FFmpeg opens works) that never need a restart:
-//! [`ingest_live`] connects, decodes, resamples and chunks exactly like
-//! [`ingest_file`](crate::ingest_file), and when the camera stalls or drops it reconnects
-//! with backoff, keeps chunk sequence numbers growing and reports the outage as a [`Gap`].
+//! Live sources that never need a restart: RTSP cameras, an RTMP encoder pushing to us,
+//! HTTP/HLS URLs and yt-dlp-resolved pages ([`SourceSpec`]). [`ingest_source`] connects,
+//! decodes, resamples and chunks exactly like [`ingest_file`](crate::ingest_file), and when
+//! the source stalls or drops it reconnects with backoff, keeps chunk sequence numbers growing
+//! and reports the outage as a [`Gap`] (optionally bridged by the [re-broadcast
+//! cache](RebroadcastConfig)).
 
 mod backoff;
+mod rebroadcast;
 mod redact;
 mod source;
 mod timeline;
+mod youtube;
 
 use std::cell::OnceCell;
 use std::hash::{Hash, Hasher};
@@ -20,15 +24,19 @@ use horsestream_proto::FrameChunk;
 
 use crate::chunker::{Chunk, ChunkLayout, Chunker};
 use crate::encode::FrameEncoder;
+use crate::hls::HlsWriter;
 use crate::resample::Slot;
-use crate::{IngestConfig, IngestError, now_us};
+use crate::{IngestConfig, IngestError, SourceSpec, YoutubeOptions, now_us};
 
 pub use backoff::{Backoff, BackoffConfig, SplitMix64};
+pub use rebroadcast::RebroadcastConfig;
 pub use redact::redact_url;
 pub use timeline::Gap;
 
-use source::{Failure, LiveFrame, LiveSource, Watchdog};
+use rebroadcast::Rebroadcast;
+use source::{Failure, LiveFrame, LiveSource, Target, Watchdog};
 use timeline::Timeline;
+use youtube::Resolver;
 
 /// How RTP travels from an RTSP camera.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -46,6 +54,7 @@ pub struct LiveConfig {
     /// Frame rate, chunk length/overlap, encoding, decoder threads, as for files.
     /// `stream_start_time_us` `None` means the wall-clock arrival of the first frame.
     pub ingest: IngestConfig,
+    /// RTSP transport, unless the source's URL names one.
     pub transport: RtspTransport,
     /// Longest wait for a connection to open and describe its stream (default 10 s).
     pub connect_timeout: Duration,
@@ -53,6 +62,10 @@ pub struct LiveConfig {
     /// (default 5 s). Also the socket I/O timeout handed to FFmpeg.
     pub stall_timeout: Duration,
     pub backoff: BackoffConfig,
+    /// How `youtube` sources are resolved (yt-dlp, cookies, proxies).
+    pub youtube: YoutubeOptions,
+    /// Replay the last seconds of frames into outages (default: off).
+    pub rebroadcast: Option<RebroadcastConfig>,
 }
 
 impl Default for LiveConfig {
@@ -63,6 +76,8 @@ impl Default for LiveConfig {
             connect_timeout: Duration::from_secs(10),
             stall_timeout: Duration::from_secs(5),
             backoff: BackoffConfig::default(),
+            youtube: YoutubeOptions::default(),
+            rebroadcast: None,
         }
     }
 }
@@ -128,6 +143,8 @@ pub struct LiveStats {
     pub damaged_packets: u64,
     /// Outages between connections (and camera clock jumps), in order.
     pub gaps: Vec<Gap>,
+    /// Outage slots filled with frames replayed from the re-broadcast cache.
+    pub frames_rebroadcast: u64,
 }
 
 /// Ends an [`ingest_live`] loop from another thread, within about a second even while it
@@ -181,6 +198,8 @@ struct Assembler<'a, E> {
     description: String,
     publish: &'a mut dyn FnMut(FrameChunk) -> Result<(), E>,
     last_sequence: Option<u64>,
+    hls: Option<HlsWriter>,
+    rebroadcast: Option<Rebroadcast<Rc<Vec<u8>>>>,
 }
 
 impl<E> Assembler<'_, E>
@@ -194,6 +213,9 @@ where
         stats: &mut LiveStats,
     ) -> Result<(), IngestError> {
         for slot in slots {
+            if let Some(h) = self.hls.as_mut() {
+                h.push(slot.index, &slot.frame.frame)?;
+            }
             let bytes = match slot.frame.bytes.get() {
                 Some(b) => b.clone(),
                 None => {
@@ -202,9 +224,43 @@ where
                     b
                 }
             };
+            if let Some(r) = self.rebroadcast.as_mut() {
+                r.remember(bytes.clone());
+            }
             stats.frames_emitted += 1;
             for chunk in self.chunker.push(slot.index, bytes) {
                 self.send(chunk, stream_start, stats)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// While no connection delivers frames: fills the outage slots up to now with frames
+    /// replayed from the re-broadcast cache (if on), and keeps the timeline after them.
+    fn rebroadcast(
+        &mut self,
+        timeline: &mut Timeline<Rc<Held>>,
+        stats: &mut LiveStats,
+    ) -> Result<(), IngestError> {
+        if timeline.in_segment() {
+            return Ok(());
+        }
+        let (Some(r), Some(start), Some(now_slot)) = (
+            self.rebroadcast.as_mut(),
+            timeline.stream_start_us(),
+            timeline.wall_slot(now_us()),
+        ) else {
+            return Ok(());
+        };
+        let filled = r.fill(timeline.next_index(), now_slot);
+        if let Some((last, _)) = filled.last() {
+            timeline.reserve(last + 1);
+        }
+        for (index, bytes) in filled {
+            stats.frames_rebroadcast += 1;
+            stats.frames_emitted += 1;
+            for chunk in self.chunker.push(index, bytes) {
+                self.send(chunk, start, stats)?;
             }
         }
         Ok(())
@@ -226,13 +282,27 @@ where
         let size = self.encoder.size().expect("a chunk has encoded frames");
         debug_assert!(self.last_sequence.is_none_or(|s| chunk.sequence > s));
         self.last_sequence = Some(chunk.sequence);
+        let replayed = self.rebroadcast.as_mut().map_or(0, |r| {
+            let first = chunk.frames.first().map_or(0, |f| f.index);
+            let last = chunk.frames.last().map_or(0, |f| f.index);
+            r.replayed_in(first..last + 1)
+        });
+        let description = if replayed > 0 {
+            format!(
+                "{} [re-broadcast: {replayed} of {} frames replayed from the cache during an outage]",
+                self.description,
+                chunk.frames.len()
+            )
+        } else {
+            self.description.clone()
+        };
         let chunk = crate::frame_chunk(
             chunk,
             self.stream_id,
             stream_start,
             self.cfg,
             size,
-            &self.description,
+            &description,
         );
         let chunk_id = chunk.chunk_id();
         let n = chunk.frames.len() as u64;
@@ -277,27 +347,180 @@ fn default_seed(stream_id: &str) -> u64 {
     h.finish()
 }
 
-/// Reads the live source at `url` until `stop` is signalled, publishing chunks as they
+/// Where each connection goes: a fixed URL, or a page re-resolved by yt-dlp every time.
+enum Upstream {
+    Fixed(Target),
+    Youtube { page: String, resolver: Resolver },
+}
+
+impl Upstream {
+    fn shown(&self) -> String {
+        match self {
+            Upstream::Fixed(t) => t.shown.clone(),
+            Upstream::Youtube { page, .. } => redact_url(page),
+        }
+    }
+
+    fn is_listen(&self) -> bool {
+        matches!(self, Upstream::Fixed(t) if t.listen)
+    }
+
+    /// The target of the next connection (resolving a page takes a yt-dlp run).
+    fn target(&mut self, watchdog: &Watchdog) -> Result<Target, Failure> {
+        match self {
+            Upstream::Fixed(t) => Ok(t.clone()),
+            Upstream::Youtube { page, resolver } => {
+                let r = resolver.resolve(page, watchdog).inspect_err(|f| {
+                    if matches!(f, Failure::Error(_)) {
+                        resolver.proxies.failed();
+                    }
+                })?;
+                Ok(Target {
+                    url: r.url,
+                    shown: redact_url(page),
+                    transport: RtspTransport::Tcp,
+                    listen: false,
+                    http_proxy: r.proxy,
+                })
+            }
+        }
+    }
+
+    /// A connection failed or stalled: take the next proxy.
+    fn failed(&mut self) {
+        if let Upstream::Youtube { resolver, .. } = self {
+            resolver.proxies.failed();
+        }
+    }
+
+    fn clean(&self, text: &str) -> String {
+        match self {
+            Upstream::Fixed(t) => t.clean(text),
+            Upstream::Youtube { page, resolver } => resolver.clean(&redact::scrub(text, page)),
+        }
+    }
+}
+
+/// Reads the live source at `url` (any URL FFmpeg opens; RTSP with `cfg.transport`) until
+/// `stop` is signalled. See [`ingest_source`]; this is that for a URL opened as given.
+pub fn ingest_live<E>(
+    url: &str,
+    stream_id: &str,
+    cfg: &LiveConfig,
+    stop: &StopSignal,
+    publish: &mut dyn FnMut(FrameChunk) -> Result<(), E>,
+    status: &mut dyn FnMut(StreamStatus),
+) -> Result<LiveStats, IngestError>
+where
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let target = Target {
+        url: url.to_string(),
+        shown: redact_url(url),
+        transport: cfg.transport,
+        listen: false,
+        http_proxy: None,
+    };
+    run(
+        Upstream::Fixed(target),
+        stream_id,
+        cfg,
+        stop,
+        publish,
+        status,
+    )
+}
+
+/// Reads a live [`SourceSpec`] until `stop` is signalled, publishing chunks as they
 /// complete and reporting every state change through `status`.
+///
+/// - RTSP uses the URL's `?transport=` or else `cfg.transport`.
+/// - RTMP listens on the URL's address for a pushing encoder; while none is connected the
+///   state is `Connecting` (no timeout). When the encoder stops publishing, the state goes to
+///   `Error` and ingest listens again at once.
+/// - HTTP(S) URLs (HLS playlists, progressive files) are opened by FFmpeg's HTTP client.
+/// - YouTube pages are resolved through `yt-dlp` (see [`YoutubeOptions`]) before every
+///   connection; a missing yt-dlp is an error up front ([`IngestError::MissingTool`], also
+///   reported as a final `Error` status).
 ///
 /// Chunks are cut exactly as [`ingest_file`](crate::ingest_file) cuts them, on one timeline
 /// for the whole run: slot 0 is the first frame (or `cfg.ingest.stream_start_time_us`), each
-/// connection's camera clock is anchored to the wall clock when its first frame arrives, so
+/// connection's clock is anchored to the wall clock when its first frame arrives, so
 /// chunk times and sequence numbers only grow across reconnects and are never reused. A
 /// chunk that spans an outage holds the frames on both sides (the hole is reported as a
 /// [`Gap`] in [`StreamState::Active`] and [`LiveStats::gaps`]); it is published once frames
-/// pass its end, or at stop.
+/// pass its end, or at stop. With `cfg.rebroadcast`, the hole is filled with replayed frames
+/// as described in [`RebroadcastConfig`] (the gap is still reported). Frames are turned
+/// upright by the source's rotation metadata.
 ///
 /// A stall (no frame for `cfg.stall_timeout`), a closed connection, a read error or a failed
 /// connection attempt never ends the loop: the state goes to `Stalled` or `Error`, and the
-/// next attempt follows after an exponential backoff with jitter. `url` may hold
-/// credentials; only [`redact_url`]'s form of it appears in logs, errors and statuses.
+/// next attempt follows after an exponential backoff with jitter. URLs may hold
+/// credentials; only [`redact_url`]'s form appears in logs, errors and statuses (a resolved
+/// YouTube media URL never does).
 ///
 /// Returns when stopped (after publishing the trailing chunks and a final `Stopped`), or
 /// with an error for a bad configuration or a failed `publish` (after an `Error` status with
 /// no retry).
-pub fn ingest_live<E>(
-    url: &str,
+pub fn ingest_source<E>(
+    spec: &SourceSpec,
+    stream_id: &str,
+    cfg: &LiveConfig,
+    stop: &StopSignal,
+    publish: &mut dyn FnMut(FrameChunk) -> Result<(), E>,
+    status: &mut dyn FnMut(StreamStatus),
+) -> Result<LiveStats, IngestError>
+where
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let fixed = |url: &str, transport: RtspTransport, listen: bool| {
+        Upstream::Fixed(Target {
+            url: url.to_string(),
+            shown: redact_url(url),
+            transport,
+            listen,
+            http_proxy: None,
+        })
+    };
+    let upstream = match spec {
+        SourceSpec::File(p) => {
+            return Err(IngestError::Config(format!(
+                "{} is a file: use ingest_file",
+                p.display()
+            )));
+        }
+        SourceSpec::Rtsp { url, transport } => {
+            fixed(url, transport.unwrap_or(cfg.transport), false)
+        }
+        SourceSpec::RtmpListen { url } => fixed(url, cfg.transport, true),
+        SourceSpec::Http { url } => fixed(url, cfg.transport, false),
+        SourceSpec::Youtube { url } => match Resolver::new(&cfg.youtube) {
+            Ok(resolver) => Upstream::Youtube {
+                page: url.clone(),
+                resolver,
+            },
+            Err(e) => {
+                status(StreamStatus {
+                    stream_id: stream_id.to_string(),
+                    at_us: now_us(),
+                    state: StreamState::Error {
+                        reason: e.to_string(),
+                        retry_in: None,
+                    },
+                });
+                return Err(e);
+            }
+        },
+    };
+    run(upstream, stream_id, cfg, stop, publish, status)
+}
+
+/// Every this long the live loop wakes up while it waits (for a connection or a retry) to
+/// fill outage slots from the re-broadcast cache.
+const TICK: Duration = Duration::from_millis(50);
+
+fn run<E>(
+    mut upstream: Upstream,
     stream_id: &str,
     cfg: &LiveConfig,
     stop: &StopSignal,
@@ -316,8 +539,17 @@ where
         cfg.ingest.chunk_overlap,
         cfg.ingest.fps,
     )?;
-    let shown = redact_url(url);
+    let shown = upstream.shown();
     let name = PathBuf::from(&shown);
+    let hls = match &cfg.ingest.hls {
+        Some(h) => Some(HlsWriter::new(
+            h,
+            stream_id,
+            cfg.ingest.fps,
+            cfg.ingest.encode.max_width,
+        )?),
+        None => None,
+    };
     let mut asm = Assembler {
         stream_id,
         cfg: &cfg.ingest,
@@ -327,6 +559,8 @@ where
         description: shown.clone(),
         publish,
         last_sequence: None,
+        hls,
+        rebroadcast: cfg.rebroadcast.map(|r| Rebroadcast::new(r, cfg.ingest.fps)),
     };
     let mut emit = |state: StreamState| {
         tracing::debug!(stream_id, state = state.name(), "stream status");
@@ -350,7 +584,7 @@ where
         ($result:expr) => {
             if let Err(e) = $result {
                 emit(StreamState::Error {
-                    reason: redact::scrub(&e.to_string(), url),
+                    reason: upstream.clean(&e.to_string()),
                     retry_in: None,
                 });
                 return Err(e);
@@ -362,15 +596,45 @@ where
         stats.attempts += 1;
         let attempt = stats.attempts;
         emit(StreamState::Connecting { attempt });
-        let failure = match LiveSource::open(url, cfg, watchdog.clone()) {
+        // Resolve and connect on a helper thread; meanwhile keep the re-broadcast going.
+        let connected = std::thread::scope(|s| {
+            let wd = watchdog.clone();
+            let up = &mut upstream;
+            let task = s.spawn(move || {
+                let target = up.target(&wd)?;
+                LiveSource::open(target, cfg, wd)
+            });
+            while !task.is_finished() {
+                if let Err(e) = asm.rebroadcast(&mut timeline, &mut stats) {
+                    return (task.join(), Err(e));
+                }
+                std::thread::sleep(TICK);
+            }
+            (task.join(), Ok(()))
+        });
+        let opened = match connected {
+            (Ok(opened), filled) => {
+                fatal!(filled);
+                opened
+            }
+            (Err(panic), _) => std::panic::resume_unwind(panic),
+        };
+        let mut delivered = false;
+        let failure = match opened {
             Err(f) => f,
             Ok(mut src) => {
                 asm.description = format!(
-                    "{shown} ({} {}x{})",
-                    src.codec_name(),
-                    src.width(),
-                    src.height()
+                    "{shown} ({})",
+                    crate::describe_video(
+                        src.codec_name(),
+                        (src.width(), src.height()),
+                        src.rotation()
+                    )
                 );
+                asm.encoder.set_rotation(src.rotation());
+                if let Some(h) = asm.hls.as_mut() {
+                    h.set_rotation(src.rotation());
+                }
                 tracing::info!(url = %shown, stream_id, attempt, codec = src.codec_name(), "connected");
                 let mut active_since: Option<Instant> = None;
                 let failure = loop {
@@ -404,13 +668,27 @@ where
                 if active_since.is_some_and(|t| t.elapsed() >= cfg.backoff.stable_after) {
                     backoff.reset();
                 }
+                delivered = active_since.is_some();
                 failure
+            }
+        };
+        if !matches!(failure, Failure::Stopped) {
+            upstream.failed();
+        }
+        // A pushing encoder that went away may come back at once: listen again without delay.
+        let listen_again = upstream.is_listen() && delivered;
+        let mut next_delay = || {
+            if listen_again {
+                backoff.reset();
+                Duration::ZERO
+            } else {
+                backoff.next_delay()
             }
         };
         let state = match failure {
             Failure::Stopped => break,
             Failure::Stalled(silent_for) => {
-                let retry_in = backoff.next_delay();
+                let retry_in = next_delay();
                 tracing::warn!(url = %shown, stream_id, ?silent_for, ?retry_in, "stream stalled");
                 StreamState::Stalled {
                     silent_for,
@@ -418,7 +696,8 @@ where
                 }
             }
             Failure::Error(reason) => {
-                let retry_in = backoff.next_delay();
+                let retry_in = next_delay();
+                let reason = upstream.clean(&reason);
                 tracing::warn!(url = %shown, stream_id, %reason, ?retry_in, "stream failed");
                 StreamState::Error {
                     reason,
@@ -432,14 +711,22 @@ where
             _ => Duration::ZERO,
         };
         emit(state);
-        if stop.wait(delay) {
-            break;
+        let until = Instant::now() + delay;
+        loop {
+            fatal!(asm.rebroadcast(&mut timeline, &mut stats));
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() || stop.wait(left.min(TICK)) {
+                break;
+            }
         }
     }
     let tail = timeline.end_segment();
     if let Some(start) = timeline.stream_start_us() {
         fatal!(asm.slots(tail, start, &mut stats));
         fatal!(asm.finish(start, &mut stats));
+    }
+    if let Some(h) = asm.hls.as_mut() {
+        fatal!(h.finish());
     }
     tracing::info!(url = %shown, stream_id, ?stats, "live ingest stopped");
     emit(StreamState::Stopped);

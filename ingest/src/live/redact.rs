@@ -32,15 +32,34 @@ pub fn redact_url(url: &str) -> String {
     };
     let mut out = String::with_capacity(url.len());
     out.push_str(scheme);
-    match before_query.rfind('@') {
+    let host_path = match before_query.rfind('@') {
         Some(at) => {
             out.push_str(MASK);
-            out.push_str(&before_query[at..]);
+            &before_query[at..]
         }
-        None => out.push_str(before_query),
+        None => before_query,
+    };
+    match rtmp_key_start(scheme, host_path) {
+        Some(k) => {
+            out.push_str(&host_path[..k]);
+            out.push_str(MASK);
+        }
+        None => out.push_str(host_path),
     }
     out.push_str(&redact_query(query));
     out
+}
+
+/// In an RTMP URL (`rtmp://host/app/KEY`) the path after the app is the stream key, which
+/// is a secret: the byte offset in `host_path` where it starts, if there is one.
+fn rtmp_key_start(scheme: &str, host_path: &str) -> Option<usize> {
+    let s = scheme.to_ascii_lowercase();
+    if !s.starts_with("rtmp") {
+        return None;
+    }
+    let slash = host_path.find('/')?;
+    let app = host_path[slash + 1..].find('/')? + slash + 2;
+    (app < host_path.len()).then_some(app)
 }
 
 fn redact_query(query: &str) -> String {
@@ -76,6 +95,13 @@ fn secrets(url: &str) -> Vec<String> {
         None => (rest, ""),
     };
     let mut out = Vec::new();
+    let scheme = url.find("://").map_or("", |i| &url[..i + 3]);
+    let host_path = before_query
+        .rfind('@')
+        .map_or(before_query, |at| &before_query[at..]);
+    if let Some(k) = rtmp_key_start(scheme, host_path) {
+        out.push(host_path[k..].to_string());
+    }
     if let Some(at) = before_query.rfind('@') {
         let info = &before_query[..at];
         out.push(info.to_string());
@@ -158,7 +184,6 @@ mod tests {
             "rtsp://127.0.0.1:8554/cam",
             "http://example.com/live/index.m3u8?ch=2",
             "/var/video/a.mp4",
-            "rtmp://0.0.0.0:1935/live/stream#frag",
             "",
         ] {
             assert_eq!(redact_url(url), url);
@@ -199,6 +224,23 @@ mod tests {
             "{clean}"
         );
         assert_eq!(scrub("nothing here", "rtsp://cam/x"), "nothing here");
+    }
+
+    #[test]
+    fn rtmp_stream_keys_are_secret() {
+        assert_eq!(
+            redact_url("rtmp://0.0.0.0:1935/live/s3cr3tkey"),
+            "rtmp://0.0.0.0:1935/live/***"
+        );
+        assert_eq!(
+            redact_url("rtmp://u:p@host/app/key/more?x=1"),
+            "rtmp://***@host/app/***?x=1"
+        );
+        assert_eq!(redact_url("rtmp://host/app"), "rtmp://host/app");
+        assert_eq!(redact_url("rtmp://host/app/"), "rtmp://host/app/");
+        let url = "rtmp://0.0.0.0:1935/live/s3cr3tkey";
+        let clean = scrub("publisher s3cr3tkey rejected", url);
+        assert!(!clean.contains("s3cr3tkey"), "{clean}");
     }
 
     #[test]

@@ -7,9 +7,10 @@ use std::time::{Duration, Instant};
 
 use ffmpeg_next::{Dictionary, Packet, codec, decoder, format, frame, media};
 
-use super::redact::scrub;
+use super::redact::{redact_url, scrub};
 use super::{LiveConfig, RtspTransport};
 use crate::resample::TimeBase;
+use crate::rotate::{Rotation, stream_rotation};
 
 fn monotonic_ms() -> u64 {
     static EPOCH: OnceLock<Instant> = OnceLock::new();
@@ -42,6 +43,11 @@ impl Watchdog {
         self.stop.load(Ordering::Relaxed)
     }
 
+    /// No deadline: only a stop interrupts (waiting for a pushing encoder).
+    pub fn disarm(&self) {
+        self.deadline_ms.store(u64::MAX, Ordering::Relaxed);
+    }
+
     pub fn expired(&self) -> bool {
         monotonic_ms() >= self.deadline_ms.load(Ordering::Relaxed)
     }
@@ -62,6 +68,31 @@ pub(crate) enum Failure {
     Error(String),
 }
 
+/// What one connection opens.
+#[derive(Debug, Clone)]
+pub(crate) struct Target {
+    /// The URL FFmpeg opens (for YouTube the resolved media URL, never shown).
+    pub url: String,
+    /// How the source is named in messages (credentials masked).
+    pub shown: String,
+    pub transport: RtspTransport,
+    /// Listen for a pushing encoder (RTMP) instead of connecting.
+    pub listen: bool,
+    /// HTTP proxy for FFmpeg's HTTP client (HLS and progressive HTTP).
+    pub http_proxy: Option<String>,
+}
+
+impl Target {
+    /// `text` without credentials of the URL or the proxy, the URL shown as `shown`.
+    pub fn clean(&self, text: &str) -> String {
+        let mut t = scrub(text, &self.url).replace(&redact_url(&self.url), &self.shown);
+        if let Some(p) = &self.http_proxy {
+            t = scrub(&t, p);
+        }
+        t
+    }
+}
+
 /// A decoded picture and its camera pts.
 pub(crate) struct LiveFrame {
     pub pts: i64,
@@ -69,7 +100,8 @@ pub(crate) struct LiveFrame {
 }
 
 pub(crate) struct LiveSource {
-    url: String,
+    target: Target,
+    rotation: Rotation,
     input: format::context::Input,
     stream_index: usize,
     decoder: decoder::Video,
@@ -87,7 +119,7 @@ pub(crate) struct LiveSource {
 impl std::fmt::Debug for LiveSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LiveSource")
-            .field("url", &super::redact_url(&self.url))
+            .field("url", &self.target.shown)
             .field("codec", &self.codec_name)
             .field("time_base", &self.time_base)
             .finish_non_exhaustive()
@@ -98,7 +130,8 @@ fn is_again(e: &ffmpeg_next::Error) -> bool {
     matches!(e, ffmpeg_next::Error::Other { errno } if *errno == ffmpeg_next::error::EAGAIN)
 }
 
-fn options(url: &str, cfg: &LiveConfig) -> Dictionary<'static> {
+fn options(target: &Target, cfg: &LiveConfig) -> Dictionary<'static> {
+    let url = target.url.as_str();
     let mut opts = Dictionary::new();
     // A backstop only: the watchdog decides stalls and connect timeouts. Shorter, FFmpeg's
     // own timeout would fire first and flush a held frame, which looks like progress.
@@ -106,7 +139,7 @@ fn options(url: &str, cfg: &LiveConfig) -> Dictionary<'static> {
         .as_micros()
         .to_string();
     if url.to_ascii_lowercase().starts_with("rtsp") {
-        let transport = match cfg.transport {
+        let transport = match target.transport {
             RtspTransport::Tcp => "tcp",
             RtspTransport::Udp => "udp",
         };
@@ -114,8 +147,16 @@ fn options(url: &str, cfg: &LiveConfig) -> Dictionary<'static> {
         // Socket I/O timeout (FFmpeg ≥ 5 calls it `timeout`; `stimeout` is gone).
         opts.set("timeout", &io_timeout_us);
         opts.set("allowed_media_types", "video");
+    } else if target.listen {
+        // FFmpeg's RTMP server side: accept one publisher on the URL's address. No I/O
+        // timeout while waiting for it (only a stop interrupts); the watchdog takes over
+        // once it is connected.
+        opts.set("listen", "1");
     } else {
         opts.set("rw_timeout", &io_timeout_us);
+    }
+    if let Some(p) = &target.http_proxy {
+        opts.set("http_proxy", p);
     }
     // Open quickly: a camera announces its codec parameters in the SDP/first keyframe.
     opts.set("analyzeduration", "100000");
@@ -124,9 +165,15 @@ fn options(url: &str, cfg: &LiveConfig) -> Dictionary<'static> {
 }
 
 impl LiveSource {
-    /// Connects to `url` and finds its video stream. Bounded by `cfg.connect_timeout` (and a
-    /// stop request) through the watchdog.
-    pub fn open(url: &str, cfg: &LiveConfig, watchdog: Arc<Watchdog>) -> Result<Self, Failure> {
+    /// Connects to the target and finds its video stream. Bounded by `cfg.connect_timeout`
+    /// (and a stop request) through the watchdog; a listening target waits for its encoder
+    /// until stopped.
+    pub fn open(
+        target: Target,
+        cfg: &LiveConfig,
+        watchdog: Arc<Watchdog>,
+    ) -> Result<Self, Failure> {
+        let url = target.url.as_str();
         let describe = |what: &str, e: ffmpeg_next::Error| -> Failure {
             if watchdog.stopped() {
                 Failure::Stopped
@@ -136,16 +183,20 @@ impl LiveSource {
                     cfg.connect_timeout.as_secs_f64()
                 ))
             } else {
-                Failure::Error(scrub(&format!("{what}: {e}"), url))
+                Failure::Error(target.clean(&format!("{what}: {e}")))
             }
         };
         ffmpeg_next::init().map_err(|e| describe("initialising FFmpeg", e))?;
-        watchdog.arm(cfg.connect_timeout);
+        if target.listen {
+            watchdog.disarm();
+        } else {
+            watchdog.arm(cfg.connect_timeout);
+        }
         let wd = watchdog.clone();
         let input = format::input_with_interrupt_and_dictionary(
             url,
             move || wd.should_interrupt(),
-            options(url, cfg),
+            options(&target, cfg),
         )
         .map_err(|e| describe("cannot open the stream", e))?;
         let stream = input
@@ -153,6 +204,7 @@ impl LiveSource {
             .best(media::Type::Video)
             .ok_or_else(|| Failure::Error("the stream has no video".into()))?;
         let stream_index = stream.index();
+        let rotation = stream_rotation(&stream);
         let tb = stream.time_base();
         if tb.numerator() <= 0 || tb.denominator() <= 0 {
             return Err(Failure::Error(
@@ -178,7 +230,8 @@ impl LiveSource {
         // The first frame must come within the stall timeout, like every later one.
         watchdog.arm(cfg.stall_timeout);
         Ok(LiveSource {
-            url: url.to_string(),
+            target,
+            rotation,
             input,
             stream_index,
             decoder,
@@ -203,6 +256,10 @@ impl LiveSource {
         self.codec_name
     }
 
+    pub fn rotation(&self) -> Rotation {
+        self.rotation
+    }
+
     pub fn width(&self) -> u32 {
         self.decoder.width()
     }
@@ -217,9 +274,16 @@ impl LiveSource {
         } else if self.watchdog.expired() {
             Failure::Stalled(self.stall_timeout)
         } else if e == ffmpeg_next::Error::Eof {
-            Failure::Error("the camera closed the connection (end of stream)".into())
+            Failure::Error(if self.target.listen {
+                "the encoder stopped publishing (end of stream)".into()
+            } else {
+                "the source closed the connection (end of stream)".into()
+            })
         } else {
-            Failure::Error(scrub(&format!("reading the stream failed: {e}"), &self.url))
+            Failure::Error(
+                self.target
+                    .clean(&format!("reading the stream failed: {e}")),
+            )
         }
     }
 

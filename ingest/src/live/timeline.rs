@@ -84,6 +84,30 @@ impl<F: Clone> Timeline<F> {
         self.stream_start_us
     }
 
+    /// Whether a connection's segment is open (frames are arriving).
+    pub fn in_segment(&self) -> bool {
+        self.segment.is_some()
+    }
+
+    /// The first slot index a new segment may use.
+    pub fn next_index(&self) -> u64 {
+        self.next_index
+    }
+
+    /// Marks slots before `index` as used (filled by something else, e.g. the re-broadcast
+    /// cache), so the next segment starts at or after it. The gap is still measured from the
+    /// end of the last real segment.
+    pub fn reserve(&mut self, index: u64) {
+        self.next_index = self.next_index.max(index);
+    }
+
+    /// The slot at or before wall-clock `now_us`, once the stream has started.
+    pub fn wall_slot(&self, now_us: i64) -> Option<u64> {
+        let start = self.stream_start_us?;
+        let t = (now_us - start).max(0) as i128;
+        Some((t * self.fps.num as i128 / (1_000_000 * self.fps.den as i128)) as u64)
+    }
+
     fn globalize(&self, base: u64, slots: Vec<Slot<F>>) -> Vec<Slot<F>> {
         slots
             .into_iter()
