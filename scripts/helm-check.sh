@@ -156,6 +156,4 @@ fi
 log "helm chart: lint, render, schema and expectation checks passed"
 
 "$py" helm/ci/check-dashboards.py .
-if [ -f deploy/compose/check.py ]; then
-  "$py" deploy/compose/check.py
-fi
+"$py" deploy/compose/check.py
