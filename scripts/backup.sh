@@ -6,8 +6,8 @@
 # Usage: scripts/backup.sh [-d DATABASE_URL] FILE
 #   -d   postgres://… of the database to back up; default $HORSESTREAM_DATABASE_URL
 #   FILE written atomically (FILE.partial, then renamed); an existing FILE is replaced
-# The PostgreSQL client tools are taken from $HS_PG_BIN (default PostgreSQL 15's bin dir,
-# as scripts/lib.sh says), else from PATH; they must not be older than the server.
+# The PostgreSQL client tools come from PostgreSQL 15's bin dir ($HS_PG_BIN in scripts/lib.sh)
+# when it exists, else from PATH; they must not be older than the server.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
