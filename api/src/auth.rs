@@ -1,12 +1,14 @@
 //! Authentication and authorisation: users and argon2 hashes, JWTs, the seed's roles and
 //! permissions, the extractors routes use, and the `/api/v1/auth/*` routes.
 
+mod db_users;
 mod extract;
 mod permissions;
 pub mod routes;
 mod tokens;
 pub mod users;
 
+pub use db_users::StoreUserStore;
 pub use extract::{
     Authenticated, Authorized, Principal, RequiredPermission, authenticate_token, perm,
 };

@@ -43,6 +43,33 @@ impl AppError {
         }
     }
 
+    /// 422 `invalid_value`: well-formed JSON whose values are refused.
+    pub fn invalid(message: impl Into<String>) -> Self {
+        AppError::BadRequest {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: "invalid_value",
+            message: message.into(),
+        }
+    }
+
+    /// 409 `conflict`: the id or name is taken.
+    pub fn conflict(message: impl Into<String>) -> Self {
+        AppError::BadRequest {
+            status: StatusCode::CONFLICT,
+            code: "conflict",
+            message: message.into(),
+        }
+    }
+
+    /// 502 with `code`: the camera (or another upstream) failed or misbehaved.
+    pub fn upstream(code: &'static str, message: impl Into<String>) -> Self {
+        AppError::BadRequest {
+            status: StatusCode::BAD_GATEWAY,
+            code,
+            message: message.into(),
+        }
+    }
+
     pub fn unauthorized(message: impl Into<String>) -> Self {
         AppError::Unauthorized(message.into())
     }
@@ -85,13 +112,31 @@ impl AppError {
     }
 }
 
+impl From<horsestream_sinks::SinkError> for AppError {
+    /// Unknown rows → 404, taken ids → 409, refused values → 422, a store that is down → 503;
+    /// anything else is internal (logged, not sent).
+    fn from(e: horsestream_sinks::SinkError) -> Self {
+        use horsestream_sinks::SinkError;
+        match e {
+            SinkError::NotFound { .. } => AppError::NotFound(e.to_string()),
+            SinkError::Conflict { .. } => AppError::conflict(e.to_string()),
+            SinkError::Invalid { .. } => AppError::invalid(e.to_string()),
+            e if e.is_retriable() => {
+                tracing::warn!(error = %e, "store unavailable");
+                AppError::Unavailable("database unavailable, try again".into())
+            }
+            e => AppError::internal(e),
+        }
+    }
+}
+
 /// `{ "error": { "code": "...", "message": "..." } }`
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct ErrorDetail {
     pub code: String,
     pub message: String,

@@ -1,11 +1,16 @@
 //! The HTTP API and Socket.io gateway of horsestream: axum routes under `/api/v1` (health,
 //! readiness, auth with argon2 + JWT and the seed's RBAC) and a socketioxide gateway on the same
-//! router that pushes live events from the events topic. Called by `horsestream api`.
+//! router that pushes live events from the events topic, and the REST resources (streams,
+//! detections, models, horses, alerts, camera PTZ/snapshot) over the store, with their OpenAPI
+//! document. Called by `horsestream api`.
 
 pub mod auth;
+pub mod camera;
 pub mod error;
 pub mod gateway;
 pub mod json;
+pub mod params;
+pub mod rest;
 mod state;
 
 use std::future::Future;
@@ -18,7 +23,7 @@ use socketioxide::SocketIo;
 pub use error::{AppError, ErrorBody};
 pub use gateway::EventsConfig;
 pub use json::ApiJson;
-pub use state::{AppState, EventsStatus};
+pub use state::{AppState, CameraSettings, EventsStatus, ModelSettings};
 
 /// Process-level failures: binding, serving, the events consumer. Request failures are
 /// [`AppError`]s.
@@ -44,6 +49,7 @@ pub fn build(state: AppState) -> (Router, SocketIo) {
         .route("/api/v1/health", get(health))
         .route("/api/v1/ready", get(ready))
         .merge(auth::routes::routes())
+        .merge(rest::routes())
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .with_state(state)

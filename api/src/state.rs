@@ -1,9 +1,10 @@
 //! `AppState`: what every handler and socket event shares (tokens, users, the password-hashing
-//! limiter, the live-events status). Cheap to clone.
+//! limiter, the live-events status, the optional store and the model settings). Cheap to clone.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use horsestream_sinks::Store;
 use tokio::sync::{OnceCell, Semaphore};
 
 use crate::auth::{AuthConfig, TokenService, UserStore, users};
@@ -19,6 +20,53 @@ struct Inner {
     hashing: Semaphore,
     dummy_hash: OnceCell<String>,
     events: EventsStatus,
+    store: Option<Store>,
+    models: ModelSettings,
+    camera: CameraSettings,
+}
+
+/// Where uploaded models go and what they are checked against.
+#[derive(Debug, Clone)]
+pub struct ModelSettings {
+    /// The model directory; uploads are refused (503) without one.
+    pub dir: Option<std::path::PathBuf>,
+    /// The manifest uploads are checked against (name, sha256, tensor signature).
+    pub manifest: horsestream_models::Manifest,
+    /// Largest upload accepted, bytes.
+    pub max_upload_bytes: u64,
+}
+
+impl Default for ModelSettings {
+    fn default() -> Self {
+        ModelSettings {
+            dir: None,
+            manifest: horsestream_models::Manifest::embedded(),
+            max_upload_bytes: Self::DEFAULT_MAX_UPLOAD,
+        }
+    }
+}
+
+impl ModelSettings {
+    /// 256 MiB: larger than any detection or re-ID model the manifest lists.
+    pub const DEFAULT_MAX_UPLOAD: u64 = 256 << 20;
+}
+
+/// How the API talks to cameras (PTZ over ONVIF, snapshots over RTSP).
+#[derive(Debug, Clone)]
+pub struct CameraSettings {
+    /// The `ffmpeg` executable that grabs a snapshot.
+    pub ffmpeg: std::path::PathBuf,
+    /// Longest a snapshot or an ONVIF call may take.
+    pub timeout: std::time::Duration,
+}
+
+impl Default for CameraSettings {
+    fn default() -> Self {
+        CameraSettings {
+            ffmpeg: "ffmpeg".into(),
+            timeout: std::time::Duration::from_secs(10),
+        }
+    }
 }
 
 impl std::fmt::Debug for AppState {
@@ -49,7 +97,54 @@ impl AppState {
             hashing: Semaphore::new(cores),
             dummy_hash: OnceCell::new(),
             events: EventsStatus::default(),
+            store: None,
+            models: ModelSettings::default(),
+            camera: CameraSettings::default(),
         }))
+    }
+
+    /// The same state serving the REST resources from `store`.
+    pub fn with_store(self, store: Store) -> Self {
+        self.map(|i| i.store = Some(store))
+    }
+
+    pub fn with_models(self, models: ModelSettings) -> Self {
+        self.map(|i| i.models = models)
+    }
+
+    pub fn with_camera(self, camera: CameraSettings) -> Self {
+        self.map(|i| i.camera = camera)
+    }
+
+    fn map(self, f: impl FnOnce(&mut Inner)) -> Self {
+        let mut inner = Arc::try_unwrap(self.0).unwrap_or_else(|shared| Inner {
+            tokens: shared.tokens.clone(),
+            users: shared.users.clone(),
+            hashing: Semaphore::new(shared.hashing.available_permits().max(1)),
+            dummy_hash: OnceCell::new(),
+            events: EventsStatus::default(),
+            store: shared.store.clone(),
+            models: shared.models.clone(),
+            camera: shared.camera.clone(),
+        });
+        f(&mut inner);
+        AppState(Arc::new(inner))
+    }
+
+    /// The store, or 503 when the API runs without a database.
+    pub fn store(&self) -> Result<&Store, AppError> {
+        self.0
+            .store
+            .as_ref()
+            .ok_or_else(|| AppError::Unavailable("no database configured".into()))
+    }
+
+    pub fn models(&self) -> &ModelSettings {
+        &self.0.models
+    }
+
+    pub fn camera(&self) -> &CameraSettings {
+        &self.0.camera
     }
 
     pub fn tokens(&self) -> &TokenService {

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use horsestream_api::auth::{AuthConfig, Bootstrap, InMemoryUserStore, users};
-use horsestream_api::{AppState, EventsConfig};
+use horsestream_api::auth::{AuthConfig, Bootstrap, InMemoryUserStore, StoreUserStore, users};
+use horsestream_api::{AppState, EventsConfig, ModelSettings};
 use horsestream_sinks::kafka::KafkaConfig;
 
 #[derive(Debug, clap::Args)]
@@ -51,6 +51,19 @@ pub struct Args {
     /// Without it a password is generated and printed at start-up.
     #[arg(long, env = "HORSESTREAM_ADMIN_PASSWORD_HASH", hide_env_values = true)]
     pub admin_password_hash: Option<String>,
+    /// The store (`postgres://…` or `sqlite://PATH`) behind the REST resources and the users.
+    /// Without it users live in memory (the admin only) and the REST resources answer 503.
+    #[arg(long, env = "HORSESTREAM_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Where uploaded model files are installed (the dataflow's model directory).
+    #[arg(long, env = "HORSESTREAM_MODEL_DIR")]
+    pub model_dir: Option<std::path::PathBuf>,
+    /// Manifest override that uploads are checked against (default: the embedded manifest).
+    #[arg(long, env = "HORSESTREAM_MODEL_MANIFEST")]
+    pub model_manifest: Option<std::path::PathBuf>,
+    /// Largest model upload accepted, MiB.
+    #[arg(long, default_value_t = 256)]
+    pub max_model_upload_mib: u64,
     /// Read a password from stdin, print its argon2 hash and exit.
     #[arg(long)]
     pub hash_password: bool,
@@ -70,31 +83,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     auth.access_ttl = Duration::from_secs(args.access_ttl_secs);
     auth.refresh_ttl = Duration::from_secs(args.refresh_ttl_secs);
 
-    // Users live in memory for now, seeded with the admin; the PostgreSQL store replaces this.
-    let store = InMemoryUserStore::new();
-    match users::bootstrap_admin(
-        &store,
-        &args.admin_user,
-        args.admin_password_hash.as_deref(),
-    )
-    .context("bootstrap admin user")?
-    {
-        Bootstrap::Configured => {}
-        Bootstrap::Generated { password, hash } => eprintln!(
-            "horsestream: no HORSESTREAM_ADMIN_PASSWORD_HASH set; the admin user {:?} has this \
-             generated password for this run:\n\n    {password}\n\nTo keep it, set \
-             HORSESTREAM_ADMIN_PASSWORD_HASH='{hash}'\n",
-            args.admin_user
-        ),
-    }
-    let state = AppState::new(&auth, Arc::new(store));
+    let rt = tokio::runtime::Runtime::new()?;
+    let state = rt.block_on(state(&args, &auth))?;
     let events = (!args.no_events).then(|| {
         let mut kafka = KafkaConfig::new(&args.brokers);
         kafka.events_topic.clone_from(&args.events_topic);
         EventsConfig::new(kafka)
     });
 
-    let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
@@ -106,6 +102,52 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         horsestream_api::serve(listener, state, events, shutdown_signal()).await?;
         anyhow::Ok(())
     })
+}
+
+fn announce(admin: &str, outcome: Bootstrap) {
+    match outcome {
+        Bootstrap::Configured => {}
+        Bootstrap::Generated { password, hash } => eprintln!(
+            "horsestream: no HORSESTREAM_ADMIN_PASSWORD_HASH set; the admin user {admin:?} has \
+             this generated password:\n\n    {password}\n\nTo keep it across in-memory runs, set \
+             HORSESTREAM_ADMIN_PASSWORD_HASH='{hash}'\n"
+        ),
+    }
+}
+
+/// Users and REST resources from the store when a database URL is given, else users in memory.
+async fn state(args: &Args, auth: &AuthConfig) -> anyhow::Result<AppState> {
+    let models = ModelSettings {
+        dir: args.model_dir.clone(),
+        manifest: horsestream_models::Manifest::load(args.model_manifest.as_deref())
+            .context("model manifest")?,
+        max_upload_bytes: args.max_model_upload_mib << 20,
+    };
+    let Some(url) = &args.database_url else {
+        let store = InMemoryUserStore::new();
+        let outcome = users::bootstrap_admin(
+            &store,
+            &args.admin_user,
+            args.admin_password_hash.as_deref(),
+        )
+        .context("bootstrap admin user")?;
+        announce(&args.admin_user, outcome);
+        return Ok(AppState::new(auth, Arc::new(store)).with_models(models));
+    };
+    let store = horsestream_sinks::Store::connect(url)
+        .await
+        .context("connect to the database (HORSESTREAM_DATABASE_URL)")?;
+    let users = StoreUserStore::new(store.clone());
+    if let Some(outcome) = users
+        .bootstrap_admin(&args.admin_user, args.admin_password_hash.as_deref())
+        .await
+        .context("bootstrap admin user")?
+    {
+        announce(&args.admin_user, outcome);
+    }
+    Ok(AppState::new(auth, Arc::new(users))
+        .with_store(store)
+        .with_models(models))
 }
 
 /// Ctrl-C or SIGTERM (what Kubernetes sends).
