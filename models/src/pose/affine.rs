@@ -200,7 +200,7 @@ mod tests {
         let shift = Affine {
             m: [1.0, 0.0, -0.5, 0.0, 1.0, 0.0],
         };
-        let mut got = vec![[0f32; 3]; 5];
+        let mut got = [[0f32; 3]; 5];
         warp_bilinear(&img, &shift, 5, 1, |u, _, rgb| got[u] = rgb);
         let red: Vec<f32> = got.iter().map(|p| p[0]).collect();
         assert_eq!(red, vec![50.0, 150.0, 225.0, 125.0, 0.0]);
