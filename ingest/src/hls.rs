@@ -4,9 +4,9 @@
 //!
 //! Layout: `DIR/<stream>/index.m3u8` and `DIR/<stream>/seg_000000.ts`, … where `<stream>` is
 //! [`stream_dir_name`] of the stream id. Segment `n` starts at the slot whose index is a
-//! multiple of `segment_len × fps` and the MPEG-TS timestamps are the chunks' `pts_us`
-//! (90 kHz, plus the constant [`TS_OFFSET_US`]), so a player can match overlay data (frame
-//! `pts_us`) to what it shows. After an outage of a live stream the timestamps jump with the
+//! multiple of `segment_len × fps` and the MPEG-TS timestamps are exactly the chunks'
+//! `pts_us` (in 90 kHz ticks; no mux delay is added), so a player can match overlay data
+//! (frame `pts_us`) to what it shows. After an outage of a live stream the timestamps jump with the
 //! gap; the segment holding the jump is longer in wall time than in frames.
 
 use std::path::{Path, PathBuf};
@@ -17,10 +17,6 @@ use ffmpeg_next::{Dictionary, Packet, Rational, codec, encoder, format, format::
 use crate::encode::Picturer;
 use crate::rotate::Rotation;
 use crate::{Fps, IngestError};
-
-/// What the MPEG-TS muxer adds to every timestamp (its default mux delay), in µs: TS
-/// timestamp = `pts_us` + this.
-pub const TS_OFFSET_US: i64 = 1_400_000;
 
 /// Where and how playback segments are written.
 #[derive(Debug, Clone, PartialEq)]
@@ -169,8 +165,10 @@ impl HlsWriter {
         let mut x264 = Dictionary::new();
         x264.set("preset", "veryfast");
         x264.set("crf", &self.crf.to_string());
-        // Keyframes only where we force them: on the segment grid.
-        x264.set("x264-params", "scenecut=0");
+        // Keyframes only where we force them (on the segment grid); no B-frames, so packets
+        // leave in presentation order (no reordering delay for live playback, and the hls
+        // muxer's last-segment duration is right).
+        x264.set("x264-params", "scenecut=0:bframes=0");
         let enc = enc
             .open_as_with(codec, x264)
             .map_err(err("opening libx264"))?;

@@ -26,7 +26,7 @@ pub use encode::{
     EncodeOptions, FrameEncoder, JpegBackend, encode_rgb_jpeg, mjpeg_qscale, output_size,
 };
 pub use error::IngestError;
-pub use hls::{HlsConfig, TS_OFFSET_US, stream_dir_name};
+pub use hls::{HlsConfig, stream_dir_name};
 pub use input::{SourceSpec, YoutubeOptions};
 pub use live::{
     Backoff, BackoffConfig, Gap, LiveConfig, LiveStats, RebroadcastConfig, RtspTransport,

@@ -164,7 +164,9 @@ mod tests {
 
     #[test]
     fn display_matrices_of_the_rotate_tag() {
-        // What FFmpeg's MP4 demuxer builds for `rotate=90`: av_display_rotation_set(-90).
+        // av_display_rotation_get of this matrix is −90 (counter-clockwise degrees): the
+        // ffmpeg CLI turns it clockwise. (FFmpeg 5.1 writes `-metadata:s:v rotate=90` as the
+        // opposite matrix, shown counter-clockwise; tests/rotation.rs checks that case.)
         assert_eq!(
             rotation_from_display_matrix(&matrix(0.0, 1.0, -1.0, 0.0)),
             Rotation::Cw90
