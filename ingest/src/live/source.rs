@@ -273,12 +273,13 @@ impl LiveSource {
             Failure::Stopped
         } else if self.watchdog.expired() {
             Failure::Stalled(self.stall_timeout)
+        } else if self.target.listen {
+            // FFmpeg's RTMP server reports a publisher that left as an I/O error, not EOF.
+            Failure::Error(self.target.clean(&format!(
+                "the encoder stopped publishing or its connection broke: {e}"
+            )))
         } else if e == ffmpeg_next::Error::Eof {
-            Failure::Error(if self.target.listen {
-                "the encoder stopped publishing (end of stream)".into()
-            } else {
-                "the source closed the connection (end of stream)".into()
-            })
+            Failure::Error("the source closed the connection (end of stream)".into())
         } else {
             Failure::Error(
                 self.target
