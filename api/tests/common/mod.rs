@@ -145,3 +145,6 @@ pub fn alg_none_token(valid: &str) -> String {
     let claims = valid.split('.').nth(1).unwrap();
     format!("{}.{claims}.", b64url(br#"{"alg":"none","typ":"JWT"}"#))
 }
+
+pub mod routes;
+pub mod stores;

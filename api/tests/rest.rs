@@ -1,0 +1,844 @@
+//! REST routes through `oneshot` against both real stores (SQLite and TimescaleDB): streams,
+//! detections with cursor pagination, horses, alerts, models, the OpenAPI document, the
+//! store-backed users, and the error body of bad input.
+
+mod common;
+
+use axum::http::StatusCode;
+use chrono::{DateTime, Duration, Utc};
+use horsestream_api::app;
+use horsestream_api::auth::{Role, StoreUserStore};
+use horsestream_proto::{BoundingBox, Detection, FrameResult, ProcessedChunk};
+use horsestream_sinks::{GaitRow, HorseSighting, NewAlert, NewStream, Severity, Store};
+
+use common::stores::{state_with_store, stores, unique};
+use common::*;
+
+fn json(v: serde_json::Value) -> String {
+    v.to_string()
+}
+
+async fn add_stream(store: &Store, id: &str) {
+    store
+        .create_stream(&NewStream {
+            id: id.into(),
+            name: format!("{id} paddock"),
+            source_url: "file:///data/paddock.mp4".into(),
+            source_kind: "file".into(),
+            credentials_secret: None,
+            calibration: None,
+            zones: Vec::new(),
+            enabled: false,
+        })
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn streams_crud_start_stop_and_credentials_never_come_back() {
+    for (backend, store, _dir) in stores().await {
+        let state = state_with_store(&store);
+        let app = app(state.clone());
+        let admin = token(&state, Role::Admin);
+        let id = unique("crud");
+        let create = json(serde_json::json!({
+            "id": id, "name": "North paddock", "sourceUrl": "rtsp://cam.local:554/main",
+            "sourceKind": "rtsp",
+            "credentials": {"username": "onvif-user", "password": "hunter2-secret"},
+            "zones": [{"name": "gate", "polygon": [[0.0, 0.0], [10.0, 0.0], [10.0, 10.0]]}],
+            "calibration": {"pixels_per_metre": 40.0}
+        }));
+        let r = send(
+            &app,
+            "POST",
+            "/api/v1/streams",
+            Some(("application/json", &create)),
+            Some(&admin),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{backend}: {}", r.json);
+        assert_eq!(r.json["hasCredentials"], true);
+        assert_eq!(r.json["status"], "stopped");
+        assert_eq!(r.json["zones"][0]["name"], "gate");
+        assert!(
+            !r.json.to_string().contains("hunter2"),
+            "{backend}: credentials returned"
+        );
+        // Stored server-side, exactly as given.
+        let secret = store.stream_credentials(&id).await.unwrap().unwrap();
+        assert!(secret.contains("hunter2-secret") && secret.contains("onvif-user"));
+
+        let again = send(
+            &app,
+            "POST",
+            "/api/v1/streams",
+            Some(("application/json", &create)),
+            Some(&admin),
+        )
+        .await;
+        assert_eq!(
+            (again.status, again.error_code()),
+            (StatusCode::CONFLICT, "conflict")
+        );
+
+        let got = send(
+            &app,
+            "GET",
+            &format!("/api/v1/streams/{id}"),
+            None,
+            Some(&admin),
+        )
+        .await;
+        assert_eq!(got.status, StatusCode::OK);
+        assert_eq!(got.json["sourceUrl"], "rtsp://cam.local:554/main");
+        let list = send(&app, "GET", "/api/v1/streams", None, Some(&admin)).await;
+        assert!(
+            list.json
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|s| s["id"] == id.as_str())
+        );
+        assert!(!list.json.to_string().contains("hunter2"));
+
+        let patch = json(serde_json::json!({"name": "Renamed", "credentials": null}));
+        let p = send(
+            &app,
+            "PATCH",
+            &format!("/api/v1/streams/{id}"),
+            Some(("application/json", &patch)),
+            Some(&admin),
+        )
+        .await;
+        assert_eq!(p.status, StatusCode::OK, "{}", p.json);
+        assert_eq!(
+            (p.json["name"].as_str(), p.json["hasCredentials"].as_bool()),
+            (Some("Renamed"), Some(false))
+        );
+        assert_eq!(store.stream_credentials(&id).await.unwrap(), None);
+
+        let s = send(
+            &app,
+            "POST",
+            &format!("/api/v1/streams/{id}/start"),
+            None,
+            Some(&admin),
+        )
+        .await;
+        assert_eq!(
+            (s.json["enabled"].as_bool(), s.json["status"].as_str()),
+            (Some(true), Some("starting"))
+        );
+        assert!(
+            store.get_stream(&id).await.unwrap().enabled,
+            "the table is what ingest polls"
+        );
+        let s = send(
+            &app,
+            "POST",
+            &format!("/api/v1/streams/{id}/stop"),
+            None,
+            Some(&admin),
+        )
+        .await;
+        assert_eq!(
+            (s.json["enabled"].as_bool(), s.json["status"].as_str()),
+            (Some(false), Some("stopped"))
+        );
+
+        let d = send(
+            &app,
+            "DELETE",
+            &format!("/api/v1/streams/{id}"),
+            None,
+            Some(&admin),
+        )
+        .await;
+        assert_eq!(d.status, StatusCode::NO_CONTENT);
+        for (m, u) in [
+            ("GET", format!("/api/v1/streams/{id}")),
+            ("DELETE", format!("/api/v1/streams/{id}")),
+            ("POST", format!("/api/v1/streams/{id}/start")),
+        ] {
+            let r = send(&app, m, &u, None, Some(&admin)).await;
+            assert_eq!(
+                (r.status, r.error_code()),
+                (StatusCode::NOT_FOUND, "not_found"),
+                "{m} {u}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn bad_stream_bodies_get_the_one_error_body() {
+    for (backend, store, _dir) in stores().await {
+        let state = state_with_store(&store);
+        let app = app(state.clone());
+        let admin = token(&state, Role::Admin);
+        let id = unique("bad");
+        let ok = |extra: serde_json::Value| {
+            let mut v = serde_json::json!({"id": id, "name": "n", "sourceUrl": "rtsp://cam/x", "sourceKind": "rtsp"});
+            for (k, x) in extra.as_object().unwrap() {
+                v[k] = x.clone();
+            }
+            v.to_string()
+        };
+        let huge = format!(
+            "{{\"id\": \"{id}\", \"name\": \"{}\"}}",
+            "x".repeat(3 << 20)
+        );
+        let cases: Vec<(String, StatusCode, &str)> = vec![
+            (
+                "{\"id\": ".into(),
+                StatusCode::BAD_REQUEST,
+                "malformed_json",
+            ),
+            (
+                ok(serde_json::json!({"enabled": "yes"})),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_body",
+            ),
+            (
+                ok(serde_json::json!({"colour": 1})),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_body",
+            ),
+            (
+                ok(serde_json::json!({"sourceUrl": "rtsp://u:p@cam/x"})),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_value",
+            ),
+            (
+                ok(serde_json::json!({"sourceKind": "ftp"})),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_value",
+            ),
+            (
+                ok(serde_json::json!({"id": "has space"})),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_value",
+            ),
+            (
+                ok(serde_json::json!({"calibration": {"pixels_per_metre": -1.0}})),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_value",
+            ),
+            (huge, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+        ];
+        for (body, status, code) in cases {
+            let r = send(
+                &app,
+                "POST",
+                "/api/v1/streams",
+                Some(("application/json", &body)),
+                Some(&admin),
+            )
+            .await;
+            assert_eq!(
+                (r.status, r.error_code()),
+                (status, code),
+                "{backend}: {}",
+                &body[..body.len().min(80)]
+            );
+        }
+        assert!(
+            store.get_stream(&id).await.is_err(),
+            "{backend}: nothing was created"
+        );
+        let r = send(
+            &app,
+            "PATCH",
+            "/api/v1/streams/nope-never",
+            Some(("application/json", "{\"name\": \"x\"}")),
+            Some(&admin),
+        )
+        .await;
+        assert_eq!(
+            (r.status, r.error_code()),
+            (StatusCode::NOT_FOUND, "not_found")
+        );
+        let r = send(
+            &app,
+            "GET",
+            "/api/v1/horses/not-a-number",
+            None,
+            Some(&admin),
+        )
+        .await;
+        assert_eq!(
+            (r.status, r.error_code()),
+            (StatusCode::BAD_REQUEST, "invalid_path")
+        );
+    }
+}
+
+fn chunk(stream_id: &str, sequence: u64, start: DateTime<Utc>, boxes: &[usize]) -> ProcessedChunk {
+    let start_us = start.timestamp_micros();
+    let first_pts = sequence as i64 * 2_000_000;
+    ProcessedChunk {
+        stream_id: stream_id.into(),
+        sequence,
+        start_pts_us: first_pts,
+        end_pts_us: first_pts + 2_000_000,
+        stream_start_time_us: start_us,
+        frames: boxes
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| {
+                let pts_us = first_pts + i as i64 * 100_000;
+                FrameResult {
+                    index: i as u32,
+                    pts_us,
+                    capture_time_us: start_us + pts_us,
+                    detections: (0..n)
+                        .map(|k| Detection {
+                            frame_index: i as u32,
+                            pts_us,
+                            class_id: 17,
+                            confidence: 0.5 + k as f32 / 10.0,
+                            bbox: BoundingBox {
+                                x: 10.0 + k as f32 * 60.0,
+                                y: 20.0 + i as f32,
+                                w: 50.0,
+                                h: 40.0,
+                            },
+                            track_id: Some(k as u64 + 1),
+                        })
+                        .collect(),
+                    embeddings: Vec::new(),
+                }
+            })
+            .collect(),
+    }
+}
+
+type Key = (String, String, i64, i64);
+
+fn key(d: &serde_json::Value) -> Key {
+    (
+        d["time"].as_str().unwrap().to_owned(),
+        d["chunkId"].as_str().unwrap().to_owned(),
+        d["frameIndex"].as_i64().unwrap(),
+        d["detIndex"].as_i64().unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn detection_pages_cover_every_row_once_in_stable_order() {
+    for (backend, store, _dir) in stores().await {
+        let state = state_with_store(&store);
+        let app = app(state.clone());
+        let viewer = token(&state, Role::Viewer);
+        let id = unique("det");
+        add_stream(&store, &id).await;
+        let t0 = DateTime::parse_from_rfc3339("2025-03-01T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let mut expected = 0;
+        for seq in 0..4u64 {
+            // Frames with 0..3 boxes; a chunk's frames overlap the next chunk's time span.
+            let boxes: Vec<usize> = (0..6).map(|f| (f + seq as usize) % 4).collect();
+            expected += boxes.iter().sum::<usize>();
+            store
+                .write_chunk(&chunk(&id, seq, t0, &boxes))
+                .await
+                .unwrap();
+        }
+        let mut seen: Vec<Key> = Vec::new();
+        let mut cursor: Option<String> = None;
+        let mut pages = 0;
+        loop {
+            let mut uri = format!("/api/v1/detections?stream={id}&limit=7");
+            if let Some(c) = &cursor {
+                uri.push_str(&format!("&cursor={c}"));
+            }
+            let r = send(&app, "GET", &uri, None, Some(&viewer)).await;
+            assert_eq!(r.status, StatusCode::OK, "{backend}: {}", r.json);
+            let items = r.json["items"].as_array().unwrap();
+            assert!(items.len() <= 7);
+            seen.extend(items.iter().map(key));
+            pages += 1;
+            match r.json["nextCursor"].as_str() {
+                Some(c) => cursor = Some(c.to_owned()),
+                None => break,
+            }
+            assert!(pages < 100, "pagination does not end");
+        }
+        assert_eq!(seen.len(), expected, "{backend}: every detection once");
+        let mut sorted = seen.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(sorted.len(), seen.len(), "{backend}: no row twice");
+        let all = send(
+            &app,
+            "GET",
+            &format!("/api/v1/detections?stream={id}&limit=1000"),
+            None,
+            Some(&viewer),
+        )
+        .await;
+        let all: Vec<Key> = all.json["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(key)
+            .collect();
+        assert_eq!(
+            all, seen,
+            "{backend}: pages concatenate to the single-page order"
+        );
+        // Times are identical across backends' formatting, so order by parsed time too.
+        let times: Vec<DateTime<Utc>> = seen.iter().map(|k| k.0.parse().unwrap()).collect();
+        assert!(times.windows(2).all(|w| w[0] <= w[1]));
+
+        // A time range keeps exactly the rows inside [from, to).
+        let (from, to) = (
+            t0 + Duration::milliseconds(2_200),
+            t0 + Duration::milliseconds(4_300),
+        );
+        let r = send(
+            &app,
+            "GET",
+            &format!(
+                "/api/v1/detections?stream={id}&limit=1000&from={}&to={}",
+                from.to_rfc3339().replace('+', "%2B"),
+                to.to_rfc3339().replace('+', "%2B")
+            ),
+            None,
+            Some(&viewer),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.json);
+        let inside: Vec<Key> = r.json["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(key)
+            .collect();
+        let want: Vec<Key> = seen
+            .iter()
+            .filter(|k| {
+                let t: DateTime<Utc> = k.0.parse().unwrap();
+                t >= from && t < to
+            })
+            .cloned()
+            .collect();
+        assert!(!want.is_empty());
+        assert_eq!(inside, want, "{backend}");
+
+        let bad: &[(String, StatusCode, &str)] = &[
+            (
+                format!(
+                    "/api/v1/detections?stream={id}&from=2025-03-02T00:00:00Z&to=2025-03-01T00:00:00Z"
+                ),
+                StatusCode::BAD_REQUEST,
+                "invalid_range",
+            ),
+            (
+                format!("/api/v1/detections?stream={id}&from=yesterday"),
+                StatusCode::BAD_REQUEST,
+                "invalid_time",
+            ),
+            (
+                format!("/api/v1/detections?stream={id}&cursor=garbage"),
+                StatusCode::BAD_REQUEST,
+                "invalid_cursor",
+            ),
+            (
+                format!("/api/v1/detections?stream={id}&limit=0"),
+                StatusCode::BAD_REQUEST,
+                "invalid_query",
+            ),
+            (
+                format!("/api/v1/detections?stream={id}&limit=ten"),
+                StatusCode::BAD_REQUEST,
+                "invalid_query",
+            ),
+            (
+                "/api/v1/detections".into(),
+                StatusCode::BAD_REQUEST,
+                "invalid_query",
+            ),
+            (
+                "/api/v1/detections?stream=no-such-stream-x".into(),
+                StatusCode::NOT_FOUND,
+                "not_found",
+            ),
+        ];
+        for (uri, status, code) in bad {
+            let r = send(&app, "GET", uri, None, Some(&viewer)).await;
+            assert_eq!(
+                (r.status, r.error_code()),
+                (*status, *code),
+                "{backend}: {uri}"
+            );
+        }
+        if let Some(c) = cursor {
+            let other = unique("det-other");
+            add_stream(&store, &other).await;
+            let r = send(
+                &app,
+                "GET",
+                &format!("/api/v1/detections?stream={other}&cursor={c}"),
+                None,
+                Some(&viewer),
+            )
+            .await;
+            assert_eq!(r.error_code(), "invalid_cursor");
+        }
+    }
+}
+
+#[tokio::test]
+async fn horses_list_profile_with_gait_aggregates_and_rename() {
+    for (backend, store, _dir) in stores().await {
+        let state = state_with_store(&store);
+        let app = app(state.clone());
+        let manager = token(&state, Role::Manager);
+        let id = unique("horse");
+        add_stream(&store, &id).await;
+        let t0 = DateTime::parse_from_rfc3339("2025-04-01T08:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let a = store
+            .upsert_horse(&HorseSighting {
+                horse_id: None,
+                stream_id: id.clone(),
+                time: t0,
+                track_id: Some(5),
+                colour: Some("bay".into()),
+            })
+            .await
+            .unwrap();
+        let b = store
+            .upsert_horse(&HorseSighting {
+                horse_id: None,
+                stream_id: id.clone(),
+                time: t0,
+                track_id: Some(9),
+                colour: None,
+            })
+            .await
+            .unwrap();
+        let speeds = [1.0, 3.0, 5.0];
+        let rows: Vec<GaitRow> = speeds
+            .iter()
+            .enumerate()
+            .map(|(i, &s)| GaitRow {
+                time: t0 + Duration::seconds(i as i64),
+                stream_id: id.clone(),
+                track_id: 5,
+                horse_id: None,
+                speed: s,
+                acceleration: 0.0,
+                unit: "metres_per_second".into(),
+                stride_hz: Some(1.0 + i as f64),
+                gait_class: if s < 2.0 { "walk" } else { "trot" }.into(),
+                distance: s,
+            })
+            .chain(std::iter::once(GaitRow {
+                time: t0,
+                stream_id: id.clone(),
+                track_id: 9,
+                horse_id: None,
+                speed: 9.0,
+                acceleration: 0.0,
+                unit: "metres_per_second".into(),
+                stride_hz: None,
+                gait_class: "canter".into(),
+                distance: 9.0,
+            }))
+            .collect();
+        store.write_gait(&rows).await.unwrap();
+
+        let list = send(
+            &app,
+            "GET",
+            &format!("/api/v1/streams/{id}/horses"),
+            None,
+            Some(&manager),
+        )
+        .await;
+        assert_eq!(list.status, StatusCode::OK, "{backend}: {}", list.json);
+        let mut ids: Vec<i64> = list
+            .json
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["id"].as_i64().unwrap())
+            .collect();
+        ids.sort();
+        assert_eq!(ids, {
+            let mut v = vec![a.id, b.id];
+            v.sort();
+            v
+        });
+
+        let p = send(
+            &app,
+            "GET",
+            &format!("/api/v1/horses/{}", a.id),
+            None,
+            Some(&manager),
+        )
+        .await;
+        assert_eq!(p.status, StatusCode::OK, "{}", p.json);
+        assert_eq!(p.json["horse"]["displayName"], a.display_name.as_str());
+        assert_eq!(
+            p.json["gait"].as_array().unwrap().len(),
+            3,
+            "{backend}: only this horse's track"
+        );
+        let agg = &p.json["aggregates"][0];
+        assert_eq!(agg["windows"], 3);
+        assert_eq!(agg["totalDistance"].as_f64(), Some(speeds.iter().sum()));
+        assert_eq!(agg["maxSpeed"].as_f64(), Some(5.0));
+        assert_eq!(agg["meanSpeed"].as_f64(), Some(3.0));
+        assert_eq!(
+            (
+                agg["gaitWindows"]["walk"].as_i64(),
+                agg["gaitWindows"]["trot"].as_i64()
+            ),
+            (Some(1), Some(2))
+        );
+
+        let body = json(serde_json::json!({"displayName": "Dobbin"}));
+        let r = send(
+            &app,
+            "PATCH",
+            &format!("/api/v1/horses/{}", a.id),
+            Some(("application/json", &body)),
+            Some(&manager),
+        )
+        .await;
+        assert_eq!(
+            (r.status, r.json["displayName"].as_str()),
+            (StatusCode::OK, Some("Dobbin")),
+            "{}",
+            r.json
+        );
+        assert_eq!(store.get_horse(a.id).await.unwrap().display_name, "Dobbin");
+        let r = send(
+            &app,
+            "PATCH",
+            &format!("/api/v1/horses/{}", b.id),
+            Some(("application/json", &body)),
+            Some(&manager),
+        )
+        .await;
+        assert_eq!(
+            (r.status, r.error_code()),
+            (StatusCode::CONFLICT, "conflict"),
+            "{backend}"
+        );
+        let r = send(
+            &app,
+            "PATCH",
+            &format!("/api/v1/horses/{}", b.id),
+            Some(("application/json", "{\"displayName\": \"  \"}")),
+            Some(&manager),
+        )
+        .await;
+        assert_eq!(r.error_code(), "invalid_value");
+        let r = send(
+            &app,
+            "GET",
+            "/api/v1/horses/999999999",
+            None,
+            Some(&manager),
+        )
+        .await;
+        assert_eq!(
+            (r.status, r.error_code()),
+            (StatusCode::NOT_FOUND, "not_found")
+        );
+        let r = send(
+            &app,
+            "GET",
+            "/api/v1/streams/no-such-stream-h/horses",
+            None,
+            Some(&manager),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND);
+    }
+}
+
+#[tokio::test]
+async fn alerts_filter_and_acknowledge_as_the_caller() {
+    for (backend, store, _dir) in stores().await {
+        let state = state_with_store(&store);
+        let app = app(state.clone());
+        let admin = token(&state, Role::Admin);
+        let id = unique("alert");
+        add_stream(&store, &id).await;
+        let t0 = Utc::now() - Duration::minutes(5);
+        let mut ids = Vec::new();
+        for i in 0..3 {
+            let a = store
+                .insert_alert(&NewAlert {
+                    time: t0 + Duration::seconds(i),
+                    stream_id: id.clone(),
+                    horse_id: None,
+                    kind: "horse_down".into(),
+                    severity: Severity::Warning,
+                    message: format!("alert {i}"),
+                    dedup_key: Some(format!("{id}/{i}")),
+                })
+                .await
+                .unwrap();
+            ids.push(a.id);
+        }
+        let r = send(
+            &app,
+            "GET",
+            &format!("/api/v1/alerts?stream={id}"),
+            None,
+            Some(&admin),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::OK, "{backend}: {}", r.json);
+        let got: Vec<i64> = r
+            .json
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["id"].as_i64().unwrap())
+            .collect();
+        assert_eq!(
+            got,
+            ids.iter().rev().copied().collect::<Vec<_>>(),
+            "newest first, this stream only"
+        );
+
+        let r = send(
+            &app,
+            "POST",
+            &format!("/api/v1/alerts/{}/acknowledge", ids[1]),
+            None,
+            Some(&admin),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.json);
+        assert_eq!(r.json["acknowledgedBy"], "admin");
+        assert!(r.json["acknowledgedAt"].is_string());
+        let r = send(
+            &app,
+            "GET",
+            &format!("/api/v1/alerts?stream={id}&unacknowledged=true&limit=10"),
+            None,
+            Some(&admin),
+        )
+        .await;
+        let got: Vec<i64> = r
+            .json
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["id"].as_i64().unwrap())
+            .collect();
+        assert_eq!(got, vec![ids[2], ids[0]]);
+        let r = send(
+            &app,
+            "GET",
+            &format!("/api/v1/alerts?stream={id}&limit=1"),
+            None,
+            Some(&admin),
+        )
+        .await;
+        assert_eq!(r.json.as_array().unwrap().len(), 1);
+
+        for (m, uri, status, code) in [
+            (
+                "POST",
+                "/api/v1/alerts/999999999/acknowledge".to_owned(),
+                StatusCode::NOT_FOUND,
+                "not_found",
+            ),
+            (
+                "GET",
+                "/api/v1/alerts?unacknowledged=maybe".to_owned(),
+                StatusCode::BAD_REQUEST,
+                "invalid_query",
+            ),
+            (
+                "GET",
+                "/api/v1/alerts?limit=5000".to_owned(),
+                StatusCode::BAD_REQUEST,
+                "invalid_query",
+            ),
+            (
+                "GET",
+                "/api/v1/alerts?stream=no-such-stream-a".to_owned(),
+                StatusCode::NOT_FOUND,
+                "not_found",
+            ),
+        ] {
+            let r = send(&app, m, &uri, None, Some(&admin)).await;
+            assert_eq!(
+                (r.status, r.error_code()),
+                (status, code),
+                "{backend}: {uri}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn store_backed_users_log_in_and_refresh() {
+    for (backend, store, _dir) in stores().await {
+        let users = StoreUserStore::new(store.clone());
+        let name = unique("user");
+        let hash = horsestream_api::auth::users::hash_password("s3cret-pw").unwrap();
+        let uid = users.insert(&name, &hash, Role::Manager).await.unwrap();
+        assert!(
+            matches!(
+                users.insert(&name, &hash, Role::Viewer).await,
+                Err(horsestream_api::auth::UserStoreError::Duplicate(_))
+            ),
+            "{backend}"
+        );
+        let state = horsestream_api::AppState::new(&auth_config(), std::sync::Arc::new(users))
+            .with_store(store.clone());
+        let app = app(state);
+        let body = json(serde_json::json!({"username": name, "password": "s3cret-pw"}));
+        let r = post_json(&app, "/api/v1/auth/login", &body).await;
+        assert_eq!(r.status, StatusCode::OK, "{backend}: {}", r.json);
+        assert_eq!(
+            (
+                r.json["user"]["id"].as_i64(),
+                r.json["user"]["role"].as_str()
+            ),
+            (Some(uid), Some("manager"))
+        );
+        let refresh = json(serde_json::json!({"refreshToken": r.json["refreshToken"]}));
+        let r2 = post_json(&app, "/api/v1/auth/refresh", &refresh).await;
+        assert_eq!(r2.status, StatusCode::OK, "{backend}: {}", r2.json);
+        let bad = json(serde_json::json!({"username": name, "password": "wrong"}));
+        assert_eq!(
+            post_json(&app, "/api/v1/auth/login", &bad).await.status,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+}
+
+#[tokio::test]
+async fn openapi_document_lists_every_rest_route() {
+    let app = app(state());
+    let r = send(&app, "GET", "/api/v1/openapi.json", None, None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.json["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = r.json["paths"].as_object().unwrap();
+    for (method, path) in common::routes::ROUTES
+        .iter()
+        .map(|r| (r.method, r.template))
+    {
+        let op = &paths.get(path).unwrap_or_else(|| panic!("{path} missing"))
+            [method.to_ascii_lowercase()];
+        assert!(op.is_object(), "{method} {path} missing");
+        assert!(op["responses"].is_object());
+    }
+    assert!(r.json["components"]["securitySchemes"]["bearer"].is_object());
+    assert!(r.json["components"]["schemas"]["ErrorBody"].is_object());
+}
