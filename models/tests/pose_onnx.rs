@@ -22,120 +22,10 @@ use horsestream_models::{
 use horsestream_proto::BoundingBox;
 use image::{Rgb, RgbImage};
 
-/// Just the ONNX protobuf messages (onnx.proto3 field numbers) the test model needs.
-mod onnx {
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct ModelProto {
-        #[prost(int64, tag = "1")]
-        pub ir_version: i64,
-        #[prost(string, tag = "2")]
-        pub producer_name: String,
-        #[prost(message, optional, tag = "7")]
-        pub graph: Option<GraphProto>,
-        #[prost(message, repeated, tag = "8")]
-        pub opset_import: Vec<OperatorSetIdProto>,
-    }
+#[path = "support/onnx.rs"]
+mod onnx;
 
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct OperatorSetIdProto {
-        #[prost(string, tag = "1")]
-        pub domain: String,
-        #[prost(int64, tag = "2")]
-        pub version: i64,
-    }
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct GraphProto {
-        #[prost(message, repeated, tag = "1")]
-        pub node: Vec<NodeProto>,
-        #[prost(string, tag = "2")]
-        pub name: String,
-        #[prost(message, repeated, tag = "5")]
-        pub initializer: Vec<TensorProto>,
-        #[prost(message, repeated, tag = "11")]
-        pub input: Vec<ValueInfoProto>,
-        #[prost(message, repeated, tag = "12")]
-        pub output: Vec<ValueInfoProto>,
-    }
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct NodeProto {
-        #[prost(string, repeated, tag = "1")]
-        pub input: Vec<String>,
-        #[prost(string, repeated, tag = "2")]
-        pub output: Vec<String>,
-        #[prost(string, tag = "3")]
-        pub name: String,
-        #[prost(string, tag = "4")]
-        pub op_type: String,
-        #[prost(message, repeated, tag = "5")]
-        pub attribute: Vec<AttributeProto>,
-    }
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct AttributeProto {
-        #[prost(string, tag = "1")]
-        pub name: String,
-        #[prost(int64, optional, tag = "3")]
-        pub i: Option<i64>,
-        #[prost(int64, repeated, tag = "8")]
-        pub ints: Vec<i64>,
-        /// AttributeType: INT = 2, INTS = 7.
-        #[prost(int32, tag = "20")]
-        pub r#type: i32,
-    }
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct TensorProto {
-        #[prost(int64, repeated, tag = "1")]
-        pub dims: Vec<i64>,
-        /// DataType: FLOAT = 1, INT64 = 7.
-        #[prost(int32, tag = "2")]
-        pub data_type: i32,
-        #[prost(float, repeated, tag = "4")]
-        pub float_data: Vec<f32>,
-        #[prost(int64, repeated, tag = "7")]
-        pub int64_data: Vec<i64>,
-        #[prost(string, tag = "8")]
-        pub name: String,
-    }
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct ValueInfoProto {
-        #[prost(string, tag = "1")]
-        pub name: String,
-        #[prost(message, optional, tag = "2")]
-        pub r#type: Option<TypeProto>,
-    }
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct TypeProto {
-        #[prost(message, optional, tag = "1")]
-        pub tensor_type: Option<TensorTypeProto>,
-    }
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct TensorTypeProto {
-        #[prost(int32, tag = "1")]
-        pub elem_type: i32,
-        #[prost(message, optional, tag = "2")]
-        pub shape: Option<TensorShapeProto>,
-    }
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct TensorShapeProto {
-        #[prost(message, repeated, tag = "1")]
-        pub dim: Vec<Dimension>,
-    }
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct Dimension {
-        #[prost(int64, optional, tag = "1")]
-        pub dim_value: Option<i64>,
-        #[prost(string, optional, tag = "2")]
-        pub dim_param: Option<String>,
-    }
-}
+use onnx::{float_tensor, int_attr, int64_tensor, ints_attr, node, value_info};
 
 const K: usize = 17;
 const SIDE: i64 = 256;
@@ -146,78 +36,9 @@ fn y_factor(k: usize) -> f32 {
     0.5 + k as f32 / 32.0
 }
 
-fn node(
-    op: &str,
-    inputs: &[&str],
-    output: &str,
-    attribute: Vec<onnx::AttributeProto>,
-) -> onnx::NodeProto {
-    onnx::NodeProto {
-        input: inputs.iter().map(|s| s.to_string()).collect(),
-        output: vec![output.to_owned()],
-        name: output.to_owned(),
-        op_type: op.to_owned(),
-        attribute,
-    }
-}
-
-fn int_attr(name: &str, i: i64) -> onnx::AttributeProto {
-    onnx::AttributeProto {
-        name: name.to_owned(),
-        i: Some(i),
-        ints: vec![],
-        r#type: 2,
-    }
-}
-
-fn ints_attr(name: &str, ints: Vec<i64>) -> onnx::AttributeProto {
-    onnx::AttributeProto {
-        name: name.to_owned(),
-        i: None,
-        ints,
-        r#type: 7,
-    }
-}
-
-fn int64_tensor(name: &str, values: Vec<i64>) -> onnx::TensorProto {
-    onnx::TensorProto {
-        dims: vec![values.len() as i64],
-        data_type: 7,
-        float_data: vec![],
-        int64_data: values,
-        name: name.to_owned(),
-    }
-}
-
-fn value_info(name: &str, dims: &[Option<i64>]) -> onnx::ValueInfoProto {
-    let dim = dims
-        .iter()
-        .map(|d| match d {
-            Some(v) => onnx::Dimension {
-                dim_value: Some(*v),
-                dim_param: None,
-            },
-            None => onnx::Dimension {
-                dim_value: None,
-                dim_param: Some("N".to_owned()),
-            },
-        })
-        .collect();
-    onnx::ValueInfoProto {
-        name: name.to_owned(),
-        r#type: Some(onnx::TypeProto {
-            tensor_type: Some(onnx::TensorTypeProto {
-                elem_type: 1,
-                shape: Some(onnx::TensorShapeProto { dim }),
-            }),
-        }),
-    }
-}
-
 /// The serialized `SimCC-from-dots` model (opset 13) with the embedded manifest's
 /// `rtmpose_ap10k` signature.
 fn simcc_from_dots_model() -> Vec<u8> {
-    use prost::Message;
     let bins = 2 * SIDE;
     let mut nodes = vec![
         node(
@@ -256,13 +77,11 @@ fn simcc_from_dots_model() -> Vec<u8> {
             int64_tensor("kp_plane", (0..K as i64).map(|k| k % 3).collect()),
             int64_tensor("axis3", vec![3]),
             int64_tensor("keep_keep_flat", vec![0, 0, -1]),
-            onnx::TensorProto {
-                dims: vec![1, K as i64, 1],
-                data_type: 1,
-                float_data: (0..K).map(y_factor).collect(),
-                int64_data: vec![],
-                name: "y_factors".to_owned(),
-            },
+            float_tensor(
+                "y_factors",
+                vec![1, K as i64, 1],
+                (0..K).map(y_factor).collect(),
+            ),
         ],
         input: vec![value_info(
             "input",
@@ -273,16 +92,7 @@ fn simcc_from_dots_model() -> Vec<u8> {
             value_info("simcc_y", &[None, Some(K as i64), Some(bins)]),
         ],
     };
-    onnx::ModelProto {
-        ir_version: 8,
-        producer_name: "horsestream-models tests".to_owned(),
-        graph: Some(graph),
-        opset_import: vec![onnx::OperatorSetIdProto {
-            domain: String::new(),
-            version: 13,
-        }],
-    }
-    .encode_to_vec()
+    onnx::model(graph)
 }
 
 /// A registry over a temporary directory holding the test model under the embedded pose
