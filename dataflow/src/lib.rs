@@ -5,6 +5,7 @@
 
 mod error;
 pub mod gait;
+pub mod horses;
 mod metrics;
 pub mod operators;
 mod run;
