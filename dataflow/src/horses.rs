@@ -698,7 +698,7 @@ mod tests {
             kinds,
             vec![
                 ("lying_down", 50 * FRAME_US),
-                ("no_movement", 9 * 1_000_000)
+                ("no_movement", 8 * 1_000_000)
             ],
             "{:?}",
             a.alerts

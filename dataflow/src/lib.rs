@@ -14,6 +14,7 @@ pub mod source;
 pub mod tracking;
 
 pub use error::DataflowError;
+pub use horses::{HorseConfig, StreamHorses, StreamProfile};
 pub use metrics::{Metrics, MetricsSnapshot};
 pub use operators::detect::{Analyzer, ChunkAnalyzer, Embed, Found};
 pub use operators::sink::SinkWriter;
