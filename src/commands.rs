@@ -6,3 +6,4 @@ pub mod demo;
 pub mod ingest;
 pub mod replay;
 pub mod sample;
+pub mod stream;

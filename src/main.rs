@@ -30,6 +30,8 @@ enum Command {
     Replay(commands::replay::Args),
     /// Serve the HTTP API.
     Api(commands::api::Args),
+    /// Register streams in the store (results of unregistered streams are refused).
+    Stream(commands::stream::Args),
     /// Write the sample video (a pan and zoom over a photo of horses).
     SampleVideo(commands::sample::Args),
 }
@@ -57,6 +59,7 @@ fn main() -> std::process::ExitCode {
         Command::Replay(a) => commands::replay::run(a),
         Command::Api(a) => commands::api::run(a),
         Command::SampleVideo(a) => commands::sample::run(a),
+        Command::Stream(a) => commands::stream::run(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -24,6 +24,7 @@ fn a_running_dataflow_serves_its_counters() {
     let (name, k) = ingested_sample("metrics");
     let dir = tempfile::tempdir().unwrap();
     let store = format!("sqlite://{}", dir.path().join("m.db").display());
+    register(&store, &name);
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
 

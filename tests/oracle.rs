@@ -29,7 +29,11 @@ fn one_worker_two_workers_and_two_processes_store_the_same_rows() {
     let (name, k) = ingested_sample("oracle");
 
     let dir = tempfile::tempdir().unwrap();
-    let store = |n: &str| format!("sqlite://{}", dir.path().join(n).display());
+    let store = |n: &str| {
+        let url = format!("sqlite://{}", dir.path().join(n).display());
+        register(&url, &name);
+        url
+    };
 
     let mut runs = Vec::new();
     for workers in ["1", "2"] {
@@ -38,7 +42,11 @@ fn one_worker_two_workers_and_two_processes_store_the_same_rows() {
         args.extend(["--workers".into(), workers.into()]);
         let out = horsestream(&args.iter().map(String::as_str).collect::<Vec<_>>());
         assert!(out.status.success(), "{}", error_line(&out));
-        runs.push((format!("{workers} worker(s)"), stored(&s, &name)));
+        runs.push((
+            format!("{workers} worker(s)"),
+            stored(&s, &name),
+            analysis(&s, &name),
+        ));
     }
 
     // Two processes, one worker each, forming one timely cluster.
@@ -49,9 +57,8 @@ fn one_worker_two_workers_and_two_processes_store_the_same_rows() {
     )
     .unwrap();
     let s = store("p2.db");
-    // Create the schema before the two processes share the file: the embedded store's
-    // migrations are not meant to race (TimescaleDB's are serialised by an advisory lock).
-    stored(&s, &name);
+    // `store` created the schema before the two processes share the file: the embedded
+    // store's migrations are not meant to race (TimescaleDB's are serialised by a lock).
     let children: Vec<_> = (0..2)
         .map(|p| {
             let mut args = dataflow_args(&k, &s, &format!("{name}-p2"));
@@ -86,15 +93,26 @@ fn one_worker_two_workers_and_two_processes_store_the_same_rows() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    runs.push(("2 processes x 1 worker".into(), stored(&s, &name)));
+    runs.push((
+        "2 processes x 1 worker".into(),
+        stored(&s, &name),
+        analysis(&s, &name),
+    ));
 
-    let (reference_name, reference) = &runs[0];
+    let (reference_name, reference, derived) = &runs[0];
     assert_eq!(
         reference.len(),
         220,
         "all frames stored by {reference_name}"
     );
-    for (run, rows) in &runs[1..] {
+    let (horses, gait) = derived;
+    assert!(horses.len() >= 3, "{reference_name}: horses {horses:?}");
+    assert!(!gait.is_empty(), "{reference_name}: no gait windows");
+    for (run, rows, d) in &runs[1..] {
         assert_eq!(rows, reference, "{run} differs from {reference_name}");
+        assert_eq!(
+            d, derived,
+            "{run}'s horses or gait differ from {reference_name}'s"
+        );
     }
 }

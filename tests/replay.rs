@@ -60,7 +60,11 @@ fn replay_by_time_matches_the_live_run() {
     drop(consumer);
 
     let dir = tempfile::tempdir().unwrap();
-    let store = |n: &str| format!("sqlite://{}", dir.path().join(n).display());
+    let store = |n: &str| {
+        let url = format!("sqlite://{}", dir.path().join(n).display());
+        register(&url, &name);
+        url
+    };
 
     let live = store("live.db");
     run_ok(
@@ -102,6 +106,11 @@ fn replay_by_time_matches_the_live_run() {
     let all = store("all.db");
     replay(&all, 0, 20);
     assert_eq!(stored(&all, &name), live_rows);
+    assert_eq!(
+        analysis(&all, &name),
+        analysis(&live, &name),
+        "the replay derives the live run's horses and gait"
+    );
     assert!(
         stored(&all, &other).is_empty(),
         "the other stream was replayed"

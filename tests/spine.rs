@@ -41,6 +41,7 @@ fn run_dataflow(k: &KafkaConfig, db: &str, group: &str) {
 }
 
 /// Every message on `topic`, read from the beginning until `want` arrived or 60 s passed.
+/// Every message of `topic`: reads until it has `want` and then nothing new for 3 s.
 fn read_topic(k: &KafkaConfig, topic: &str, want: usize) -> Vec<Vec<u8>> {
     let consumer: BaseConsumer = k
         .client_config()
@@ -52,9 +53,12 @@ fn read_topic(k: &KafkaConfig, topic: &str, want: usize) -> Vec<Vec<u8>> {
     consumer.subscribe(&[topic]).unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut out = Vec::new();
-    while out.len() < want && Instant::now() < deadline {
+    let mut last = Instant::now();
+    while Instant::now() < deadline && (out.len() < want || last.elapsed() < Duration::from_secs(3))
+    {
         if let Some(m) = consumer.poll(Duration::from_millis(200)) {
             out.push(m.unwrap().payload().unwrap_or_default().to_vec());
+            last = Instant::now();
         }
     }
     out
@@ -88,6 +92,7 @@ fn sample_video_through_kafka_timely_onnx_and_timescaledb() {
     let out = horsestream(&args.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(out.status.success(), "ingest failed: {}", error_line(&out));
 
+    register(&db, &stream);
     run_dataflow(&k, &db, &format!("{name}-group"));
 
     let (spans, total_frames) = expected_chunks(
@@ -113,6 +118,7 @@ fn sample_video_through_kafka_timely_onnx_and_timescaledb() {
         "one video_chunks row per chunk"
     );
     assert_eq!(frames.len() as u64, total_frames, "frames stored");
+    let stored_boxes: usize = frames.iter().map(|f| f.boxes.len()).sum();
 
     // Every frame of the sample shows horses, so every frame must have detection rows.
     let empty: Vec<_> = frames.iter().filter(|f| f.boxes.is_empty()).collect();
@@ -187,23 +193,63 @@ fn sample_video_through_kafka_timely_onnx_and_timescaledb() {
     );
     assert_eq!(errors[0].stage, "decode");
 
-    // One chunk:processed event per chunk, after its rows were committed.
-    let events: Vec<Event> = read_topic(&k, &k.events_topic, spans.len())
+    // Per chunk, after its rows were committed: its summary, then its boxes; then one
+    // update per horse seen and one per gait window that ended in it.
+    let events: Vec<Event> = read_topic(&k, &k.events_topic, 2 * spans.len())
         .iter()
         .map(|b| Event::decode(b).unwrap())
         .collect();
-    let mut seqs: Vec<u64> = events
-        .iter()
-        .map(|e| match &e.kind {
+    assert!(events.iter().all(|e| e.stream_id() == stream));
+    let mut seqs = Vec::new();
+    let mut boxes = 0;
+    let mut metrics = 0;
+    let mut horse_names = std::collections::BTreeSet::new();
+    for (i, e) in events.iter().enumerate() {
+        match &e.kind {
             EventKind::ChunkProcessed(c) => {
-                assert_eq!(c.stream_id, stream);
-                c.sequence
+                seqs.push(c.sequence);
+                let next = events.get(i + 1).map(|n| &n.kind);
+                assert!(
+                    matches!(next, Some(EventKind::DetectionUpdate(d)) if d.sequence == c.sequence),
+                    "chunk {} is followed by its boxes, not {next:?}",
+                    c.sequence
+                );
             }
+            EventKind::DetectionUpdate(d) => {
+                for f in &d.frames {
+                    for b in &f.boxes {
+                        boxes += 1;
+                        assert_eq!(b.horse.is_some(), b.track_id.is_some(), "{b:?}");
+                    }
+                }
+            }
+            EventKind::HorseUpdate(h) => {
+                horse_names.insert(h.display_name.clone());
+            }
+            EventKind::MetricsUpdate(_) => metrics += 1,
             other => panic!("unexpected event {other:?}"),
-        })
-        .collect();
+        }
+    }
     seqs.sort();
     assert_eq!(seqs, vec![0, 1, 2]);
+    assert_eq!(
+        boxes, stored_boxes,
+        "every stored box is in a detection:update"
+    );
+    let horses = rt.block_on(store.list_horses(&stream)).unwrap();
+    assert!(!horses.is_empty());
+    assert_eq!(
+        horse_names,
+        horses.iter().map(|h| h.display_name.clone()).collect(),
+        "a horse:update for every stored horse"
+    );
+    let gait = rt.block_on(store.gait(&stream)).unwrap();
+    assert!(!gait.is_empty());
+    assert_eq!(
+        metrics,
+        gait.len(),
+        "a metrics:update per stored gait window"
+    );
 
     // Replaying the topic under a fresh group adds no rows.
     let before = rt.block_on(store.frames(&stream)).unwrap();

@@ -204,11 +204,10 @@ async fn official_socketio_client_receives_events_across_reconnects_and_replicas
     let mut replicas = vec![start_replica(&kafka).await, start_replica(&kafka).await];
     let producer = TopicProducer::new(&kafka, &topic).unwrap();
     let publish = async |e: Event| {
-        let stream_id = match &e.kind {
-            EventKind::ChunkProcessed(c) => c.stream_id.clone(),
-            EventKind::StreamStatus(s) => s.stream_id.clone(),
-        };
-        producer.send(&stream_id, &e.encode_to_vec()).await.unwrap();
+        producer
+            .send(e.stream_id(), &e.encode_to_vec())
+            .await
+            .unwrap();
     };
 
     let urls: Vec<String> = replicas

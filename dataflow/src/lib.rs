@@ -5,6 +5,7 @@
 
 mod error;
 pub mod gait;
+pub mod horses;
 mod metrics;
 pub mod operators;
 mod run;
@@ -13,6 +14,7 @@ pub mod source;
 pub mod tracking;
 
 pub use error::DataflowError;
+pub use horses::{HorseConfig, StreamHorses, StreamProfile};
 pub use metrics::{Metrics, MetricsSnapshot};
 pub use operators::detect::{Analyzer, ChunkAnalyzer, Embed, Found};
 pub use operators::sink::SinkWriter;

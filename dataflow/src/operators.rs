@@ -3,15 +3,34 @@
 
 pub mod decode;
 pub mod detect;
+pub mod horses;
 pub mod sink;
 pub mod track;
 
 use horsestream_proto::ProcessedChunk;
 use horsestream_sinks::ChunkErrorRecord;
 
+use crate::horses::ChunkAnalysis;
+
 /// What became of one input record: errors are data, carried to the sink like results.
 #[derive(Debug, Clone)]
 pub enum Outcome {
-    Processed(ProcessedChunk),
+    Processed(Processed),
     Failed(ChunkErrorRecord),
+}
+
+/// A chunk's detections and tracks, and what the horses operator made of them.
+#[derive(Debug, Clone)]
+pub struct Processed {
+    pub chunk: ProcessedChunk,
+    pub analysis: ChunkAnalysis,
+}
+
+impl Processed {
+    pub fn new(chunk: ProcessedChunk) -> Self {
+        Processed {
+            chunk,
+            analysis: ChunkAnalysis::default(),
+        }
+    }
 }

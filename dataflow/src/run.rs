@@ -9,8 +9,10 @@ use timely::dataflow::operators::{Exchange, Input, Probe};
 use timely::dataflow::{InputHandle, ProbeHandle};
 use tracing::info;
 
+use crate::horses::StreamHorses;
 use crate::operators::decode::DecodeChunks;
 use crate::operators::detect::{ChunkAnalyzer, Detect};
+use crate::operators::horses::Horses;
 use crate::operators::sink::{SinkWriter, StoreAndPublish};
 use crate::operators::track::{StreamTracks, Track};
 use crate::shard::route;
@@ -84,6 +86,7 @@ pub struct WorkerParts<S> {
     pub source: S,
     pub analyzer: ChunkAnalyzer,
     pub tracks: StreamTracks,
+    pub horses: StreamHorses,
     pub sink: SinkWriter,
 }
 
@@ -125,6 +128,7 @@ fn drive<S: ChunkSource>(
         mut source,
         analyzer,
         tracks,
+        horses,
         sink,
     } = parts;
     let mut input = InputHandle::new();
@@ -137,6 +141,7 @@ fn drive<S: ChunkSource>(
             .decode_chunks(cfg.window_us)
             .detect(analyzer)
             .track(tracks)
+            .horses(horses)
             .store_and_publish(sink)
             .probe_with(&probe);
     });

@@ -3,6 +3,7 @@
 
 use prost::Message;
 
+use crate::live::{AlertRaised, DetectionUpdate, HorseUpdate, MetricsUpdate};
 use crate::wire;
 
 /// Why bytes or a wire message are not a valid domain value.
@@ -14,7 +15,7 @@ pub enum ProtoError {
     Invalid { what: &'static str, why: String },
 }
 
-fn invalid(what: &'static str, why: impl Into<String>) -> ProtoError {
+pub(crate) fn invalid(what: &'static str, why: impl Into<String>) -> ProtoError {
     ProtoError::Invalid {
         what,
         why: why.into(),
@@ -321,14 +322,18 @@ pub struct StreamStatus {
     pub gap: Option<(i64, i64)>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum EventKind {
     ChunkProcessed(ChunkProcessed),
     StreamStatus(StreamStatus),
+    DetectionUpdate(DetectionUpdate),
+    HorseUpdate(HorseUpdate),
+    MetricsUpdate(MetricsUpdate),
+    AlertRaised(AlertRaised),
 }
 
 /// A live event with its envelope.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Event {
     pub version: u32,
     pub emitted_at_us: i64,
@@ -340,6 +345,10 @@ impl Event {
         match self.kind {
             EventKind::ChunkProcessed(_) => "chunk:processed",
             EventKind::StreamStatus(_) => "stream:status",
+            EventKind::DetectionUpdate(_) => "detection:update",
+            EventKind::HorseUpdate(_) => "horse:update",
+            EventKind::MetricsUpdate(_) => "metrics:update",
+            EventKind::AlertRaised(_) => "alert:raised",
         }
     }
 
@@ -348,6 +357,10 @@ impl Event {
         match &self.kind {
             EventKind::ChunkProcessed(c) => &c.stream_id,
             EventKind::StreamStatus(s) => &s.stream_id,
+            EventKind::DetectionUpdate(d) => &d.stream_id,
+            EventKind::HorseUpdate(h) => &h.stream_id,
+            EventKind::MetricsUpdate(m) => &m.stream_id,
+            EventKind::AlertRaised(a) => &a.stream_id,
         }
     }
 
@@ -385,6 +398,10 @@ impl From<Event> for wire::Event {
                 gap_from_us: s.gap.map_or(0, |g| g.0),
                 gap_to_us: s.gap.map_or(0, |g| g.1),
             }),
+            EventKind::DetectionUpdate(d) => wire::event::Kind::DetectionUpdate(d.into()),
+            EventKind::HorseUpdate(h) => wire::event::Kind::HorseUpdate(h.into()),
+            EventKind::MetricsUpdate(m) => wire::event::Kind::MetricsUpdate(m.into()),
+            EventKind::AlertRaised(a) => wire::event::Kind::AlertRaised(a.into()),
         };
         wire::Event {
             version: e.version,
@@ -421,6 +438,10 @@ impl TryFrom<wire::Event> for Event {
                     attempt: s.attempt,
                 })
             }
+            wire::event::Kind::DetectionUpdate(d) => EventKind::DetectionUpdate(d.try_into()?),
+            wire::event::Kind::HorseUpdate(h) => EventKind::HorseUpdate(h.try_into()?),
+            wire::event::Kind::MetricsUpdate(m) => EventKind::MetricsUpdate(m.try_into()?),
+            wire::event::Kind::AlertRaised(a) => EventKind::AlertRaised(a.try_into()?),
         };
         Ok(Event {
             version: w.version,
@@ -529,9 +550,66 @@ mod tests {
         }
 
         #[test]
+        fn live_events_round_trip(
+            seq in any::<u64>(), x in -1e4f32..1e4, conf in 0.0f32..=1.0,
+            track in proptest::option::of(any::<u64>()), horse in proptest::option::of(1u32..100),
+            speed in 0.0f64..20.0, stride in proptest::option::of(0.5f64..3.0), id in 1i64..1_000,
+        ) {
+            let kinds = vec![
+                EventKind::DetectionUpdate(DetectionUpdate {
+                    stream_id: "s".into(), chunk_id: chunk_id("s", seq), sequence: seq,
+                    frames: vec![crate::FrameBoxes {
+                        index: 0, pts_us: 100_000, capture_time_us: 7,
+                        boxes: vec![crate::TrackedBox {
+                            bbox: BoundingBox { x, y: 1.0, w: 2.0, h: 3.0 },
+                            confidence: conf, track_id: track, horse,
+                        }],
+                    }],
+                }),
+                EventKind::HorseUpdate(HorseUpdate {
+                    stream_id: "s".into(), horse_id: id, number: 2, display_name: "Horse_2".into(),
+                    first_seen_us: 1, last_seen_us: 5, track_ids: vec![3, 9],
+                }),
+                EventKind::MetricsUpdate(MetricsUpdate {
+                    stream_id: "s".into(), horse_id: id, number: 1, track_id: 4, start_us: 0,
+                    end_us: 4_000_000, speed, acceleration: -0.5, unit: "metres_per_second".into(),
+                    stride_hz: stride, gait_class: "trot".into(), distance: speed * 4.0,
+                }),
+                EventKind::AlertRaised(AlertRaised {
+                    stream_id: "s".into(), alert_id: id, horse_id: Some(id), kind: "no_movement".into(),
+                    severity: "warning".into(), message: "Horse_1 has not moved for 10 min".into(), at_us: 3,
+                }),
+            ];
+            for kind in kinds {
+                let e = Event { version: crate::EVENT_SCHEMA_VERSION, emitted_at_us: 1, kind };
+                prop_assert_eq!(Event::decode(&e.encode_to_vec()).unwrap(), e);
+            }
+        }
+
+        #[test]
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
             let _ = FrameChunk::decode(&bytes);
         }
+    }
+
+    #[test]
+    fn a_metrics_update_with_nan_speed_is_refused() {
+        let w = wire::Event {
+            version: 1,
+            emitted_at_us: 0,
+            kind: Some(wire::event::Kind::MetricsUpdate(wire::MetricsUpdate {
+                stream_id: "s".into(),
+                speed: f64::NAN,
+                ..Default::default()
+            })),
+        };
+        assert!(matches!(
+            Event::decode(&w.encode_to_vec()),
+            Err(ProtoError::Invalid {
+                what: "metrics",
+                ..
+            })
+        ));
     }
 
     #[test]

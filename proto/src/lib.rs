@@ -3,11 +3,13 @@
 //! dataflow decodes them; no runtime dependency (Kafka, timely, sqlx) belongs here.
 
 mod domain;
+mod live;
 
 pub use domain::{
     BoundingBox, ChunkProcessed, Detection, Event, EventKind, Frame, FrameChunk, FrameEncoding,
     FrameResult, ProcessedChunk, ProtoError, StreamStatus, chunk_id,
 };
+pub use live::{AlertRaised, DetectionUpdate, FrameBoxes, HorseUpdate, MetricsUpdate, TrackedBox};
 
 /// Generated prost types, `horsestream.v1`.
 pub mod wire {

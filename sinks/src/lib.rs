@@ -11,6 +11,7 @@ pub use error::SinkError;
 pub use events::EventPublisher;
 pub use store::{
     Alert, AlertQuery, Calibration, ChunkErrorRecord, DetectionProblem, EMBEDDING_DIM, FrameRow,
-    GaitRow, Horse, HorseMatch, HorseSighting, NewAlert, NewStream, NewUser, RetentionJob,
-    RetentionReport, Role, Severity, Store, StoreStats, Stream, StreamPatch, User, Zone,
+    GALLERY_LIMIT, GaitRow, Horse, HorseMatch, HorseObservation, HorseSighting, NewAlert,
+    NewStream, NewUser, RetentionJob, RetentionReport, Role, Severity, Store, StoreStats, Stream,
+    StreamPatch, User, Zone,
 };

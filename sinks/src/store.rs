@@ -19,8 +19,9 @@ use crate::SinkError;
 pub use postgres::PgStore;
 pub use query::{DetectionKey, DetectionQuery, ModelRow, StoredDetection};
 pub use records::{
-    Alert, AlertQuery, Calibration, EMBEDDING_DIM, GaitRow, Horse, HorseMatch, HorseSighting,
-    NewAlert, NewStream, NewUser, RetentionReport, Role, Severity, Stream, StreamPatch, User, Zone,
+    Alert, AlertQuery, Calibration, EMBEDDING_DIM, GALLERY_LIMIT, GaitRow, Horse, HorseMatch,
+    HorseObservation, HorseSighting, NewAlert, NewStream, NewUser, RetentionReport, Role, Severity,
+    Stream, StreamPatch, User, Zone,
 };
 pub use sqlite::SqliteStore;
 pub use validate::{
@@ -124,7 +125,11 @@ impl Store {
     /// Returns once the transaction is committed. A chunk with a detection no model should
     /// produce (NaN/inf or absurd coordinates, negative size) is refused whole with the
     /// non-retriable [`SinkError::InvalidChunk`] and counted in [`Store::rejected_chunks`].
+    /// A chunk of a stream that is not registered in `streams` is refused with the
+    /// non-retriable [`SinkError::NotFound`] (what: `stream`): results are never stored for a
+    /// stream nobody created.
     pub async fn write_chunk(&self, chunk: &ProcessedChunk) -> Result<(), SinkError> {
+        self.get_stream(&chunk.stream_id).await?;
         match self {
             Store::Postgres(s) => s.write_chunk(chunk).await,
             Store::Sqlite(s) => s.write_chunk(chunk).await,
@@ -257,6 +262,21 @@ impl Store {
         dispatch!(self.upsert_horse(sighting))
     }
 
+    /// Records a horse numbered by the dataflow: created as `Horse_{number}` at first, later
+    /// observations widen first/last seen and add track ids (idempotent).
+    pub async fn observe_horse(&self, seen: &HorseObservation) -> Result<Horse, SinkError> {
+        if seen.first_seen > seen.last_seen || seen.number == 0 {
+            return Err(SinkError::Invalid {
+                what: "horse observation",
+                reason: format!(
+                    "number {} seen from {} to {}",
+                    seen.number, seen.first_seen, seen.last_seen
+                ),
+            });
+        }
+        dispatch!(self.observe_horse(seen))
+    }
+
     pub async fn get_horse(&self, id: i64) -> Result<Horse, SinkError> {
         dispatch!(self.get_horse(id))
     }
@@ -267,7 +287,7 @@ impl Store {
     }
 
     /// Adds an appearance embedding ([`EMBEDDING_DIM`] values) to a horse's gallery; the same
-    /// horse and time again keeps the first.
+    /// horse and time again keeps the first. The gallery keeps the newest [`GALLERY_LIMIT`].
     pub async fn add_horse_feature(
         &self,
         horse_id: i64,

@@ -8,8 +8,9 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 use horsestream_proto::{BoundingBox, Detection, FrameResult, ProcessedChunk};
 use horsestream_sinks::{
-    AlertQuery, Calibration, DetectionProblem, EMBEDDING_DIM, GaitRow, HorseSighting, NewAlert,
-    NewStream, NewUser, RetentionJob, Role, Severity, SinkError, Store, StreamPatch, Zone,
+    AlertQuery, Calibration, DetectionProblem, EMBEDDING_DIM, GALLERY_LIMIT, GaitRow,
+    HorseObservation, HorseSighting, NewAlert, NewStream, NewUser, RetentionJob, Role, Severity,
+    SinkError, Store, StreamPatch, Zone,
 };
 
 /// A name no other test, run or process uses.
@@ -80,6 +81,9 @@ on_both_backends!(
     chunk_with_bad_detection_is_rejected_whole,
     gait_windows_are_idempotent_and_need_a_known_stream,
     horses_are_numbered_and_widened_by_sightings,
+    observed_horses_are_kept_by_number_and_replays_change_nothing,
+    the_gallery_keeps_the_newest_features,
+    a_chunk_of_an_unknown_stream_is_refused,
     nearest_horse_finds_the_closest_gallery,
     alerts_deduplicate_and_acknowledge_once,
     users_are_unique_by_name,
@@ -502,6 +506,105 @@ async fn horses_are_numbered_and_widened_by_sightings(store: &Store) {
         matches!(err, SinkError::NotFound { what: "horse", .. }),
         "{err}"
     );
+}
+
+async fn observed_horses_are_kept_by_number_and_replays_change_nothing(store: &Store) {
+    let id = stream(store).await;
+    let seen = |number, from, to, tracks: &[i64]| HorseObservation {
+        stream_id: id.clone(),
+        number,
+        first_seen: at(from),
+        last_seen: at(to),
+        track_ids: tracks.to_vec(),
+    };
+    let two = store.observe_horse(&seen(2, 50, 60, &[7])).await.unwrap();
+    assert_eq!(two.display_name, "Horse_2");
+    let one = store.observe_horse(&seen(1, 10, 20, &[3])).await.unwrap();
+    // A later chunk widens the times and adds a track; a replay of either changes nothing.
+    store
+        .observe_horse(&seen(1, 15, 40, &[3, 9]))
+        .await
+        .unwrap();
+    store.observe_horse(&seen(1, 10, 20, &[3])).await.unwrap();
+    let again = store
+        .observe_horse(&seen(1, 15, 40, &[3, 9]))
+        .await
+        .unwrap();
+    assert_eq!(again.id, one.id);
+    assert_eq!((again.first_seen, again.last_seen), (at(10), at(40)));
+    assert_eq!(again.track_ids, vec![3, 9]);
+    assert_eq!(store.list_horses(&id).await.unwrap().len(), 2);
+    // A horse created by the API side afterwards takes the next free number.
+    let next = store
+        .upsert_horse(&HorseSighting {
+            horse_id: None,
+            stream_id: id.clone(),
+            time: at(70),
+            track_id: None,
+            colour: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(next.display_name, "Horse_3");
+    let err = store
+        .observe_horse(&HorseObservation {
+            stream_id: unique("nobody"),
+            ..seen(1, 0, 1, &[])
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, SinkError::NotFound { what: "stream", .. }),
+        "{err}"
+    );
+    let err = store.observe_horse(&seen(4, 9, 1, &[])).await.unwrap_err();
+    assert!(matches!(err, SinkError::Invalid { .. }), "{err}");
+}
+
+async fn the_gallery_keeps_the_newest_features(store: &Store) {
+    let id = stream(store).await;
+    let horse = store
+        .observe_horse(&HorseObservation {
+            stream_id: id.clone(),
+            number: 1,
+            first_seen: at(0),
+            last_seen: at(1),
+            track_ids: vec![1],
+        })
+        .await
+        .unwrap();
+    let extra = 5;
+    for i in 0..GALLERY_LIMIT + extra {
+        // Older features point along axis 0, the newest ones along axis 2.
+        let axis = if i < extra { 0 } else { 2 };
+        store
+            .add_horse_feature(horse.id, at(i * 1_000_000), &embedding(axis, 0.0))
+            .await
+            .unwrap();
+    }
+    let best = store
+        .nearest_horse(&id, &embedding(0, 0.0), 1)
+        .await
+        .unwrap();
+    assert_eq!(best.len(), 1);
+    assert!(
+        best[0].distance > 0.9,
+        "the oldest features were dropped: {best:?}"
+    );
+}
+
+async fn a_chunk_of_an_unknown_stream_is_refused(store: &Store) {
+    let id = unique("unregistered");
+    let c = chunk(&id, 0, 1_750_000_000_000_000, &[1, 2]);
+    let err = store.write_chunk(&c).await.unwrap_err();
+    assert!(!err.is_retriable());
+    assert!(
+        matches!(err, SinkError::NotFound { what: "stream", .. }),
+        "{err}"
+    );
+    store.create_stream(&new_stream(&id)).await.unwrap();
+    store.write_chunk(&c).await.unwrap();
+    assert_eq!(box_count(&store.frames(&id).await.unwrap()), 3);
 }
 
 /// A unit vector along `axis`, slightly tilted towards `axis + 1`.

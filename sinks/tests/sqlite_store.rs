@@ -1,7 +1,7 @@
 //! The embedded store against a real SQLite file: rows land once, replays add nothing.
 
 use horsestream_proto::{BoundingBox, Detection, FrameResult, ProcessedChunk};
-use horsestream_sinks::{ChunkErrorRecord, Store};
+use horsestream_sinks::{ChunkErrorRecord, NewStream, Store};
 
 fn chunk(sequence: u64, boxes_per_frame: &[usize]) -> ProcessedChunk {
     ProcessedChunk {
@@ -44,7 +44,21 @@ fn chunk(sequence: u64, boxes_per_frame: &[usize]) -> ProcessedChunk {
 async fn store() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("store.db").display());
-    (dir, Store::connect(&url).await.unwrap())
+    let store = Store::connect(&url).await.unwrap();
+    store
+        .create_stream(&NewStream {
+            id: "paddock".into(),
+            name: "Paddock".into(),
+            source_url: "file:///paddock.mp4".into(),
+            source_kind: "file".into(),
+            credentials_secret: None,
+            calibration: None,
+            zones: Vec::new(),
+            enabled: true,
+        })
+        .await
+        .unwrap();
+    (dir, store)
 }
 
 #[tokio::test]

@@ -7,8 +7,8 @@ use anyhow::Context;
 use horsestream_dataflow::source::kafka::{KafkaSource, KafkaSourceConfig, Replay};
 use horsestream_dataflow::tracking::TrackerConfig;
 use horsestream_dataflow::{
-    ChunkAnalyzer, Cluster, DataflowConfig, DataflowError, Metrics, SinkWriter, StreamTracks,
-    WorkerParts,
+    ChunkAnalyzer, Cluster, DataflowConfig, DataflowError, HorseConfig, Metrics, SinkWriter,
+    StreamHorses, StreamProfile, StreamTracks, WorkerParts, gait,
 };
 use horsestream_models::ModelRegistry;
 use horsestream_sinks::kafka::{TopicProducer, ensure_topics};
@@ -134,6 +134,7 @@ pub fn run_with(args: Args, replay: Option<Replay>) -> anyhow::Result<()> {
             source,
             analyzer: analyzer(&registry, &models)?,
             tracks: StreamTracks::new(TrackerConfig::default()),
+            horses: horses(&url)?,
             sink: sink(&url, events, m.clone())?,
         })
     })?;
@@ -169,4 +170,32 @@ pub fn sink(
     let rt = runtime().map_err(|e| DataflowError::Setup(e.to_string()))?;
     let store = rt.block_on(Store::connect(url))?;
     Ok(SinkWriter::new(rt, store, events, metrics))
+}
+
+/// One worker's horses stage. Each stream's calibration and zones are read from its
+/// `streams` row at its first chunk; a stream that cannot be read gets none (its chunks are
+/// then refused by the sink if it is not registered).
+pub fn horses(url: &str) -> Result<StreamHorses, DataflowError> {
+    let rt = runtime().map_err(|e| DataflowError::Setup(e.to_string()))?;
+    let store = rt.block_on(Store::connect(url))?;
+    StreamHorses::new(HorseConfig::default(), move |id| {
+        match rt.block_on(store.get_stream(id)) {
+            Ok(s) => StreamProfile {
+                calibration: s.calibration.map(|c| match c {
+                    horsestream_sinks::Calibration::PixelsPerMetre(p) => {
+                        gait::Calibration::PixelsPerMetre(p)
+                    }
+                    horsestream_sinks::Calibration::Homography(h) => {
+                        gait::Calibration::Homography(h)
+                    }
+                }),
+                zones: s.zones.into_iter().map(|z| (z.name, z.polygon)).collect(),
+            },
+            Err(e) => {
+                tracing::warn!(stream = id, error = %e, "stream profile unavailable");
+                StreamProfile::default()
+            }
+        }
+    })
+    .map_err(|e| DataflowError::Setup(e.to_string()))
 }

@@ -13,7 +13,7 @@ use horsestream_ingest::{IngestConfig, SampleSpec, VideoSource, ingest_file};
 use horsestream_sinks::{EventPublisher, Store};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::dataflow::{analyzer, sink};
+use super::dataflow::{analyzer, horses, sink};
 use super::sample::PhotoOption;
 use crate::options::{ModelOptions, runtime};
 
@@ -60,11 +60,23 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let store = rt
         .block_on(Store::connect(&url))
         .context("opening the store")?;
+    rt.block_on(super::stream::register(
+        &store,
+        &args.stream_id,
+        &video.display().to_string(),
+        None,
+    ))?;
 
     let metrics = Arc::new(Metrics::default());
     let (publisher, bus) = memory_bus(4);
-    let (events_tx, events_rx) = crossbeam_channel::unbounded();
-    let events_seen = std::thread::spawn(move || events_rx.iter().count());
+    let (events_tx, events_rx) = crossbeam_channel::unbounded::<horsestream_proto::Event>();
+    let events_seen = std::thread::spawn(move || {
+        let mut by_name = std::collections::BTreeMap::<&'static str, u64>::new();
+        for e in events_rx.iter() {
+            *by_name.entry(e.name()).or_default() += 1;
+        }
+        by_name
+    });
 
     let started = Instant::now();
     let stream_id = args.stream_id.clone();
@@ -110,6 +122,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             source: bus.clone(),
             analyzer: analyzer(&registry, &models)?,
             tracks: StreamTracks::new(TrackerConfig::default()),
+            horses: horses(&sink_url)?,
             sink: sink(
                 &sink_url,
                 EventPublisher::Channel(events_tx.clone()),
@@ -124,7 +137,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .join()
         .map_err(|_| anyhow::anyhow!("the ingest thread panicked"))??;
     result?;
-    let events = events_seen.join().unwrap_or(0);
+    let events = events_seen.join().unwrap_or_default();
 
     let s = metrics.snapshot();
     let stored = rt.block_on(store.stats())?;
@@ -145,7 +158,27 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "  horses      {} tracks (at most {} on one frame)",
         stored.tracks, s.max_detections_per_frame
     );
-    println!("  events      {events} chunk:processed");
+    let horses = rt.block_on(store.list_horses(&args.stream_id))?;
+    let gait = rt.block_on(store.gait(&args.stream_id))?;
+    println!(
+        "  identities  {} horses ({})",
+        horses.len(),
+        horses
+            .iter()
+            .map(|h| h.display_name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!("  gait        {} windows", gait.len());
+    println!(
+        "  events      {} ({})",
+        events.values().sum::<u64>(),
+        events
+            .iter()
+            .map(|(name, n)| format!("{n} {name}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     println!(
         "  throughput  {:.1} frames/s end to end ({:.1} s)",
         s.frames as f64 / elapsed.as_secs_f64(),

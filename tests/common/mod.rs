@@ -151,6 +151,54 @@ pub fn stored(url: &str, stream: &str) -> Vec<horsestream_sinks::FrameRow> {
     })
 }
 
+/// Registers `stream` in the store at `url` (creating the store's schema if needed): the
+/// store refuses results of streams nobody registered.
+pub fn register(url: &str, stream: &str) {
+    let out = horsestream(&[
+        "stream",
+        "add",
+        "--database-url",
+        url,
+        "--id",
+        stream,
+        "--url",
+        "file:///sample.mp4",
+    ]);
+    assert!(out.status.success(), "stream add: {}", error_line(&out));
+}
+
+/// A stored horse as compared across runs: name, first and last seen (µs), track ids.
+pub type HorseFacts = (String, i64, i64, Vec<i64>);
+
+/// What the dataflow derived for `stream` beyond its boxes: its horses (name, first and last
+/// seen, track ids, by name) and its gait windows, as stored at `url`.
+pub fn analysis(url: &str, stream: &str) -> (Vec<HorseFacts>, Vec<horsestream_sinks::GaitRow>) {
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let store = horsestream_sinks::Store::connect(url).await.unwrap();
+        let mut horses: Vec<_> = store
+            .list_horses(stream)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|h| {
+                (
+                    h.display_name,
+                    h.first_seen.timestamp_micros(),
+                    h.last_seen.timestamp_micros(),
+                    h.track_ids,
+                )
+            })
+            .collect();
+        horses.sort();
+        let mut gait = store.gait(stream).await.unwrap();
+        // Horse row ids depend on insertion order across streams, not on the analysis.
+        for g in &mut gait {
+            g.horse_id = None;
+        }
+        (horses, gait)
+    })
+}
+
 /// A loopback port free at the time of asking.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -126,6 +126,82 @@ pub fn outgoing(event: &Event) -> Outgoing {
                 "version": event.version,
             }),
         },
+        EventKind::DetectionUpdate(d) => Outgoing {
+            stream_id: d.stream_id.clone(),
+            name: event.name(),
+            channel: Channel::Detections,
+            payload: json!({
+                "streamId": d.stream_id,
+                "chunkId": d.chunk_id,
+                "sequence": d.sequence,
+                "frames": d.frames.iter().map(|f| json!({
+                    "index": f.index,
+                    "ptsUs": f.pts_us,
+                    "captureTimeUs": f.capture_time_us,
+                    "boxes": f.boxes.iter().map(|b| json!({
+                        "x": b.bbox.x, "y": b.bbox.y, "w": b.bbox.w, "h": b.bbox.h,
+                        "confidence": b.confidence,
+                        "trackId": b.track_id,
+                        "horse": b.horse,
+                    })).collect::<Vec<_>>(),
+                })).collect::<Vec<_>>(),
+                "emittedAtUs": event.emitted_at_us,
+                "version": event.version,
+            }),
+        },
+        EventKind::HorseUpdate(h) => Outgoing {
+            stream_id: h.stream_id.clone(),
+            name: event.name(),
+            channel: Channel::Horses,
+            payload: json!({
+                "streamId": h.stream_id,
+                "horseId": h.horse_id,
+                "number": h.number,
+                "displayName": h.display_name,
+                "firstSeenUs": h.first_seen_us,
+                "lastSeenUs": h.last_seen_us,
+                "trackIds": h.track_ids,
+                "emittedAtUs": event.emitted_at_us,
+                "version": event.version,
+            }),
+        },
+        EventKind::MetricsUpdate(m) => Outgoing {
+            stream_id: m.stream_id.clone(),
+            name: event.name(),
+            channel: Channel::Metrics,
+            payload: json!({
+                "streamId": m.stream_id,
+                "horseId": m.horse_id,
+                "number": m.number,
+                "trackId": m.track_id,
+                "startUs": m.start_us,
+                "endUs": m.end_us,
+                "speed": m.speed,
+                "acceleration": m.acceleration,
+                "unit": m.unit,
+                "strideHz": m.stride_hz,
+                "gaitClass": m.gait_class,
+                "distance": m.distance,
+                "emittedAtUs": event.emitted_at_us,
+                "version": event.version,
+            }),
+        },
+        EventKind::AlertRaised(a) => Outgoing {
+            stream_id: a.stream_id.clone(),
+            name: event.name(),
+            channel: Channel::Alerts,
+            payload: json!({
+                "streamId": a.stream_id,
+                "alertId": a.alert_id,
+                "horseId": a.horse_id,
+                "kind": a.kind,
+                "severity": a.severity,
+                "message": a.message,
+                "atUs": a.at_us,
+                "emittedAtUs": event.emitted_at_us,
+                "version": event.version,
+            }),
+        },
     }
 }
 
@@ -181,6 +257,94 @@ mod tests {
         );
         assert_eq!(o.payload["gap"], json!({ "fromUs": 1, "toUs": 5 }));
         assert_eq!(o.payload["attempt"], 2);
+    }
+
+    #[test]
+    fn analysis_events_go_to_their_channels() {
+        use horsestream_proto::{
+            AlertRaised, BoundingBox, DetectionUpdate, FrameBoxes, HorseUpdate, MetricsUpdate,
+            TrackedBox,
+        };
+        let at = |kind| Event {
+            version: 1,
+            emitted_at_us: 5,
+            kind,
+        };
+        let d = outgoing(&at(EventKind::DetectionUpdate(DetectionUpdate {
+            stream_id: "cam".into(),
+            chunk_id: "cam:0".into(),
+            sequence: 0,
+            frames: vec![FrameBoxes {
+                index: 3,
+                pts_us: 300_000,
+                capture_time_us: 9,
+                boxes: vec![TrackedBox {
+                    bbox: BoundingBox {
+                        x: 1.0,
+                        y: 2.0,
+                        w: 3.0,
+                        h: 4.0,
+                    },
+                    confidence: 0.5,
+                    track_id: Some(7),
+                    horse: Some(2),
+                }],
+            }],
+        })));
+        assert_eq!(
+            (d.name, d.room()),
+            ("detection:update", "stream:cam#detections".into())
+        );
+        assert_eq!(d.payload["frames"][0]["boxes"][0]["trackId"], 7);
+        assert_eq!(d.payload["frames"][0]["boxes"][0]["horse"], 2);
+        assert_eq!(d.payload["frames"][0]["ptsUs"], 300_000);
+        let h = outgoing(&at(EventKind::HorseUpdate(HorseUpdate {
+            stream_id: "cam".into(),
+            horse_id: 11,
+            number: 2,
+            display_name: "Horse_2".into(),
+            first_seen_us: 1,
+            last_seen_us: 2,
+            track_ids: vec![7],
+        })));
+        assert_eq!(
+            (h.name, h.room()),
+            ("horse:update", "stream:cam#horses".into())
+        );
+        assert_eq!(h.payload["displayName"], "Horse_2");
+        let m = outgoing(&at(EventKind::MetricsUpdate(MetricsUpdate {
+            stream_id: "cam".into(),
+            horse_id: 11,
+            number: 2,
+            track_id: 7,
+            start_us: 0,
+            end_us: 4,
+            speed: 1.5,
+            acceleration: 0.0,
+            unit: "metres_per_second".into(),
+            stride_hz: None,
+            gait_class: "walk".into(),
+            distance: 6.0,
+        })));
+        assert_eq!(
+            (m.name, m.room()),
+            ("metrics:update", "stream:cam#metrics".into())
+        );
+        assert_eq!(m.payload["gaitClass"], "walk");
+        let a = outgoing(&at(EventKind::AlertRaised(AlertRaised {
+            stream_id: "cam".into(),
+            alert_id: 3,
+            horse_id: None,
+            kind: "zone_exit".into(),
+            severity: "warning".into(),
+            message: "left paddock".into(),
+            at_us: 4,
+        })));
+        assert_eq!(
+            (a.name, a.room()),
+            ("alert:raised", "stream:cam#alerts".into())
+        );
+        assert_eq!(a.payload["kind"], "zone_exit");
     }
 
     #[test]

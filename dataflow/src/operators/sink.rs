@@ -6,8 +6,17 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
-use horsestream_proto::{EVENT_SCHEMA_VERSION, Event, EventKind, ProcessedChunk};
-use horsestream_sinks::{ChunkErrorRecord, EventPublisher, SinkError, Store};
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use horsestream_proto::{
+    AlertRaised, DetectionUpdate, EVENT_SCHEMA_VERSION, Event, EventKind, FrameBoxes, HorseUpdate,
+    MetricsUpdate, TrackedBox,
+};
+use horsestream_sinks::{
+    Alert, ChunkErrorRecord, EMBEDDING_DIM, EventPublisher, GaitRow, Horse, HorseObservation,
+    NewAlert, Severity, SinkError, Store,
+};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::StreamVec;
 use timely::dataflow::channels::pact::Pipeline;
@@ -15,8 +24,9 @@ use timely::dataflow::operators::generic::Operator;
 use timely::progress::Timestamp;
 use tracing::{error, warn};
 
-use super::Outcome;
+use super::{Outcome, Processed};
 use crate::Metrics;
+use crate::gait::{GaitClass, SpeedUnit};
 
 /// The sink's logic: a store, an event publisher and a small runtime to drive them.
 #[derive(Debug)]
@@ -46,15 +56,15 @@ impl SinkWriter {
 
     /// Runs `op` until it succeeds, backing off while the failure is retriable, so the
     /// dataflow's progress is held (and nothing acknowledged) while a server is down.
-    fn with_retry<F, Fut>(&self, what: &str, mut op: F) -> Result<(), SinkError>
+    fn with_retry<T, F, Fut>(&self, what: &str, mut op: F) -> Result<T, SinkError>
     where
         F: FnMut() -> Fut,
-        Fut: Future<Output = Result<(), SinkError>>,
+        Fut: Future<Output = Result<T, SinkError>>,
     {
         let mut backoff = Duration::from_millis(100);
         loop {
             match self.runtime.block_on(op()) {
-                Ok(()) => return Ok(()),
+                Ok(v) => return Ok(v),
                 Err(e) if e.is_retriable() => {
                     self.metrics.sink_retries.fetch_add(1, Relaxed);
                     warn!(error = %e, what, ?backoff, "sink write failed, retrying");
@@ -68,23 +78,96 @@ impl SinkWriter {
 
     pub fn write(&self, outcome: &Outcome) {
         match outcome {
-            Outcome::Processed(chunk) => self.write_processed(chunk),
+            Outcome::Processed(p) => self.write_processed(p),
             Outcome::Failed(e) => self.write_failed(e),
         }
     }
 
-    fn write_processed(&self, chunk: &ProcessedChunk) {
-        if let Err(e) = self.with_retry("chunk", || self.store.write_chunk(chunk)) {
-            error!(chunk = %chunk.chunk_id(), error = %e, "chunk could not be stored");
-            self.write_failed(&ChunkErrorRecord {
-                source: "sink".into(),
-                partition: -1,
-                offset: chunk.sequence as i64,
-                stage: "store".into(),
-                reason: format!("chunk {}: {e}", chunk.chunk_id()),
-            });
-            return;
+    /// Stores a chunk and everything derived from it, then publishes the live events. Every
+    /// write is keyed, so the whole unit is retried (or replayed) without duplicates.
+    async fn store(&self, p: &Processed) -> Result<Stored, SinkError> {
+        let (chunk, a) = (&p.chunk, &p.analysis);
+        self.store.write_chunk(chunk).await?;
+        let mut horses = BTreeMap::new();
+        for h in &a.horses {
+            let horse = self
+                .store
+                .observe_horse(&HorseObservation {
+                    stream_id: chunk.stream_id.clone(),
+                    number: h.number,
+                    first_seen: time(h.first_us),
+                    last_seen: time(h.last_us),
+                    track_ids: h.track_ids.iter().map(|&t| t as i64).collect(),
+                })
+                .await?;
+            if let Some(f) = h.feature.as_ref().filter(|f| f.len() == EMBEDDING_DIM) {
+                self.store
+                    .add_horse_feature(horse.id, time(h.last_us), f)
+                    .await?;
+            }
+            horses.insert(h.number, horse);
         }
+        let gait: Vec<GaitRow> = a
+            .gait
+            .iter()
+            .map(|g| GaitRow {
+                time: time(g.end_us),
+                stream_id: chunk.stream_id.clone(),
+                track_id: g.track_id as i64,
+                horse_id: horses.get(&g.number).map(|h| h.id),
+                speed: g.metrics.speed,
+                acceleration: g.metrics.acceleration,
+                unit: unit_name(g.metrics.unit).into(),
+                stride_hz: g.metrics.stride_hz,
+                gait_class: class_name(g.metrics.class).into(),
+                distance: g.metrics.new_distance,
+            })
+            .collect();
+        self.store.write_gait(&gait).await?;
+        let mut alerts = Vec::with_capacity(a.alerts.len());
+        for f in &a.alerts {
+            let severity = if f.severity == "critical" {
+                Severity::Critical
+            } else {
+                Severity::Warning
+            };
+            alerts.push(
+                self.store
+                    .insert_alert(&NewAlert {
+                        time: time(f.at_us),
+                        stream_id: chunk.stream_id.clone(),
+                        horse_id: f.number.and_then(|n| horses.get(&n)).map(|h| h.id),
+                        kind: f.kind.into(),
+                        severity,
+                        message: f.message.clone(),
+                        dedup_key: Some(f.dedup_key.clone()),
+                    })
+                    .await?,
+            );
+        }
+        Ok(Stored {
+            horses,
+            gait,
+            alerts,
+        })
+    }
+
+    fn write_processed(&self, p: &Processed) {
+        let chunk = &p.chunk;
+        let stored = match self.with_retry("chunk", || self.store(p)) {
+            Ok(stored) => stored,
+            Err(e) => {
+                error!(chunk = %chunk.chunk_id(), error = %e, "chunk could not be stored");
+                self.write_failed(&ChunkErrorRecord {
+                    source: "sink".into(),
+                    partition: -1,
+                    offset: chunk.sequence as i64,
+                    stage: "store".into(),
+                    reason: format!("chunk {}: {e}", chunk.chunk_id()),
+                });
+                return;
+            }
+        };
         let summary = chunk.summary();
         let m = &self.metrics;
         m.chunks_processed.fetch_add(1, Relaxed);
@@ -93,16 +176,20 @@ impl SinkWriter {
             .fetch_add(u64::from(summary.detections), Relaxed);
         m.max_detections_per_frame
             .fetch_max(u64::from(summary.max_horses_per_frame), Relaxed);
-        let event = Event {
-            version: EVENT_SCHEMA_VERSION,
-            emitted_at_us: now_us(),
-            kind: EventKind::ChunkProcessed(summary),
-        };
-        match self.with_retry("event", || self.events.publish(&chunk.stream_id, &event)) {
-            Ok(()) => {
-                m.events_published.fetch_add(1, Relaxed);
+        for kind in events(p, summary, &stored) {
+            let event = Event {
+                version: EVENT_SCHEMA_VERSION,
+                emitted_at_us: now_us(),
+                kind,
+            };
+            match self.with_retry("event", || self.events.publish(&chunk.stream_id, &event)) {
+                Ok(()) => {
+                    m.events_published.fetch_add(1, Relaxed);
+                }
+                Err(e) => {
+                    error!(chunk = %chunk.chunk_id(), event = event.name(), error = %e, "live event lost")
+                }
             }
-            Err(e) => error!(chunk = %chunk.chunk_id(), error = %e, "live event lost"),
         }
     }
 
@@ -113,6 +200,112 @@ impl SinkWriter {
         if let Err(err) = self.with_retry("chunk error", || self.store.record_error(e)) {
             error!(error = %err, "chunk error could not be recorded");
         }
+    }
+}
+
+/// What [`SinkWriter::store`] committed, for the events.
+#[derive(Debug)]
+struct Stored {
+    horses: BTreeMap<u32, Horse>,
+    gait: Vec<GaitRow>,
+    alerts: Vec<Alert>,
+}
+
+/// The live events of a stored chunk, in the order a client wants them: the chunk, its boxes,
+/// the horses seen, their gait windows, and alerts.
+fn events(
+    p: &Processed,
+    summary: horsestream_proto::ChunkProcessed,
+    stored: &Stored,
+) -> Vec<EventKind> {
+    let (chunk, a) = (&p.chunk, &p.analysis);
+    let stream_id = &chunk.stream_id;
+    let mut out = vec![EventKind::ChunkProcessed(summary)];
+    out.push(EventKind::DetectionUpdate(DetectionUpdate {
+        stream_id: stream_id.clone(),
+        chunk_id: chunk.chunk_id(),
+        sequence: chunk.sequence,
+        frames: chunk
+            .frames
+            .iter()
+            .map(|f| FrameBoxes {
+                index: f.index,
+                pts_us: f.pts_us,
+                capture_time_us: f.capture_time_us,
+                boxes: f
+                    .detections
+                    .iter()
+                    .map(|d| TrackedBox {
+                        bbox: d.bbox,
+                        confidence: d.confidence,
+                        track_id: d.track_id,
+                        horse: d.track_id.and_then(|t| a.horse_of_track.get(&t).copied()),
+                    })
+                    .collect(),
+            })
+            .collect(),
+    }));
+    for (&number, h) in &stored.horses {
+        out.push(EventKind::HorseUpdate(HorseUpdate {
+            stream_id: stream_id.clone(),
+            horse_id: h.id,
+            number,
+            display_name: h.display_name.clone(),
+            first_seen_us: h.first_seen.timestamp_micros(),
+            last_seen_us: h.last_seen.timestamp_micros(),
+            track_ids: h.track_ids.iter().map(|&t| t as u64).collect(),
+        }));
+    }
+    for (g, row) in a.gait.iter().zip(&stored.gait) {
+        out.push(EventKind::MetricsUpdate(MetricsUpdate {
+            stream_id: stream_id.clone(),
+            horse_id: row.horse_id.unwrap_or(0),
+            number: g.number,
+            track_id: g.track_id,
+            start_us: g.start_us,
+            end_us: g.end_us,
+            speed: row.speed,
+            acceleration: row.acceleration,
+            unit: row.unit.clone(),
+            stride_hz: row.stride_hz,
+            gait_class: row.gait_class.clone(),
+            distance: row.distance,
+        }));
+    }
+    for al in &stored.alerts {
+        out.push(EventKind::AlertRaised(AlertRaised {
+            stream_id: stream_id.clone(),
+            alert_id: al.id,
+            horse_id: al.horse_id,
+            kind: al.kind.clone(),
+            severity: al.severity.as_str().into(),
+            message: al.message.clone(),
+            at_us: al.time.timestamp_micros(),
+        }));
+    }
+    out
+}
+
+fn time(us: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(us).unwrap_or_default()
+}
+
+fn unit_name(u: SpeedUnit) -> &'static str {
+    match u {
+        SpeedUnit::MetresPerSecond => "metres_per_second",
+        SpeedUnit::BodyLengthsPerSecond => "body_lengths_per_second",
+        SpeedUnit::PixelsPerSecond => "pixels_per_second",
+    }
+}
+
+fn class_name(c: GaitClass) -> &'static str {
+    match c {
+        GaitClass::Standstill => "standstill",
+        GaitClass::Walk => "walk",
+        GaitClass::Trot => "trot",
+        GaitClass::Canter => "canter",
+        GaitClass::Gallop => "gallop",
+        GaitClass::Unknown => "unknown",
     }
 }
 

@@ -108,8 +108,8 @@ impl<'scope, T: Timestamp> Track<'scope, T> for StreamVec<'scope, T, Outcome> {
                     input.for_each(|cap, data| {
                         let mut session = output.session(&cap);
                         for mut outcome in data.drain(..) {
-                            if let Outcome::Processed(chunk) = &mut outcome {
-                                tracks.process(chunk);
+                            if let Outcome::Processed(p) = &mut outcome {
+                                tracks.process(&mut p.chunk);
                             }
                             session.give(outcome);
                         }

@@ -9,8 +9,8 @@ use sqlx::Row;
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 
 use super::records::{
-    Alert, AlertQuery, GaitRow, Horse, HorseMatch, HorseSighting, NewAlert, NewStream, NewUser,
-    RetentionReport, Role, Severity, Stream, StreamPatch, User,
+    Alert, AlertQuery, GALLERY_LIMIT, GaitRow, Horse, HorseMatch, HorseObservation, HorseSighting,
+    NewAlert, NewStream, NewUser, RetentionReport, Role, Severity, Stream, StreamPatch, User,
 };
 use super::{
     ChunkErrorRecord, Counters, DetectionRow, FrameRow, StoreStats, bbox_json, check_chunk,
@@ -586,10 +586,10 @@ impl PgStore {
                     .execute(&mut *tx)
                     .await?;
                 let row = sqlx::query(sql!(
-                    "INSERT INTO horses (stream_id, display_name, colour, first_seen, last_seen, \
-                       track_ids) \
-                     SELECT $1, 'Horse_' || (coalesce(max(substring(display_name \
-                              FROM '^Horse_([0-9]+)$')::bigint), 0) + 1), \
+                    "INSERT INTO horses (stream_id, number, display_name, colour, first_seen, \
+                       last_seen, track_ids) \
+                     SELECT $1, coalesce(max(number), 0) + 1, \
+                            'Horse_' || (coalesce(max(number), 0) + 1), \
                             $2, $3, $3, \
                             CASE WHEN $4::bigint IS NULL THEN '{{}}'::bigint[] \
                                  ELSE ARRAY[$4::bigint] END \
@@ -652,7 +652,40 @@ impl PgStore {
         .execute(&self.pool)
         .await
         .map_err(|e| classify(e, "horse feature", "", "horse", &horse_id.to_string()))?;
+        sqlx::query(
+            "DELETE FROM horse_features WHERE horse_id = $1 AND id NOT IN \
+               (SELECT id FROM horse_features WHERE horse_id = $1 ORDER BY time DESC LIMIT $2)",
+        )
+        .bind(horse_id)
+        .bind(GALLERY_LIMIT)
+        .execute(&self.pool)
+        .await?;
         Ok(())
+    }
+
+    pub async fn observe_horse(&self, o: &HorseObservation) -> Result<Horse, SinkError> {
+        let mut tracks = o.track_ids.clone();
+        tracks.sort_unstable();
+        tracks.dedup();
+        let row = sqlx::query(sql!(
+            "INSERT INTO horses (stream_id, number, display_name, first_seen, last_seen, track_ids) \
+             VALUES ($1, $2, 'Horse_' || $2, $3, $4, $5) \
+             ON CONFLICT (stream_id, number) DO UPDATE SET \
+               first_seen = least(horses.first_seen, EXCLUDED.first_seen), \
+               last_seen = greatest(horses.last_seen, EXCLUDED.last_seen), \
+               track_ids = (SELECT coalesce(array_agg(DISTINCT t ORDER BY t), '{{}}') \
+                            FROM unnest(horses.track_ids || EXCLUDED.track_ids) AS t) \
+             RETURNING {HORSE_COLUMNS}"
+        ))
+        .bind(&o.stream_id)
+        .bind(o.number as i32)
+        .bind(o.first_seen)
+        .bind(o.last_seen)
+        .bind(&tracks)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| classify(e, "horse", &format!("Horse_{}", o.number), "stream", &o.stream_id))?;
+        horse_row(&row)
     }
 
     pub async fn nearest_horse(

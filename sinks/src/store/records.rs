@@ -159,6 +159,21 @@ pub struct HorseSighting {
     pub colour: Option<String>,
 }
 
+/// A horse the dataflow numbered in its stream (`Horse_{number}`), seen between `first_seen`
+/// and `last_seen` under `track_ids`. Recording it again widens the times and adds track ids,
+/// so a replayed chunk changes nothing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HorseObservation {
+    pub stream_id: String,
+    pub number: u32,
+    pub first_seen: DateTime<Utc>,
+    pub last_seen: DateTime<Utc>,
+    pub track_ids: Vec<i64>,
+}
+
+/// Features kept per horse in the persisted re-ID gallery; older ones are dropped on insert.
+pub const GALLERY_LIMIT: i64 = 64;
+
 /// A gallery match: the horse and its smallest cosine distance to the query.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HorseMatch {

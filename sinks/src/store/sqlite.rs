@@ -11,8 +11,8 @@ use sqlx::sqlite::{
 };
 
 use super::records::{
-    Alert, AlertQuery, GaitRow, Horse, HorseMatch, HorseSighting, NewAlert, NewStream, NewUser,
-    RetentionReport, Role, Severity, Stream, StreamPatch, User,
+    Alert, AlertQuery, GALLERY_LIMIT, GaitRow, Horse, HorseMatch, HorseObservation, HorseSighting,
+    NewAlert, NewStream, NewUser, RetentionReport, Role, Severity, Stream, StreamPatch, User,
 };
 use super::validate::cosine_distance;
 use super::{
@@ -487,25 +487,20 @@ impl SqliteStore {
                 h
             }
             None => {
-                let names: Vec<(String,)> = sqlx::query_as(
-                    "SELECT display_name FROM horses WHERE stream_id = ? \
-                     AND display_name LIKE 'Horse\\_%' ESCAPE '\\'",
+                let (n,): (i64,) = sqlx::query_as(
+                    "SELECT coalesce(max(number), 0) + 1 FROM horses WHERE stream_id = ?",
                 )
                 .bind(&s.stream_id)
-                .fetch_all(&mut *tx)
+                .fetch_one(&mut *tx)
                 .await?;
-                let n = names
-                    .iter()
-                    .filter_map(|(name,)| name.strip_prefix("Horse_")?.parse::<i64>().ok())
-                    .max()
-                    .unwrap_or(0)
-                    + 1;
                 let track_ids: Vec<i64> = s.track_id.into_iter().collect();
                 let row = sqlx::query(sql!(
-                    "INSERT INTO horses (stream_id, display_name, colour, first_seen_us, \
-                       last_seen_us, track_ids) VALUES (?, ?, ?, ?, ?, ?) RETURNING {HORSE_COLUMNS}"
+                    "INSERT INTO horses (stream_id, number, display_name, colour, first_seen_us, \
+                       last_seen_us, track_ids) VALUES (?, ?, ?, ?, ?, ?, ?) \
+                     RETURNING {HORSE_COLUMNS}"
                 ))
                 .bind(&s.stream_id)
+                .bind(n)
                 .bind(format!("Horse_{n}"))
                 .bind(&s.colour)
                 .bind(us(s.time))
@@ -519,6 +514,52 @@ impl SqliteStore {
         };
         tx.commit().await?;
         Ok(horse)
+    }
+
+    pub async fn observe_horse(&self, o: &HorseObservation) -> Result<Horse, SinkError> {
+        let mut tx = self.pool.begin().await?;
+        let known = sqlx::query(sql!(
+            "SELECT {HORSE_COLUMNS} FROM horses WHERE stream_id = ? AND number = ?"
+        ))
+        .bind(&o.stream_id)
+        .bind(o.number)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let mut h = match known {
+            Some(row) => horse_row(&row)?,
+            None => Horse {
+                id: 0,
+                stream_id: o.stream_id.clone(),
+                display_name: format!("Horse_{}", o.number),
+                colour: None,
+                first_seen: o.first_seen,
+                last_seen: o.last_seen,
+                track_ids: Vec::new(),
+            },
+        };
+        h.first_seen = h.first_seen.min(o.first_seen);
+        h.last_seen = h.last_seen.max(o.last_seen);
+        h.track_ids.extend(&o.track_ids);
+        h.track_ids.sort_unstable();
+        h.track_ids.dedup();
+        let row = sqlx::query(sql!(
+            "INSERT INTO horses (stream_id, number, display_name, first_seen_us, last_seen_us, \
+               track_ids) VALUES (?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (stream_id, number) DO UPDATE SET first_seen_us = excluded.first_seen_us, \
+               last_seen_us = excluded.last_seen_us, track_ids = excluded.track_ids \
+             RETURNING {HORSE_COLUMNS}"
+        ))
+        .bind(&o.stream_id)
+        .bind(o.number)
+        .bind(&h.display_name)
+        .bind(us(h.first_seen))
+        .bind(us(h.last_seen))
+        .bind(to_json(&h.track_ids))
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| classify(e, "horse", &h.display_name, "stream", &o.stream_id))?;
+        tx.commit().await?;
+        horse_row(&row)
     }
 
     pub async fn get_horse(&self, id: i64) -> Result<Horse, SinkError> {
@@ -564,6 +605,15 @@ impl SqliteStore {
         .execute(&self.pool)
         .await
         .map_err(|e| classify(e, "horse feature", "", "horse", &horse_id.to_string()))?;
+        sqlx::query(
+            "DELETE FROM horse_features WHERE horse_id = ? AND id NOT IN \
+               (SELECT id FROM horse_features WHERE horse_id = ? ORDER BY time_us DESC LIMIT ?)",
+        )
+        .bind(horse_id)
+        .bind(horse_id)
+        .bind(GALLERY_LIMIT)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 

@@ -1,0 +1,729 @@
+//! Horses: confirmed tracks of a stream mapped to persistent identities (`Horse_1`, …),
+//! re-identified by appearance after an absence, with gait windows and alert rules per horse.
+//! Pure logic over tracked chunks, no timely; the `Horses` operator calls
+//! [`StreamHorses::process`] on each chunk of the streams its worker owns.
+//!
+//! # Identity
+//! A confirmed track keeps the horse it was first given. A new track is matched against the
+//! horses of its stream that are absent (not seen for [`HorseConfig::absent_after_s`]) and
+//! were last seen at most [`HorseConfig::reid_window_s`] ago: the nearest gallery by cosine
+//! distance wins if it is within [`HorseConfig::max_reid_distance`]; otherwise the track is a
+//! new horse with the next number. State is rebuilt from the chunks in order, like the
+//! tracker's, so the same chunks give the same horses on any number of workers.
+//!
+//! # Alert rules (per horse)
+//! - `no_movement`: the gait class is `standstill` for [`HorseConfig::no_movement_s`].
+//! - `lying_down`: the box is flat (height/width below [`HorseConfig::lying_aspect`]) for
+//!   [`HorseConfig::lying_s`]. A heuristic on boxes: a standing horse seen side-on is about as
+//!   tall as long (≈0.8–1.1), a lying one about half; pose keypoints would do better.
+//! - `zone_exit`: the ground contact point (bottom-centre of the box) leaves every zone
+//!   configured for the stream (zones are polygons in source pixels).
+//!
+//! Each firing carries a dedup key (stream, horse, rule, start of the episode), so a replayed
+//! chunk raises the same alert once.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use horsestream_proto::{BoundingBox, ProcessedChunk};
+use serde::{Deserialize, Serialize};
+
+use crate::gait::{
+    Calibration, ClassSmoother, GaitAnalyzer, GaitClass, GaitConfig, GaitError, GaitMetrics,
+    TrackSample, kinematics::ground_contact,
+};
+use crate::tracking::gallery::{Gallery, inv_norm};
+
+/// Tuning of identities, gait windows and alert rules.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HorseConfig {
+    /// A horse unseen for this long may be taken by a new track, seconds.
+    pub absent_after_s: f64,
+    /// How long after its last sighting a horse can still be re-identified, seconds.
+    pub reid_window_s: f64,
+    /// Largest cosine distance between a new track and a horse's gallery to re-identify it.
+    pub max_reid_distance: f32,
+    /// Appearance features kept per horse.
+    pub gallery_size: usize,
+    /// Every n-th sighting of a horse adds its feature to the gallery.
+    pub gallery_every: u32,
+    pub gait: GaitConfig,
+    /// `no_movement` fires after this long at standstill, seconds.
+    pub no_movement_s: f64,
+    /// `lying_down`: box height / width below this …
+    pub lying_aspect: f32,
+    /// … for this long, seconds.
+    pub lying_s: f64,
+}
+
+impl Default for HorseConfig {
+    fn default() -> Self {
+        HorseConfig {
+            absent_after_s: 0.5,
+            reid_window_s: 30.0,
+            max_reid_distance: 0.3,
+            gallery_size: 32,
+            gallery_every: 5,
+            gait: GaitConfig::default(),
+            no_movement_s: 600.0,
+            lying_aspect: 0.5,
+            lying_s: 30.0,
+        }
+    }
+}
+
+/// What the rules need to know about a stream (from its `streams` row).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StreamProfile {
+    pub calibration: Option<Calibration>,
+    /// Polygons in source pixels; no zones, no `zone_exit`.
+    pub zones: Vec<(String, Vec<[f64; 2]>)>,
+}
+
+/// A horse seen in a chunk.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HorseSeen {
+    pub number: u32,
+    /// First and last sighting in this chunk, capture time µs.
+    pub first_us: i64,
+    pub last_us: i64,
+    /// Tracks it was seen under in this chunk.
+    pub track_ids: Vec<u64>,
+    /// Mean appearance in this chunk (unit length), for the persisted gallery.
+    pub feature: Option<Vec<f32>>,
+}
+
+/// A gait window of a horse that ended in this chunk.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HorseGait {
+    pub number: u32,
+    /// The horse's track at the end of the window.
+    pub track_id: u64,
+    /// Window, capture time µs.
+    pub start_us: i64,
+    pub end_us: i64,
+    pub metrics: GaitMetrics,
+}
+
+/// An alert rule that fired in this chunk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertFired {
+    pub number: Option<u32>,
+    pub kind: &'static str,
+    pub severity: &'static str,
+    pub message: String,
+    pub at_us: i64,
+    pub dedup_key: String,
+}
+
+/// What [`StreamHorses::process`] found in one chunk.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ChunkAnalysis {
+    /// The horse of every track seen in the chunk.
+    pub horse_of_track: BTreeMap<u64, u32>,
+    pub horses: Vec<HorseSeen>,
+    pub gait: Vec<HorseGait>,
+    pub alerts: Vec<AlertFired>,
+}
+
+#[derive(Debug)]
+struct Horse {
+    number: u32,
+    gallery: Gallery,
+    sightings: u64,
+    last_seen_us: i64,
+    track_id: u64,
+    /// Recent samples for gait windows, capture time.
+    samples: VecDeque<TrackSample>,
+    /// End of the newest gait window computed, capture time µs.
+    last_window_end: i64,
+    smoother: ClassSmoother,
+    still_since: Option<i64>,
+    still_alerted: bool,
+    flat_since: Option<i64>,
+    flat_alerted: bool,
+    /// Whether the horse was inside a zone at its last sighting.
+    in_zone: Option<bool>,
+}
+
+#[derive(Debug)]
+struct StreamState {
+    profile: StreamProfile,
+    analyzer: GaitAnalyzer,
+    horses: Vec<Horse>,
+    by_track: BTreeMap<u64, usize>,
+    /// Capture time of the newest frame taken into account (overlap frames are skipped).
+    last_us: Option<i64>,
+}
+
+/// The horses of every stream a worker owns.
+pub struct StreamHorses {
+    config: HorseConfig,
+    profile_of: Box<dyn FnMut(&str) -> StreamProfile + Send>,
+    streams: BTreeMap<String, StreamState>,
+}
+
+impl std::fmt::Debug for StreamHorses {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamHorses")
+            .field("config", &self.config)
+            .field("streams", &self.streams.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+fn us(s: f64) -> i64 {
+    (s * 1e6).round() as i64
+}
+
+impl StreamHorses {
+    /// `profile_of` is asked once per stream, at its first chunk.
+    pub fn new(
+        config: HorseConfig,
+        profile_of: impl FnMut(&str) -> StreamProfile + Send + 'static,
+    ) -> Result<Self, GaitError> {
+        GaitAnalyzer::new(None, config.gait.clone())?;
+        Ok(StreamHorses {
+            config,
+            profile_of: Box::new(profile_of),
+            streams: BTreeMap::new(),
+        })
+    }
+
+    /// Maps the chunk's tracks to horses and computes what ended in it.
+    pub fn process(&mut self, chunk: &ProcessedChunk) -> ChunkAnalysis {
+        let cfg = &self.config;
+        let state = match self.streams.entry(chunk.stream_id.clone()) {
+            std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::btree_map::Entry::Vacant(e) => {
+                let profile = (self.profile_of)(&chunk.stream_id);
+                let analyzer = GaitAnalyzer::new(profile.calibration, cfg.gait.clone())
+                    .unwrap_or_else(|err| {
+                        tracing::warn!(stream = %chunk.stream_id, error = %err,
+                            "stream calibration refused, gait in image units");
+                        GaitAnalyzer::new(None, cfg.gait.clone()).expect("validated in new")
+                    });
+                e.insert(StreamState {
+                    profile,
+                    analyzer,
+                    horses: Vec::new(),
+                    by_track: BTreeMap::new(),
+                    last_us: None,
+                })
+            }
+        };
+        let mut out = ChunkAnalysis::default();
+        let mut seen: BTreeMap<u32, (HorseSeen, Vec<f32>, usize)> = BTreeMap::new();
+        let mut touched: Vec<usize> = Vec::new();
+        for frame in &chunk.frames {
+            let t = frame.capture_time_us;
+            let fresh = state.last_us.is_none_or(|last| t > last);
+            for (i, d) in frame.detections.iter().enumerate() {
+                let Some(track) = d.track_id else { continue };
+                let embedding = frame.embeddings.get(i).map(Vec::as_slice);
+                let idx = match state.by_track.get(&track) {
+                    Some(&idx) => idx,
+                    None if !fresh => continue,
+                    None => {
+                        let idx = identify(cfg, &state.horses, embedding, t);
+                        let idx = idx.unwrap_or_else(|| {
+                            state
+                                .horses
+                                .push(Horse::new(state.horses.len() as u32 + 1, cfg));
+                            state.horses.len() - 1
+                        });
+                        state.by_track.insert(track, idx);
+                        idx
+                    }
+                };
+                let horse = &mut state.horses[idx];
+                out.horse_of_track.insert(track, horse.number);
+                let entry = seen.entry(horse.number).or_insert_with(|| {
+                    (
+                        HorseSeen {
+                            number: horse.number,
+                            first_us: t,
+                            last_us: t,
+                            track_ids: Vec::new(),
+                            feature: None,
+                        },
+                        Vec::new(),
+                        0,
+                    )
+                });
+                entry.0.first_us = entry.0.first_us.min(t);
+                entry.0.last_us = entry.0.last_us.max(t);
+                if !entry.0.track_ids.contains(&track) {
+                    entry.0.track_ids.push(track);
+                }
+                if let Some(e) = embedding.filter(|e| inv_norm(e).is_some()) {
+                    let inv = inv_norm(e).unwrap_or(1.0);
+                    if entry.1.is_empty() {
+                        entry.1 = vec![0.0; e.len()];
+                    }
+                    if entry.1.len() == e.len() {
+                        for (s, v) in entry.1.iter_mut().zip(e) {
+                            *s += v * inv;
+                        }
+                        entry.2 += 1;
+                    }
+                }
+                if !fresh {
+                    continue;
+                }
+                horse.sightings += 1;
+                horse.last_seen_us = horse.last_seen_us.max(t);
+                horse.track_id = track;
+                if let Some(e) = embedding
+                    && (horse.sightings - 1) % u64::from(cfg.gallery_every.max(1)) == 0
+                {
+                    horse.gallery.push(e);
+                }
+                horse.samples.push_back(TrackSample {
+                    t_us: t,
+                    bbox: d.bbox,
+                });
+                rules_on_sample(
+                    cfg,
+                    &state.profile,
+                    &chunk.stream_id,
+                    horse,
+                    d.bbox,
+                    t,
+                    &mut out,
+                );
+                if !touched.contains(&idx) {
+                    touched.push(idx);
+                }
+            }
+            if fresh {
+                state.last_us = Some(t);
+            }
+        }
+        for (_, (mut h, sum, n)) in seen {
+            if n > 0 {
+                let inv = inv_norm(&sum).unwrap_or(0.0);
+                h.feature = Some(sum.iter().map(|v| v * inv).collect());
+            }
+            out.horses.push(h);
+        }
+        touched.sort_unstable();
+        for idx in touched {
+            let horse = &mut state.horses[idx];
+            gait_windows(cfg, &state.analyzer, &chunk.stream_id, horse, &mut out);
+        }
+        out
+    }
+}
+
+impl Horse {
+    fn new(number: u32, cfg: &HorseConfig) -> Self {
+        Horse {
+            number,
+            gallery: Gallery::new(cfg.gallery_size),
+            sightings: 0,
+            last_seen_us: i64::MIN,
+            track_id: 0,
+            samples: VecDeque::new(),
+            last_window_end: i64::MIN,
+            smoother: ClassSmoother::new(cfg.gait.class_hold_windows),
+            still_since: None,
+            still_alerted: false,
+            flat_since: None,
+            flat_alerted: false,
+            in_zone: None,
+        }
+    }
+}
+
+/// The absent horse a new track at time `t` with `embedding` is, if any.
+fn identify(
+    cfg: &HorseConfig,
+    horses: &[Horse],
+    embedding: Option<&[f32]>,
+    t: i64,
+) -> Option<usize> {
+    let e = embedding?;
+    let inv = inv_norm(e)?;
+    horses
+        .iter()
+        .enumerate()
+        .filter(|(_, h)| {
+            h.last_seen_us <= t - us(cfg.absent_after_s)
+                && h.last_seen_us >= t - us(cfg.reid_window_s)
+        })
+        .filter_map(|(i, h)| Some((i, h.gallery.min_cosine_distance(e, inv)?)))
+        .filter(|&(_, d)| d <= cfg.max_reid_distance)
+        .min_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)))
+        .map(|(i, _)| i)
+}
+
+fn inside(polygon: &[[f64; 2]], p: [f64; 2]) -> bool {
+    let mut inside = false;
+    let n = polygon.len();
+    for i in 0..n {
+        let (a, b) = (polygon[i], polygon[(i + n - 1) % n]);
+        if (a[1] > p[1]) != (b[1] > p[1])
+            && p[0] < (b[0] - a[0]) * (p[1] - a[1]) / (b[1] - a[1]) + a[0]
+        {
+            inside = !inside;
+        }
+    }
+    inside
+}
+
+fn key(stream: &str, number: u32, rule: &str, since: i64) -> String {
+    format!("{stream}/Horse_{number}/{rule}/{since}")
+}
+
+/// `lying_down` and `zone_exit`, checked on every sighting.
+fn rules_on_sample(
+    cfg: &HorseConfig,
+    profile: &StreamProfile,
+    stream: &str,
+    horse: &mut Horse,
+    bbox: BoundingBox,
+    t: i64,
+    out: &mut ChunkAnalysis,
+) {
+    let flat = bbox.w > 0.0 && bbox.h / bbox.w < cfg.lying_aspect;
+    if flat {
+        let since = *horse.flat_since.get_or_insert(t);
+        if !horse.flat_alerted && t - since >= us(cfg.lying_s) {
+            horse.flat_alerted = true;
+            out.alerts.push(AlertFired {
+                number: Some(horse.number),
+                kind: "lying_down",
+                severity: "warning",
+                message: format!(
+                    "Horse_{} seems to be lying down for {:.0} s",
+                    horse.number,
+                    (t - since) as f64 * 1e-6
+                ),
+                at_us: t,
+                dedup_key: key(stream, horse.number, "lying_down", since),
+            });
+        }
+    } else {
+        horse.flat_since = None;
+        horse.flat_alerted = false;
+    }
+    if !profile.zones.is_empty() {
+        let p = ground_contact(&bbox);
+        let now = profile.zones.iter().any(|(_, poly)| inside(poly, p));
+        if horse.in_zone == Some(true) && !now {
+            out.alerts.push(AlertFired {
+                number: Some(horse.number),
+                kind: "zone_exit",
+                severity: "warning",
+                message: format!("Horse_{} left the configured zones", horse.number),
+                at_us: t,
+                dedup_key: key(stream, horse.number, "zone_exit", t),
+            });
+        }
+        horse.in_zone = Some(now);
+    }
+}
+
+/// Gait windows ending on the hop grid since the last one, and `no_movement`.
+fn gait_windows(
+    cfg: &HorseConfig,
+    analyzer: &GaitAnalyzer,
+    stream: &str,
+    horse: &mut Horse,
+    out: &mut ChunkAnalysis,
+) {
+    let (window, hop) = (us(cfg.gait.window_s), us(cfg.gait.hop_s).max(1));
+    let Some(latest) = horse.samples.back().map(|s| s.t_us) else {
+        return;
+    };
+    // Keep what the next window may still need.
+    let keep_from = horse.last_window_end.saturating_sub(window);
+    while horse.samples.front().is_some_and(|s| s.t_us < keep_from) {
+        horse.samples.pop_front();
+    }
+    let first_end = horse
+        .last_window_end
+        .max(horse.samples[0].t_us)
+        .div_euclid(hop)
+        * hop
+        + hop;
+    let samples: Vec<TrackSample> = horse.samples.iter().copied().collect();
+    let mut end = first_end;
+    while end <= latest {
+        let lo = samples.partition_point(|s| s.t_us < end - window);
+        let hi = samples.partition_point(|s| s.t_us <= end);
+        if let Some(m) = analyzer.analyze(&samples[lo..hi]).pop()
+            && m.end_us > horse.last_window_end
+        {
+            let class = horse.smoother.push(m.raw_class);
+            let metrics = GaitMetrics { class, ..m };
+            horse.last_window_end = m.end_us;
+            if class == GaitClass::Standstill {
+                let since = *horse.still_since.get_or_insert(m.start_us);
+                if !horse.still_alerted && m.end_us - since >= us(cfg.no_movement_s) {
+                    horse.still_alerted = true;
+                    out.alerts.push(AlertFired {
+                        number: Some(horse.number),
+                        kind: "no_movement",
+                        severity: "warning",
+                        message: format!(
+                            "Horse_{} has not moved for {:.0} s",
+                            horse.number,
+                            (m.end_us - since) as f64 * 1e-6
+                        ),
+                        at_us: m.end_us,
+                        dedup_key: key(stream, horse.number, "no_movement", since),
+                    });
+                }
+            } else {
+                horse.still_since = None;
+                horse.still_alerted = false;
+            }
+            out.gait.push(HorseGait {
+                number: horse.number,
+                track_id: horse.track_id,
+                start_us: m.start_us,
+                end_us: m.end_us,
+                metrics,
+            });
+        }
+        end += hop;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use horsestream_proto::{Detection, FrameResult};
+
+    use super::*;
+
+    const FRAME_US: i64 = 100_000;
+
+    /// One sighting: track id, box, appearance.
+    type Sighting = (u64, BoundingBox, Vec<f32>);
+
+    fn bbox(x: f32, y: f32) -> BoundingBox {
+        BoundingBox {
+            x,
+            y,
+            w: 100.0,
+            h: 90.0,
+        }
+    }
+
+    /// A chunk of frames `from..to` (frame k at k × 100 ms) with what `at(k)` says is seen.
+    fn chunk(seq: u64, from: i64, to: i64, at: impl Fn(i64) -> Vec<Sighting>) -> ProcessedChunk {
+        ProcessedChunk {
+            stream_id: "s".into(),
+            sequence: seq,
+            start_pts_us: from * FRAME_US,
+            end_pts_us: to * FRAME_US,
+            stream_start_time_us: 0,
+            frames: (from..to)
+                .enumerate()
+                .map(|(i, k)| {
+                    let seen = at(k);
+                    FrameResult {
+                        index: i as u32,
+                        pts_us: k * FRAME_US,
+                        capture_time_us: k * FRAME_US,
+                        detections: seen
+                            .iter()
+                            .map(|(track, b, _)| Detection {
+                                frame_index: i as u32,
+                                pts_us: k * FRAME_US,
+                                class_id: 17,
+                                confidence: 0.9,
+                                bbox: *b,
+                                track_id: Some(*track),
+                            })
+                            .collect(),
+                        embeddings: seen.into_iter().map(|(_, _, e)| e).collect(),
+                    }
+                })
+                .collect(),
+        }
+    }
+
+    fn horses(config: HorseConfig, profile: StreamProfile) -> StreamHorses {
+        StreamHorses::new(config, move |_| profile.clone()).unwrap()
+    }
+
+    const BAY: [f32; 3] = [1.0, 0.1, 0.0];
+    const GREY: [f32; 3] = [0.0, 0.1, 1.0];
+
+    #[test]
+    fn a_horse_that_leaves_and_returns_keeps_its_number_a_new_one_gets_the_next() {
+        let mut h = horses(HorseConfig::default(), StreamProfile::default());
+        // Frames 0..100 (10 s): bay as track 1, grey as track 2. Then the bay is away for 20 s
+        // and comes back at frame 300 as track 7; a chestnut (new look) arrives as track 8.
+        let scene = |k: i64| {
+            let mut v = Vec::new();
+            if k < 100 {
+                v.push((1, bbox(0.0, 0.0), BAY.to_vec()));
+            }
+            v.push((2, bbox(400.0, 0.0), GREY.to_vec()));
+            if k >= 300 {
+                v.push((7, bbox(0.0, 200.0), vec![0.99, 0.12, 0.02]));
+                v.push((8, bbox(200.0, 200.0), vec![0.0, 1.0, 0.0]));
+            }
+            v
+        };
+        let mut numbers = BTreeMap::new();
+        for (seq, from) in (0..35).step_by(9).enumerate() {
+            let a = h.process(&chunk(seq as u64, from * 10, from * 10 + 100, scene));
+            numbers.extend(a.horse_of_track);
+        }
+        assert_eq!(numbers[&1], 1);
+        assert_eq!(numbers[&2], 2);
+        assert_eq!(
+            numbers[&7], 1,
+            "the returning bay is Horse_1 again: {numbers:?}"
+        );
+        assert_eq!(numbers[&8], 3, "{numbers:?}");
+    }
+
+    #[test]
+    fn after_the_reid_window_a_returning_horse_is_new() {
+        let cfg = HorseConfig {
+            reid_window_s: 5.0,
+            ..HorseConfig::default()
+        };
+        let mut h = horses(cfg, StreamProfile::default());
+        let a = h.process(&chunk(0, 0, 20, |_| {
+            vec![(1, bbox(0.0, 0.0), BAY.to_vec())]
+        }));
+        let b = h.process(&chunk(1, 100, 120, |_| {
+            vec![(5, bbox(0.0, 0.0), BAY.to_vec())]
+        }));
+        assert_eq!(a.horse_of_track[&1], 1);
+        assert_eq!(b.horse_of_track[&5], 2);
+    }
+
+    #[test]
+    fn two_tracks_at_once_are_never_one_horse() {
+        let mut h = horses(HorseConfig::default(), StreamProfile::default());
+        let a = h.process(&chunk(0, 0, 10, |_| {
+            vec![
+                (1, bbox(0.0, 0.0), BAY.to_vec()),
+                (2, bbox(300.0, 0.0), BAY.to_vec()),
+            ]
+        }));
+        assert_eq!(
+            a.horse_of_track.values().copied().collect::<Vec<_>>(),
+            vec![1, 2]
+        );
+    }
+
+    #[test]
+    fn overlap_frames_count_once_and_keep_their_horses() {
+        let walk = |k: i64| vec![(1, bbox(10.0 * k as f32, 0.0), BAY.to_vec())];
+        let mut once = horses(HorseConfig::default(), StreamProfile::default());
+        let whole = once.process(&chunk(0, 0, 200, walk));
+        let mut split = horses(HorseConfig::default(), StreamProfile::default());
+        let a = split.process(&chunk(0, 0, 100, walk));
+        let b = split.process(&chunk(1, 90, 200, walk));
+        let windows =
+            |g: &[HorseGait]| g.iter().map(|w| (w.start_us, w.end_us)).collect::<Vec<_>>();
+        let mut both = windows(&a.gait);
+        both.extend(windows(&b.gait));
+        assert_eq!(both, windows(&whole.gait));
+        assert_eq!(b.horse_of_track[&1], 1);
+        assert_eq!(
+            b.horses[0].first_us,
+            90 * FRAME_US,
+            "overlap sightings are still reported"
+        );
+    }
+
+    #[test]
+    fn gait_windows_follow_the_hop_grid_with_calibrated_speed() {
+        // 2 m/s at 50 px/m: 100 px/s, 10 px per frame, for 12 s.
+        let profile = StreamProfile {
+            calibration: Some(Calibration::PixelsPerMetre(50.0)),
+            zones: vec![],
+        };
+        let mut h = horses(HorseConfig::default(), profile);
+        let a = h.process(&chunk(0, 0, 120, |k| {
+            vec![(1, bbox(10.0 * k as f32, 0.0), BAY.to_vec())]
+        }));
+        let ends: Vec<i64> = a.gait.iter().map(|g| g.end_us).collect();
+        // One window per second from the first full second on, each ending on its last sample.
+        assert_eq!(ends, (1..=11).map(|s| s * 1_000_000).collect::<Vec<_>>());
+        for g in &a.gait {
+            assert!((g.metrics.speed - 2.0).abs() < 0.1, "{:?}", g.metrics);
+            assert_eq!(g.metrics.unit, crate::gait::SpeedUnit::MetresPerSecond);
+        }
+    }
+
+    #[test]
+    fn leaving_the_zone_fires_once_per_exit() {
+        let profile = StreamProfile {
+            calibration: None,
+            zones: vec![(
+                "paddock".into(),
+                vec![[0.0, 0.0], [500.0, 0.0], [500.0, 500.0], [0.0, 500.0]],
+            )],
+        };
+        let mut h = horses(HorseConfig::default(), profile);
+        // Walks right 10 px per frame: the ground point (x + 50) reaches the edge x = 500 at
+        // frame 45 (a point on the edge is outside).
+        let a = h.process(&chunk(0, 0, 80, |k| {
+            vec![(1, bbox(10.0 * k as f32, 100.0), BAY.to_vec())]
+        }));
+        let exits: Vec<_> = a.alerts.iter().filter(|a| a.kind == "zone_exit").collect();
+        assert_eq!(exits.len(), 1, "{:?}", a.alerts);
+        assert_eq!(exits[0].at_us, 45 * FRAME_US);
+        assert_eq!(exits[0].number, Some(1));
+    }
+
+    #[test]
+    fn a_flat_box_for_long_enough_is_lying_down_and_standing_still_is_no_movement() {
+        let cfg = HorseConfig {
+            lying_s: 5.0,
+            no_movement_s: 8.0,
+            ..HorseConfig::default()
+        };
+        let mut h = horses(cfg, StreamProfile::default());
+        let lying = BoundingBox {
+            x: 100.0,
+            y: 300.0,
+            w: 200.0,
+            h: 60.0,
+        };
+        let a = h.process(&chunk(0, 0, 150, |_| vec![(1, lying, BAY.to_vec())]));
+        let kinds: Vec<_> = a.alerts.iter().map(|a| (a.kind, a.at_us)).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                ("lying_down", 50 * FRAME_US),
+                ("no_movement", 8 * 1_000_000)
+            ],
+            "{:?}",
+            a.alerts
+        );
+        // Replaying nothing new raises nothing again.
+        let b = h.process(&chunk(0, 0, 150, |_| vec![(1, lying, BAY.to_vec())]));
+        assert!(b.alerts.is_empty(), "{:?}", b.alerts);
+    }
+
+    #[test]
+    fn same_chunks_same_horses_whatever_else_the_worker_owns() {
+        let walk = |k: i64| {
+            vec![
+                (1, bbox(10.0 * k as f32, 0.0), BAY.to_vec()),
+                (2, bbox(0.0, 300.0), GREY.to_vec()),
+            ]
+        };
+        let mut alone = horses(HorseConfig::default(), StreamProfile::default());
+        let mut shared = horses(HorseConfig::default(), StreamProfile::default());
+        let mut other = chunk(0, 0, 100, walk);
+        other.stream_id = "other".into();
+        shared.process(&other);
+        assert_eq!(
+            alone.process(&chunk(0, 0, 100, walk)),
+            shared.process(&chunk(0, 0, 100, walk))
+        );
+    }
+}
