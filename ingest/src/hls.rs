@@ -67,7 +67,7 @@ pub fn stream_dir_name(stream_id: &str) -> String {
 fn segment_slots(len: Duration, fps: Fps) -> Result<u64, IngestError> {
     let num = len.as_micros() * fps.num as u128;
     let den = 1_000_000 * fps.den as u128;
-    if num == 0 || num % den != 0 {
+    if num == 0 || !num.is_multiple_of(den) {
         return Err(IngestError::Config(format!(
             "HLS segment length {len:?} is not a whole number of frames at {}/{} fps",
             fps.num, fps.den
@@ -213,7 +213,7 @@ impl HlsWriter {
         }
         let jumped = self.last_index.is_none_or(|l| index != l + 1);
         self.last_index = Some(index);
-        let key = jumped || index % self.seg_slots == 0;
+        let key = jumped || index.is_multiple_of(self.seg_slots);
         let size = {
             let pic = self.picturer.picture(src)?;
             pic.set_pts(Some(index as i64));

@@ -277,7 +277,6 @@ where
         }
         stats.duration_us = source.time_base().to_us(end - origin);
     }
-    drop(on_slots);
     if let Some(h) = hls.as_mut() {
         h.finish()?;
     }

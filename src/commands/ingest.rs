@@ -1,13 +1,16 @@
-//! `horsestream ingest`: a file or a live URL → chunks on the chunks topic, keyed by stream id,
-//! each acknowledged by the broker before the next is produced. Live sources reconnect by
-//! themselves and report `stream:status` events on the events topic.
+//! `horsestream ingest`: a file or a live source (RTSP, RTMP listen, HTTP/HLS, YouTube via
+//! yt-dlp) → chunks on the chunks topic, keyed by stream id, each acknowledged by the broker
+//! before the next is produced. Live sources reconnect by themselves and report
+//! `stream:status` events on the events topic. `--hls-dir` also writes 2 s HLS playback
+//! segments per stream.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use horsestream_ingest::{
-    IngestConfig, LiveConfig, RtspTransport, StopSignal, StreamState, VideoSource, ingest_file,
-    ingest_live, redact_url,
+    HlsConfig, IngestConfig, LiveConfig, RebroadcastConfig, RtspTransport, SourceSpec, StopSignal,
+    StreamState, VideoSource, YoutubeOptions, ingest_file, ingest_source,
 };
 use horsestream_proto::{EVENT_SCHEMA_VERSION, Event, EventKind, StreamStatus};
 use horsestream_sinks::kafka::{TopicProducer, ensure_topics};
@@ -16,30 +19,91 @@ use crate::options::{KafkaOptions, runtime};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// A video file, or a live URL (rtsp://, rtmp://, http(s)://).
+    /// A video file; rtsp://host/path (`?transport=tcp|udp` allowed); rtmp://ADDR:PORT/app/key
+    /// to listen for a pushing encoder; http(s):// (HLS playlist or file); youtube:ID,
+    /// youtube:URL or a youtube.com URL (resolved by yt-dlp).
     #[arg(long)]
     pub input: String,
     /// The stream the chunks belong to (the Kafka key).
     #[arg(long)]
     pub stream_id: String,
-    /// RTSP transport of a live source: tcp or udp.
-    #[arg(long, env = "HORSESTREAM_RTSP_TRANSPORT", default_value = "tcp")]
-    pub rtsp_transport: String,
+    /// RTSP transport of a live source: tcp or udp (default tcp). The URL's `?transport=`
+    /// must agree if both are given.
+    #[arg(long, env = "HORSESTREAM_RTSP_TRANSPORT")]
+    pub rtsp_transport: Option<String>,
+    /// Also write 2 s HLS playback segments to DIR/<stream>/index.m3u8.
+    #[arg(long, env = "HORSESTREAM_HLS_DIR")]
+    pub hls_dir: Option<PathBuf>,
+    /// YouTube: a Netscape cookies file for yt-dlp.
+    #[arg(long, env = "HORSESTREAM_YT_COOKIES")]
+    pub yt_cookies: Option<PathBuf>,
+    /// YouTube: proxies (comma-separated, http://[user:pass@]host:port) used in turn by
+    /// yt-dlp and FFmpeg; the next is taken after a failure.
+    #[arg(long, env = "HORSESTREAM_YT_PROXIES", value_delimiter = ',')]
+    pub yt_proxies: Vec<String>,
+    /// YouTube: also move to the next proxy after this many seconds (at the next connection).
+    #[arg(long, env = "HORSESTREAM_YT_PROXY_INTERVAL")]
+    pub yt_proxy_interval: Option<u64>,
+    /// YouTube: the yt-dlp program (name on PATH or a path).
+    #[arg(long, env = "HORSESTREAM_YT_DLP", default_value = "yt-dlp")]
+    pub yt_dlp: PathBuf,
+    /// Live sources: replay the last SECS of frames into an outage while reconnecting
+    /// (chunks holding replayed frames say so in their source); 0 = off.
+    #[arg(long, env = "HORSESTREAM_REBROADCAST_CACHE", default_value_t = 0)]
+    pub rebroadcast_cache: u64,
+    /// Live sources: replay at most this many seconds per outage.
+    #[arg(long, env = "HORSESTREAM_REBROADCAST_MAX", default_value_t = 60)]
+    pub rebroadcast_max: u64,
     #[command(flatten)]
     pub kafka: KafkaOptions,
 }
 
-fn is_live(input: &str) -> bool {
-    ["rtsp://", "rtsps://", "rtmp://", "http://", "https://"]
-        .iter()
-        .any(|p| input.starts_with(p))
+fn parse_transport(s: &str) -> anyhow::Result<RtspTransport> {
+    match s.to_ascii_lowercase().as_str() {
+        "tcp" => Ok(RtspTransport::Tcp),
+        "udp" => Ok(RtspTransport::Udp),
+        other => anyhow::bail!("unknown RTSP transport {other:?} (tcp, udp)"),
+    }
+}
+
+/// The source and the transport to use, the URL's `?transport=` and the flag reconciled.
+fn source(args: &Args) -> anyhow::Result<(SourceSpec, RtspTransport)> {
+    let spec = SourceSpec::parse(&args.input)?;
+    let flag = args
+        .rtsp_transport
+        .as_deref()
+        .map(parse_transport)
+        .transpose()?;
+    let transport = match (&spec, flag) {
+        (
+            SourceSpec::Rtsp {
+                transport: Some(t), ..
+            },
+            Some(f),
+        ) if *t != f => {
+            anyhow::bail!("--rtsp-transport {f:?} contradicts the URL's transport {t:?}")
+        }
+        (
+            SourceSpec::Rtsp {
+                transport: Some(t), ..
+            },
+            _,
+        ) => *t,
+        (_, f) => f.unwrap_or_default(),
+    };
+    Ok((spec, transport))
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let live = is_live(&args.input);
-    if !live {
+    let (spec, transport) = source(&args)?;
+    let live = spec.is_live();
+    let ingest_cfg = IngestConfig {
+        hls: args.hls_dir.clone().map(HlsConfig::new),
+        ..IngestConfig::default()
+    };
+    if let SourceSpec::File(path) = &spec {
         // Refuse a file that is not a video before touching the broker.
-        VideoSource::open(std::path::Path::new(&args.input), 1)?;
+        VideoSource::open(path, 1)?;
     }
     let rt = runtime()?;
     let kafka = args.kafka.config();
@@ -52,14 +116,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         rt.block_on(producer.send_at(&chunk.stream_id, &bytes, end_ms))
             .map(|_| ())
     };
-    if !live {
-        let path = std::path::Path::new(&args.input);
-        let stats = ingest_file(
-            path,
-            &args.stream_id,
-            &IngestConfig::default(),
-            &mut publish,
-        )?;
+    if let (false, SourceSpec::File(path)) = (live, &spec) {
+        let stats = ingest_file(path, &args.stream_id, &ingest_cfg, &mut publish)?;
         producer.flush()?;
         println!(
             "{}: {} chunks ({} frames) published to {}",
@@ -83,11 +141,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         });
     }
     let cfg = LiveConfig {
-        transport: match args.rtsp_transport.as_str() {
-            "tcp" => RtspTransport::Tcp,
-            "udp" => RtspTransport::Udp,
-            other => anyhow::bail!("unknown RTSP transport {other:?} (tcp, udp)"),
+        ingest: ingest_cfg,
+        transport,
+        youtube: YoutubeOptions {
+            yt_dlp: args.yt_dlp.clone(),
+            cookies: args.yt_cookies.clone(),
+            proxies: args.yt_proxies.clone(),
+            proxy_interval: args.yt_proxy_interval.map(Duration::from_secs),
+            ..YoutubeOptions::default()
         },
+        rebroadcast: (args.rebroadcast_cache > 0).then(|| RebroadcastConfig {
+            cache: Duration::from_secs(args.rebroadcast_cache),
+            max_fill: Duration::from_secs(args.rebroadcast_max),
+        }),
         ..LiveConfig::default()
     };
     let status_rt = runtime()?;
@@ -120,8 +186,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             tracing::warn!(error = %e, "stream:status event not delivered");
         }
     };
-    let stats = ingest_live(
-        &args.input,
+    let stats = ingest_source(
+        &spec,
         &args.stream_id,
         &cfg,
         &stop,
@@ -129,7 +195,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         &mut on_status,
     )?;
     producer.flush()?;
-    println!("{}: stopped; {:?}", redact_url(&args.input), stats);
+    println!("{}: stopped; {:?}", spec.redacted(), stats);
     Ok(())
 }
 
