@@ -3,9 +3,11 @@
 # a single-node Apache Kafka (KRaft) broker and PostgreSQL 15 with TimescaleDB and pgvector.
 # State (data, logs, pid files) lives in $HORSESTREAM_HOME; run scripts/install-deps.sh first.
 #
-# Usage: scripts/services.sh start|stop|restart|status|env
+# Usage: scripts/services.sh start|stop|restart|status|env|pg-start|pg-stop
 #   start    idempotent; returns once both services really accept work
 #   stop     stops both cleanly
+#   pg-start, pg-stop   PostgreSQL alone (a test's private instance: set HORSESTREAM_HOME
+#            and HS_PG_PORT)
 #   status   says what runs (exit 0 only when both run)
 #   env      prints `export` lines: eval "$(scripts/services.sh env)"
 set -euo pipefail
@@ -408,6 +410,10 @@ main() {
       "$0" stop
       "$0" start
       ;;
+    # PostgreSQL alone (tests run a private instance with their own HORSESTREAM_HOME and
+    # HS_PG_PORT to take it down without disturbing anyone else).
+    pg-start) timed postgres pg_start ;;
+    pg-stop) timed postgres pg_stop ;;
     status) cmd_status ;;
     env) cmd_env ;;
     *) usage ;;
