@@ -282,6 +282,8 @@ fn chunk(stream_id: &str, sequence: u64, start: DateTime<Utc>, boxes: &[usize]) 
         start_pts_us: first_pts,
         end_pts_us: first_pts + 2_000_000,
         stream_start_time_us: start_us,
+        frame_width: 0,
+        frame_height: 0,
         frames: boxes
             .iter()
             .enumerate()

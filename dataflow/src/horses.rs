@@ -520,6 +520,8 @@ mod tests {
             start_pts_us: from * FRAME_US,
             end_pts_us: to * FRAME_US,
             stream_start_time_us: 0,
+            frame_width: 0,
+            frame_height: 0,
             frames: (from..to)
                 .enumerate()
                 .map(|(i, k)| {

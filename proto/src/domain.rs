@@ -266,6 +266,9 @@ pub struct ProcessedChunk {
     pub start_pts_us: i64,
     pub end_pts_us: i64,
     pub stream_start_time_us: i64,
+    /// Size of the source frames, pixels (0 × 0 when unknown): boxes must fall inside it.
+    pub frame_width: u32,
+    pub frame_height: u32,
     pub frames: Vec<FrameResult>,
 }
 

@@ -50,6 +50,8 @@ fn chunks(stream_id: &str) -> Vec<ProcessedChunk> {
             start_pts_us: sequence as i64 * 10_000_000,
             end_pts_us: (sequence as i64 + 1) * 10_000_000,
             stream_start_time_us: start_us,
+            frame_width: 0,
+            frame_height: 0,
             frames: (0..FRAMES)
                 .map(|i| {
                     let pts_us = sequence as i64 * 10_000_000 + i as i64 * 100_000;

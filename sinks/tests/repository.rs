@@ -129,6 +129,8 @@ fn chunk(
         start_pts_us: sequence as i64 * 10_000_000,
         end_pts_us: sequence as i64 * 10_000_000 + 10_000_000,
         stream_start_time_us: start_us,
+        frame_width: 0,
+        frame_height: 0,
         frames: boxes_per_frame
             .iter()
             .enumerate()

@@ -10,6 +10,8 @@ fn chunk(sequence: u64, boxes_per_frame: &[usize]) -> ProcessedChunk {
         start_pts_us: sequence as i64 * 9_000_000,
         end_pts_us: sequence as i64 * 9_000_000 + 10_000_000,
         stream_start_time_us: 1_700_000_000_000_000,
+        frame_width: 0,
+        frame_height: 0,
         frames: boxes_per_frame
             .iter()
             .enumerate()

@@ -141,6 +141,8 @@ impl ChunkAnalyzer {
             start_pts_us: chunk.start_pts_us,
             end_pts_us: chunk.end_pts_us,
             stream_start_time_us: chunk.stream_start_time_us,
+            frame_width: chunk.width,
+            frame_height: chunk.height,
             frames,
         })
     }

@@ -134,6 +134,8 @@ mod tests {
             start_pts_us: from * 100_000,
             end_pts_us: to * 100_000,
             stream_start_time_us: 0,
+            frame_width: 0,
+            frame_height: 0,
             frames: (from..to)
                 .enumerate()
                 .map(|(i, k)| FrameResult {

@@ -872,6 +872,8 @@ mod tests {
             start_pts_us: 0,
             end_pts_us: 1,
             stream_start_time_us: 0,
+            frame_width: 0,
+            frame_height: 0,
             frames: vec![FrameResult {
                 index: 2,
                 pts_us: 200_000,

@@ -33,6 +33,20 @@ pub enum DetectionProblem {
         field: &'static str,
         value: f32,
     },
+    #[error(
+        "frame {frame} detection {detection}: box at ({x}, {y}) size {w}×{h} is outside the \
+         {frame_width}×{frame_height} frame"
+    )]
+    OutsideFrame {
+        frame: u32,
+        detection: usize,
+        x: f32,
+        y: f32,
+        w: f32,
+        h: f32,
+        frame_width: u32,
+        frame_height: u32,
+    },
     #[error("frame {frame} detection {detection}: confidence {value} outside 0..=1")]
     Confidence {
         frame: u32,
@@ -80,6 +94,29 @@ pub fn validate_chunk(chunk: &ProcessedChunk) -> Result<(), DetectionProblem> {
                         value,
                     });
                 }
+            }
+            // With the frame size known, a box must overlap the frame and be at most twice
+            // its size (detectors may reach a little past the edges, never beyond that).
+            let (fw, fh) = (chunk.frame_width as f32, chunk.frame_height as f32);
+            if fw > 0.0
+                && fh > 0.0
+                && (b.x + b.w <= 0.0
+                    || b.y + b.h <= 0.0
+                    || b.x >= fw
+                    || b.y >= fh
+                    || b.w > 2.0 * fw
+                    || b.h > 2.0 * fh)
+            {
+                return Err(DetectionProblem::OutsideFrame {
+                    frame: f.index,
+                    detection: i,
+                    x: b.x,
+                    y: b.y,
+                    w: b.w,
+                    h: b.h,
+                    frame_width: chunk.frame_width,
+                    frame_height: chunk.frame_height,
+                });
             }
             if !(0.0..=1.0).contains(&d.confidence) {
                 return Err(DetectionProblem::Confidence {
@@ -213,6 +250,8 @@ mod tests {
             start_pts_us: 0,
             end_pts_us: 1,
             stream_start_time_us: 0,
+            frame_width: 0,
+            frame_height: 0,
             frames: vec![
                 FrameResult {
                     index: 0,
@@ -269,6 +308,38 @@ mod tests {
             matches!(e, DetectionProblem::NotFinite { field: "y", .. }),
             "{e}"
         );
+    }
+
+    #[test]
+    fn with_the_frame_size_known_boxes_must_be_in_the_frame() {
+        let sized = |b| {
+            let mut c = chunk_with(b, 0.5);
+            (c.frame_width, c.frame_height) = (768, 512);
+            validate_chunk(&c)
+        };
+        // Reaching past an edge is what detectors do; a box touching the frame is kept.
+        assert_eq!(sized(bb(-20.0, 400.0, 100.0, 150.0)), Ok(()));
+        assert_eq!(sized(bb(760.0, -10.0, 40.0, 30.0)), Ok(()));
+        for b in [
+            bb(5000.0, 10.0, 50.0, 50.0),
+            bb(10.0, 512.0, 50.0, 50.0),
+            bb(-60.0, 10.0, 50.0, 50.0),
+            bb(0.0, 0.0, 1600.0, 100.0),
+        ] {
+            assert!(
+                matches!(
+                    sized(b),
+                    Err(DetectionProblem::OutsideFrame {
+                        frame: 1,
+                        detection: 1,
+                        frame_width: 768,
+                        ..
+                    })
+                ),
+                "{b:?}: {:?}",
+                sized(b)
+            );
+        }
     }
 
     #[test]
