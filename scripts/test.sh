@@ -5,6 +5,9 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${HORSESTREAM_HOME:-$HOME/.cache/horsestream}/target}"
+# Incremental caches are per checkout path: a fresh clone (CI) never reuses them and they
+# filled the disk here; dependencies are cached in the target dir either way.
+export CARGO_INCREMENTAL=0
 bash scripts/install-deps.sh
 # Services this script starts, it stops again; ones already running are left alone.
 if ! bash scripts/services.sh status >/dev/null 2>&1; then
