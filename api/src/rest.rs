@@ -103,6 +103,24 @@ pub fn routes() -> Router<AppState> {
     )
 }
 
+/// A list's page size when the query gives none.
+pub const DEFAULT_LIMIT: i64 = 100;
+/// The largest page size a list accepts.
+pub const MAX_LIMIT: i64 = 1000;
+
+/// The `limit` query parameter of a list: [`DEFAULT_LIMIT`] when absent, else 1 to
+/// [`MAX_LIMIT`] (400 `invalid_query` otherwise).
+pub(crate) fn page_limit(limit: Option<i64>) -> Result<i64, crate::AppError> {
+    let limit = limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(crate::AppError::bad_request(
+            "invalid_query",
+            format!("limit must be within 1..={MAX_LIMIT}"),
+        ));
+    }
+    Ok(limit)
+}
+
 /// An id of a stream: 1 to 64 of `A-Z a-z 0-9 _ - .` (it appears in room names and URLs).
 pub(crate) fn valid_stream_id(id: &str) -> bool {
     (1..=64).contains(&id.len())

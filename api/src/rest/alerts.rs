@@ -12,6 +12,7 @@ use crate::auth::{Authorized, perm};
 use crate::error::{AppError, ErrorBody};
 use crate::json::ApiJson;
 use crate::params::{ApiPath, ApiQuery};
+use crate::rest::page_limit;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -63,13 +64,7 @@ pub async fn list(
     State(state): State<AppState>,
     ApiQuery(p): ApiQuery<AlertParams>,
 ) -> Result<ApiJson<Vec<AlertOut>>, AppError> {
-    let limit = p.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(AppError::bad_request(
-            "invalid_query",
-            "limit must be within 1..=1000",
-        ));
-    }
+    let limit = page_limit(p.limit)?;
     let store = state.store()?;
     if let Some(s) = &p.stream {
         store.get_stream(s).await?;

@@ -14,9 +14,7 @@ use crate::auth::{Authorized, perm};
 use crate::error::{AppError, ErrorBody};
 use crate::json::ApiJson;
 use crate::params::ApiQuery;
-
-pub const DEFAULT_LIMIT: i64 = 100;
-pub const MAX_LIMIT: i64 = 1000;
+use crate::rest::page_limit;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -146,13 +144,7 @@ pub async fn list(
     {
         return Err(AppError::bad_request("invalid_range", "from is after to"));
     }
-    let limit = p.limit.unwrap_or(DEFAULT_LIMIT);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(AppError::bad_request(
-            "invalid_query",
-            format!("limit must be within 1..={MAX_LIMIT}"),
-        ));
-    }
+    let limit = page_limit(p.limit)?;
     let after = p
         .cursor
         .as_deref()
