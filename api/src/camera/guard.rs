@@ -13,6 +13,17 @@ pub struct Target {
     pub path: String,
 }
 
+impl Target {
+    /// `host:port`, with an IPv6 literal in brackets: what to connect to and the `Host` header.
+    pub fn authority(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GuardError {
     #[error("not a URL the camera proxy understands")]
@@ -111,8 +122,10 @@ mod tests {
             (t.host.as_str(), t.port, t.path.as_str()),
             ("10.0.0.5", 8080, "/")
         );
+        assert_eq!(t.authority(), "10.0.0.5:8080");
         let t = parse("http://[fe80::1]:81/onvif").unwrap();
         assert_eq!((t.host.as_str(), t.port), ("fe80::1", 81));
+        assert_eq!(t.authority(), "[fe80::1]:81");
         assert_eq!(parse("http://[::1]/x").unwrap().port, 80);
     }
 

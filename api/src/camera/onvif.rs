@@ -265,19 +265,10 @@ pub fn soap_fault(xml: &str) -> Option<String> {
 
 /// POSTs one SOAP envelope to `url` (already guarded) and returns the response body.
 async fn post(url: &guard::Target, action: &str, xml: String) -> Result<String, OnvifError> {
-    let addr = format!("{}:{}", url.host, url.port);
-    let host_header = if url.host.contains(':') {
-        format!("[{}]:{}", url.host, url.port)
-    } else {
-        addr.clone()
-    };
-    let tcp = tokio::net::TcpStream::connect(if url.host.contains(':') {
-        format!("[{}]:{}", url.host, url.port)
-    } else {
-        addr
-    })
-    .await
-    .map_err(|e| OnvifError::Connect(e.kind().to_string()))?;
+    let authority = url.authority();
+    let tcp = tokio::net::TcpStream::connect(authority.as_str())
+        .await
+        .map_err(|e| OnvifError::Connect(e.kind().to_string()))?;
     let (mut sender, conn) =
         hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
             .await
@@ -286,7 +277,7 @@ async fn post(url: &guard::Target, action: &str, xml: String) -> Result<String, 
         let _ = conn.await;
     });
     let req = hyper::Request::post(url.path.as_str())
-        .header(hyper::header::HOST, host_header)
+        .header(hyper::header::HOST, authority)
         .header(
             hyper::header::CONTENT_TYPE,
             format!("application/soap+xml; charset=utf-8; action=\"{action}\""),

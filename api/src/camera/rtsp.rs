@@ -13,7 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::CameraCredentials;
-use super::guard::{self, GuardError};
+use super::guard::{GuardError, Target};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
@@ -138,15 +138,17 @@ fn pct(s: &str) -> String {
     out
 }
 
-/// Grabs one JPEG frame from `source_url` (an `rtsp://` URL registered with the stream).
+/// Grabs one JPEG frame from `target` (the `rtsp://` source URL registered with the stream,
+/// as [`guard::parse`] split it).
 pub async fn snapshot(
     ffmpeg: &std::path::Path,
-    source_url: &str,
+    target: &Target,
     credentials: Option<&CameraCredentials>,
     timeout: Duration,
 ) -> Result<Vec<u8>, SnapshotError> {
-    let target = guard::parse(source_url)?;
-    let target = guard::check(source_url, &target.host, &["rtsp"])?;
+    if target.scheme != "rtsp" {
+        return Err(GuardError::Scheme(target.scheme.clone()).into());
+    }
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(|e| SnapshotError::Grab(e.kind().to_string()))?;
@@ -155,11 +157,7 @@ pub async fn snapshot(
         .map_err(|e| SnapshotError::Grab(e.kind().to_string()))?
         .port();
     let redirected = Arc::new(AtomicBool::new(false));
-    let camera_addr = if target.host.contains(':') {
-        format!("[{}]:{}", target.host, target.port)
-    } else {
-        format!("{}:{}", target.host, target.port)
-    };
+    let camera_addr = target.authority();
     let relay_task = {
         let redirected = redirected.clone();
         tokio::spawn(async move {

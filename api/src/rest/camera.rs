@@ -11,9 +11,10 @@ use utoipa::ToSchema;
 
 use crate::AppState;
 use crate::auth::{Authorized, perm};
+use crate::camera::CameraCredentials;
+use crate::camera::guard::{self, Target};
 use crate::camera::onvif::{OnvifClient, OnvifError, PtzCommand};
 use crate::camera::rtsp::{self, SnapshotError};
-use crate::camera::{CameraCredentials, guard};
 use crate::error::{AppError, ErrorBody};
 use crate::json::ApiJson;
 use crate::params::ApiPath;
@@ -75,11 +76,11 @@ impl From<SnapshotError> for AppError {
     }
 }
 
-/// The stream's registered camera host and stored credentials.
+/// The stream's registered camera (its source URL, split by the guard) and stored credentials.
 async fn camera_of(
     state: &AppState,
     id: &str,
-) -> Result<(String, String, Option<CameraCredentials>), AppError> {
+) -> Result<(Target, Option<CameraCredentials>), AppError> {
     let store = state.store()?;
     let stream = store.get_stream(id).await?;
     let target = guard::parse(&stream.source_url).map_err(|e| {
@@ -93,18 +94,18 @@ async fn camera_of(
         .await?
         .map(|s| CameraCredentials::from_secret(&s))
         .transpose()?;
-    Ok((target.host, stream.source_url, credentials))
+    Ok((target, credentials))
 }
 
 async fn ptz(state: &AppState, id: &str, cmd: PtzCommand) -> Result<ApiJson<PtzResult>, AppError> {
-    let (host, _, credentials) = camera_of(state, id).await?;
+    let (target, credentials) = camera_of(state, id).await?;
     let credentials = credentials.ok_or_else(|| {
         AppError::bad_request(
             "no_credentials",
             "the stream has no camera credentials: PTZ needs the camera's ONVIF login",
         )
     })?;
-    let client = OnvifClient::new(host, credentials, state.camera().timeout);
+    let client = OnvifClient::new(target.host, credentials, state.camera().timeout);
     let outcome = client.ptz(&cmd).await?;
     Ok(ApiJson(PtzResult {
         ok: true,
@@ -189,15 +190,15 @@ pub async fn snapshot(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Response, AppError> {
-    let (_, url, credentials) = camera_of(&state, &id).await?;
-    if !url.starts_with("rtsp://") {
+    let (target, credentials) = camera_of(&state, &id).await?;
+    if target.scheme != "rtsp" {
         return Err(AppError::bad_request(
             "not_a_camera",
             "snapshots are taken from rtsp:// streams only",
         ));
     }
     let cam = state.camera();
-    let jpeg = rtsp::snapshot(&cam.ffmpeg, &url, credentials.as_ref(), cam.timeout).await?;
+    let jpeg = rtsp::snapshot(&cam.ffmpeg, &target, credentials.as_ref(), cam.timeout).await?;
     Ok((
         [
             (header::CONTENT_TYPE, "image/jpeg"),
