@@ -61,56 +61,9 @@ pub struct TrackSample {
     pub bbox: BoundingBox,
 }
 
-/// How image pixels relate to the ground plane of a stream.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
-pub enum Calibration {
-    /// A constant scale, valid for a camera looking straight at the plane of motion.
-    PixelsPerMetre(f64),
-    /// Row-major 3×3 homography from image pixels `(x, y, 1)` to ground-plane metres.
-    Homography([[f64; 3]; 3]),
-}
-
-impl Calibration {
-    /// Maps an image point to ground metres; `None` for a point on or beyond the horizon.
-    pub fn to_ground(&self, p: [f64; 2]) -> Option<[f64; 2]> {
-        match *self {
-            Calibration::PixelsPerMetre(ppm) => Some([p[0] / ppm, p[1] / ppm]),
-            Calibration::Homography(h) => {
-                let w = h[2][0] * p[0] + h[2][1] * p[1] + h[2][2];
-                if !w.is_finite() || w.abs() < 1e-12 {
-                    return None;
-                }
-                let x = (h[0][0] * p[0] + h[0][1] * p[1] + h[0][2]) / w;
-                let y = (h[1][0] * p[0] + h[1][1] * p[1] + h[1][2]) / w;
-                (x.is_finite() && y.is_finite()).then_some([x, y])
-            }
-        }
-    }
-
-    fn validate(&self) -> Result<(), GaitError> {
-        match *self {
-            Calibration::PixelsPerMetre(ppm) if !(ppm.is_finite() && ppm > 0.0) => Err(
-                GaitError::Calibration(format!("pixels per metre must be > 0, got {ppm}")),
-            ),
-            Calibration::PixelsPerMetre(_) => Ok(()),
-            Calibration::Homography(h) => {
-                if h.iter().flatten().any(|v| !v.is_finite()) {
-                    return Err(GaitError::Calibration(
-                        "homography has a non-finite entry".into(),
-                    ));
-                }
-                let det = h[0][0] * (h[1][1] * h[2][2] - h[1][2] * h[2][1])
-                    - h[0][1] * (h[1][0] * h[2][2] - h[1][2] * h[2][0])
-                    + h[0][2] * (h[1][0] * h[2][1] - h[1][1] * h[2][0]);
-                if det.abs() < 1e-15 {
-                    return Err(GaitError::Calibration("homography is singular".into()));
-                }
-                Ok(())
-            }
-        }
-    }
-}
+/// How image pixels relate to the ground plane of a stream: the type the stream's row stores,
+/// so a stream's calibration reaches the analyzer unchanged.
+pub use horsestream_sinks::Calibration;
 
 /// The unit of a speed (and, per second less, of the matching distance and acceleration).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -249,7 +202,7 @@ impl GaitAnalyzer {
     pub fn new(calibration: Option<Calibration>, config: GaitConfig) -> Result<Self, GaitError> {
         config.validate()?;
         if let Some(c) = &calibration {
-            c.validate()?;
+            c.check().map_err(GaitError::Calibration)?;
         }
         Ok(Self {
             config,

@@ -8,7 +8,7 @@ use horsestream_dataflow::source::kafka::{KafkaSource, KafkaSourceConfig, Replay
 use horsestream_dataflow::tracking::TrackerConfig;
 use horsestream_dataflow::{
     ChunkAnalyzer, Cluster, DataflowConfig, DataflowError, HorseConfig, Metrics, SinkWriter,
-    StreamHorses, StreamProfile, StreamTracks, WorkerParts, gait,
+    StreamHorses, StreamProfile, StreamTracks, WorkerParts,
 };
 use horsestream_models::ModelRegistry;
 use horsestream_sinks::kafka::{TopicProducer, ensure_topics};
@@ -181,14 +181,7 @@ pub fn horses(url: &str) -> Result<StreamHorses, DataflowError> {
     StreamHorses::new(HorseConfig::default(), move |id| {
         match rt.block_on(store.get_stream(id)) {
             Ok(s) => StreamProfile {
-                calibration: s.calibration.map(|c| match c {
-                    horsestream_sinks::Calibration::PixelsPerMetre(p) => {
-                        gait::Calibration::PixelsPerMetre(p)
-                    }
-                    horsestream_sinks::Calibration::Homography(h) => {
-                        gait::Calibration::Homography(h)
-                    }
-                }),
+                calibration: s.calibration,
                 zones: s.zones.into_iter().map(|z| (z.name, z.polygon)).collect(),
             },
             Err(e) => {

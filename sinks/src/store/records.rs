@@ -9,14 +9,56 @@ use crate::SinkError;
 /// `horse_features.embedding`. A model with another size needs a migration (MIGRATIONS.md).
 pub const EMBEDDING_DIM: usize = 1280;
 
-/// How image pixels relate to the ground plane of a stream. Stored as JSON in the same shape
-/// as the dataflow's gait calibration: `{"pixels_per_metre": 42.0}` or `{"homography": […]}`.
+/// How image pixels relate to the ground plane of a stream. Stored as JSON:
+/// `{"pixels_per_metre": 42.0}` or `{"homography": […]}`; the dataflow's gait metrics use it
+/// as it is.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Calibration {
+    /// A constant scale, valid for a camera looking straight at the plane of motion.
     PixelsPerMetre(f64),
     /// Row-major 3×3 homography from image pixels `(x, y, 1)` to ground-plane metres.
     Homography([[f64; 3]; 3]),
+}
+
+impl Calibration {
+    /// Maps an image point to ground metres; `None` for a point on or beyond the horizon.
+    pub fn to_ground(&self, p: [f64; 2]) -> Option<[f64; 2]> {
+        match *self {
+            Calibration::PixelsPerMetre(ppm) => Some([p[0] / ppm, p[1] / ppm]),
+            Calibration::Homography(h) => {
+                let w = h[2][0] * p[0] + h[2][1] * p[1] + h[2][2];
+                if !w.is_finite() || w.abs() < 1e-12 {
+                    return None;
+                }
+                let x = (h[0][0] * p[0] + h[0][1] * p[1] + h[0][2]) / w;
+                let y = (h[1][0] * p[0] + h[1][1] * p[1] + h[1][2]) / w;
+                (x.is_finite() && y.is_finite()).then_some([x, y])
+            }
+        }
+    }
+
+    /// Why this calibration cannot map pixels to metres, if it cannot.
+    pub fn check(&self) -> Result<(), String> {
+        match *self {
+            Calibration::PixelsPerMetre(ppm) if !(ppm.is_finite() && ppm > 0.0) => {
+                Err(format!("pixels per metre must be > 0, got {ppm}"))
+            }
+            Calibration::PixelsPerMetre(_) => Ok(()),
+            Calibration::Homography(h) => {
+                if h.iter().flatten().any(|v| !v.is_finite()) {
+                    return Err("homography has a non-finite entry".into());
+                }
+                let det = h[0][0] * (h[1][1] * h[2][2] - h[1][2] * h[2][1])
+                    - h[0][1] * (h[1][0] * h[2][2] - h[1][2] * h[2][0])
+                    + h[0][2] * (h[1][0] * h[2][1] - h[1][1] * h[2][0]);
+                if det.abs() < 1e-15 {
+                    return Err("homography is singular".into());
+                }
+                Ok(())
+            }
+        }
+    }
 }
 
 /// A named region of the image (paddock, gate, water trough), polygon in source pixels.

@@ -178,17 +178,8 @@ pub fn validate_geometry(
     calibration: Option<&Calibration>,
     zones: &[Zone],
 ) -> Result<(), SinkError> {
-    match calibration {
-        Some(Calibration::PixelsPerMetre(p)) if !(p.is_finite() && *p > 0.0) => {
-            return Err(invalid(
-                "calibration",
-                format!("pixels per metre must be > 0, got {p}"),
-            ));
-        }
-        Some(Calibration::Homography(h)) if h.iter().flatten().any(|v| !v.is_finite()) => {
-            return Err(invalid("calibration", "homography has a non-finite entry"));
-        }
-        _ => {}
+    if let Some(c) = calibration {
+        c.check().map_err(|why| invalid("calibration", why))?;
     }
     for z in zones {
         if z.name.is_empty() {
@@ -415,6 +406,9 @@ mod tests {
         assert!(validate_geometry(Some(&Calibration::Homography(h)), &[]).is_ok());
         h[1][2] = f64::NAN;
         assert!(validate_geometry(Some(&Calibration::Homography(h)), &[]).is_err());
+        // A singular homography maps the whole image onto a line.
+        let flat = [[1.0, 2.0, 0.0], [2.0, 4.0, 0.0], [0.0, 0.0, 1.0]];
+        assert!(validate_geometry(Some(&Calibration::Homography(flat)), &[]).is_err());
         let line = Zone {
             polygon: vec![[0.0, 0.0], [1.0, 0.0]],
             ..square
