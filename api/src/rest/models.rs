@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
-use horsestream_models::{ModelError, ModelRegistry};
+use horsestream_models::{ModelEntry, ModelError, ModelRegistry};
 use horsestream_sinks::store::ModelRow;
 use http_body_util::BodyExt;
 use serde::{Deserialize, Serialize};
@@ -53,6 +53,34 @@ pub struct StreamModels {
     pub models: Vec<String>,
 }
 
+/// A manifest entry as clients see it; `sha256` is the installed file's, if any.
+fn model_out(entry: &ModelEntry, sha256: Option<String>, choices: &[(String, String)]) -> ModelOut {
+    ModelOut {
+        name: entry.name.clone(),
+        task: entry.task.to_string(),
+        file: entry.file.clone(),
+        signature: entry.signature(),
+        installed: sha256.is_some(),
+        sha256,
+        streams: choices
+            .iter()
+            .filter(|(_, model)| *model == entry.name)
+            .map(|(stream, _)| stream.clone())
+            .collect(),
+    }
+}
+
+/// The `models` row of a verified file of `entry`.
+fn model_row(entry: &ModelEntry, sha256: String) -> ModelRow {
+    ModelRow {
+        name: entry.name.clone(),
+        task: entry.task.to_string(),
+        file: entry.file.clone(),
+        sha256,
+        active: false,
+    }
+}
+
 fn unknown_model(name: &str) -> AppError {
     AppError::NotFound(format!("unknown model {name:?}"))
 }
@@ -80,20 +108,11 @@ pub async fn list(
         .models
         .iter()
         .map(|m| {
-            let row = installed.iter().find(|r| r.name == m.name);
-            ModelOut {
-                name: m.name.clone(),
-                task: m.task.to_string(),
-                file: m.file.clone(),
-                signature: m.signature(),
-                installed: row.is_some(),
-                sha256: row.map(|r| r.sha256.clone()),
-                streams: choices
-                    .iter()
-                    .filter(|(_, model)| *model == m.name)
-                    .map(|(s, _)| s.clone())
-                    .collect(),
-            }
+            let sha256 = installed
+                .iter()
+                .find(|r| r.name == m.name)
+                .map(|r| r.sha256.clone());
+            model_out(m, sha256, &choices)
         })
         .collect();
     Ok(ApiJson(out))
@@ -216,33 +235,13 @@ pub async fn upload(
     .map_err(|e| refused(&name, e))?;
     std::fs::rename(&path, dir.join(&entry.file)).map_err(AppError::internal)?;
     store
-        .upsert_model(&ModelRow {
-            name: entry.name.clone(),
-            task: entry.task.to_string(),
-            file: entry.file.clone(),
-            sha256: sha256.clone(),
-            active: false,
-        })
+        .upsert_model(&model_row(&entry, sha256.clone()))
         .await?;
     tracing::info!(model = %name, bytes = size, %sha256, by = %a.principal().username, "model uploaded");
-    let streams = store
-        .stream_models()
-        .await?
-        .into_iter()
-        .filter(|(_, m)| *m == name)
-        .map(|(s, _)| s)
-        .collect();
+    let choices = store.stream_models().await?;
     Ok((
         StatusCode::CREATED,
-        ApiJson(ModelOut {
-            name: entry.name.clone(),
-            task: entry.task.to_string(),
-            file: entry.file.clone(),
-            signature: entry.signature(),
-            installed: true,
-            sha256: Some(sha256),
-            streams,
-        }),
+        ApiJson(model_out(&entry, Some(sha256), &choices)),
     ))
 }
 
@@ -289,15 +288,7 @@ pub async fn activate(
             }
             e => refused(&req.model, e),
         })?;
-        store
-            .upsert_model(&ModelRow {
-                name: entry.name.clone(),
-                task: entry.task.to_string(),
-                file: entry.file.clone(),
-                sha256,
-                active: false,
-            })
-            .await?;
+        store.upsert_model(&model_row(&entry, sha256)).await?;
     }
     store.activate_model(&id, &req.model).await?;
     let models = store
