@@ -59,17 +59,8 @@ impl Detector {
     /// Wraps a loaded detection model; decodes its output with the manifest's `head` and
     /// reports the manifest's horse class with that model's score threshold and NMS IoU.
     pub fn new(model: LoadedModel) -> Result<Detector, ModelError> {
+        let params = model.task_params(Task::Detection, |e| e.detection.as_ref())?;
         let entry = model.entry;
-        let params = match (entry.task, &entry.detection) {
-            (Task::Detection, Some(p)) => p.clone(),
-            _ => {
-                return Err(ModelError::WrongTask {
-                    name: entry.name,
-                    expected: Task::Detection.to_string(),
-                    actual: entry.task.to_string(),
-                });
-            }
-        };
         Ok(Detector {
             spec: LetterboxSpec::from_detection(&params),
             classes: ClassFilter::Only(vec![params.horse_class_id]),

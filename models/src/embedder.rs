@@ -33,17 +33,8 @@ impl fmt::Debug for Embedder {
 
 impl Embedder {
     pub fn new(model: LoadedModel) -> Result<Embedder, ModelError> {
+        let params = model.task_params(Task::Reid, |e| e.reid.as_ref())?;
         let entry = model.entry;
-        let params = match (entry.task, &entry.reid) {
-            (Task::Reid, Some(p)) => p.clone(),
-            _ => {
-                return Err(ModelError::WrongTask {
-                    name: entry.name,
-                    expected: Task::Reid.to_string(),
-                    actual: entry.task.to_string(),
-                });
-            }
-        };
         Ok(Embedder {
             input_name: entry.inputs[0].name.clone(),
             output_name: entry.outputs[0].name.clone(),

@@ -100,17 +100,8 @@ impl PoseEstimator {
     /// Wraps a loaded pose model (manifest task `pose`). Its first output is `simcc_x`, its
     /// second `simcc_y` (the manifest signature, checked at load time, fixes their shapes).
     pub fn new(model: LoadedModel) -> Result<PoseEstimator, ModelError> {
+        let params = model.task_params(Task::Pose, |e| e.pose.as_ref())?;
         let entry = model.entry;
-        let params = match (entry.task, &entry.pose) {
-            (Task::Pose, Some(p)) => p.clone(),
-            _ => {
-                return Err(ModelError::WrongTask {
-                    name: entry.name,
-                    expected: Task::Pose.to_string(),
-                    actual: entry.task.to_string(),
-                });
-            }
-        };
         Ok(PoseEstimator {
             input_name: entry.inputs[0].name.clone(),
             simcc_x_name: entry.outputs[0].name.clone(),

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::detector::Detector;
-use crate::manifest::{Dim, Manifest, ModelEntry, TensorSpec};
+use crate::manifest::{Dim, Manifest, ModelEntry, Task, TensorSpec};
 use crate::{ModelError, runtime};
 
 /// Environment variable naming the model directory.
@@ -74,6 +74,25 @@ pub struct LoadedModel {
     pub session: Session,
     /// The provider the session really runs on.
     pub execution_provider: ExecutionProviderKind,
+}
+
+impl LoadedModel {
+    /// The entry's parameters for `task` (picked by `params`), or [`ModelError::WrongTask`]
+    /// when the entry is another task's model. Validation guarantees a model of `task` has them.
+    pub(crate) fn task_params<P: Clone>(
+        &self,
+        task: Task,
+        params: impl FnOnce(&ModelEntry) -> Option<&P>,
+    ) -> Result<P, ModelError> {
+        match params(&self.entry) {
+            Some(p) if self.entry.task == task => Ok(p.clone()),
+            _ => Err(ModelError::WrongTask {
+                name: self.entry.name.clone(),
+                expected: task.to_string(),
+                actual: self.entry.task.to_string(),
+            }),
+        }
+    }
 }
 
 impl fmt::Debug for LoadedModel {
