@@ -77,6 +77,17 @@ pub enum SpeedUnit {
     PixelsPerSecond,
 }
 
+impl SpeedUnit {
+    /// The stored name, the same as serde's.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SpeedUnit::MetresPerSecond => "metres_per_second",
+            SpeedUnit::BodyLengthsPerSecond => "body_lengths_per_second",
+            SpeedUnit::PixelsPerSecond => "pixels_per_second",
+        }
+    }
+}
+
 /// Tuning of [`GaitAnalyzer`]. Defaults suit ~10 fps tracks.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]

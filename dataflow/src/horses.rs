@@ -25,6 +25,7 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use horsestream_proto::{BoundingBox, ProcessedChunk};
+use horsestream_sinks::Severity;
 use serde::{Deserialize, Serialize};
 
 use crate::gait::{
@@ -110,7 +111,7 @@ pub struct HorseGait {
 pub struct AlertFired {
     pub number: Option<u32>,
     pub kind: &'static str,
-    pub severity: &'static str,
+    pub severity: Severity,
     pub message: String,
     pub at_us: i64,
     pub dedup_key: String,
@@ -394,7 +395,7 @@ fn rules_on_sample(
             out.alerts.push(AlertFired {
                 number: Some(horse.number),
                 kind: "lying_down",
-                severity: "warning",
+                severity: Severity::Warning,
                 message: format!(
                     "Horse_{} seems to be lying down for {:.0} s",
                     horse.number,
@@ -415,7 +416,7 @@ fn rules_on_sample(
             out.alerts.push(AlertFired {
                 number: Some(horse.number),
                 kind: "zone_exit",
-                severity: "warning",
+                severity: Severity::Warning,
                 message: format!("Horse_{} left the configured zones", horse.number),
                 at_us: t,
                 dedup_key: key(stream, horse.number, "zone_exit", t),
@@ -466,7 +467,7 @@ fn gait_windows(
                     out.alerts.push(AlertFired {
                         number: Some(horse.number),
                         kind: "no_movement",
-                        severity: "warning",
+                        severity: Severity::Warning,
                         message: format!(
                             "Horse_{} has not moved for {:.0} s",
                             horse.number,

@@ -78,6 +78,18 @@ impl GaitClass {
         GaitClass::Canter,
         GaitClass::Gallop,
     ];
+
+    /// The stored name, the same as serde's.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GaitClass::Standstill => "standstill",
+            GaitClass::Walk => "walk",
+            GaitClass::Trot => "trot",
+            GaitClass::Canter => "canter",
+            GaitClass::Gallop => "gallop",
+            GaitClass::Unknown => "unknown",
+        }
+    }
 }
 
 /// Below this ground speed a horse is standing (slower than the slowest walk; leaves room for

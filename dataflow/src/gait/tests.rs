@@ -445,3 +445,17 @@ fn invalid_config_is_rejected() {
         assert!(GaitAnalyzer::new(None, c.clone()).is_err(), "{c:?}");
     }
 }
+
+#[test]
+fn stored_names_are_serde_names() {
+    for c in GaitClass::ALL {
+        assert_eq!(serde_json::to_value(c).unwrap(), c.as_str());
+    }
+    for u in [
+        SpeedUnit::MetresPerSecond,
+        SpeedUnit::BodyLengthsPerSecond,
+        SpeedUnit::PixelsPerSecond,
+    ] {
+        assert_eq!(serde_json::to_value(u).unwrap(), u.as_str());
+    }
+}

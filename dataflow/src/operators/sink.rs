@@ -15,7 +15,7 @@ use horsestream_proto::{
 };
 use horsestream_sinks::{
     Alert, ChunkErrorRecord, EMBEDDING_DIM, EventPublisher, GaitRow, Horse, HorseObservation,
-    NewAlert, Severity, SinkError, Store,
+    NewAlert, SinkError, Store,
 };
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::StreamVec;
@@ -26,7 +26,6 @@ use tracing::{error, warn};
 
 use super::{Outcome, Processed};
 use crate::Metrics;
-use crate::gait::{GaitClass, SpeedUnit};
 
 /// The sink's logic: a store, an event publisher and a small runtime to drive them.
 #[derive(Debug)]
@@ -117,20 +116,15 @@ impl SinkWriter {
                 horse_id: horses.get(&g.number).map(|h| h.id),
                 speed: g.metrics.speed,
                 acceleration: g.metrics.acceleration,
-                unit: unit_name(g.metrics.unit).into(),
+                unit: g.metrics.unit.as_str().into(),
                 stride_hz: g.metrics.stride_hz,
-                gait_class: class_name(g.metrics.class).into(),
+                gait_class: g.metrics.class.as_str().into(),
                 distance: g.metrics.new_distance,
             })
             .collect();
         self.store.write_gait(&gait).await?;
         let mut alerts = Vec::with_capacity(a.alerts.len());
         for f in &a.alerts {
-            let severity = if f.severity == "critical" {
-                Severity::Critical
-            } else {
-                Severity::Warning
-            };
             alerts.push(
                 self.store
                     .insert_alert(&NewAlert {
@@ -138,7 +132,7 @@ impl SinkWriter {
                         stream_id: chunk.stream_id.clone(),
                         horse_id: f.number.and_then(|n| horses.get(&n)).map(|h| h.id),
                         kind: f.kind.into(),
-                        severity,
+                        severity: f.severity,
                         message: f.message.clone(),
                         dedup_key: Some(f.dedup_key.clone()),
                     })
@@ -288,25 +282,6 @@ fn events(
 
 fn time(us: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_micros(us).unwrap_or_default()
-}
-
-fn unit_name(u: SpeedUnit) -> &'static str {
-    match u {
-        SpeedUnit::MetresPerSecond => "metres_per_second",
-        SpeedUnit::BodyLengthsPerSecond => "body_lengths_per_second",
-        SpeedUnit::PixelsPerSecond => "pixels_per_second",
-    }
-}
-
-fn class_name(c: GaitClass) -> &'static str {
-    match c {
-        GaitClass::Standstill => "standstill",
-        GaitClass::Walk => "walk",
-        GaitClass::Trot => "trot",
-        GaitClass::Canter => "canter",
-        GaitClass::Gallop => "gallop",
-        GaitClass::Unknown => "unknown",
-    }
 }
 
 fn now_us() -> i64 {
