@@ -4,7 +4,6 @@
 //! manifest entry — before it replaces the installed file), and `PUT /api/v1/streams/{id}/model`
 //! (the stream's model for that model's task).
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use axum::body::Body;
@@ -15,6 +14,7 @@ use horsestream_sinks::store::ModelRow;
 use http_body_util::BodyExt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
 use utoipa::ToSchema;
 
 use crate::AppState;
@@ -199,9 +199,13 @@ pub async fn upload(
     let store = state.store()?.clone();
     let dir = model_dir(&state)?.to_owned();
     let scratch = Scratch(dir.join(format!(".upload-{}", uuid::Uuid::new_v4())));
-    std::fs::create_dir_all(&scratch.0).map_err(AppError::internal)?;
+    tokio::fs::create_dir_all(&scratch.0)
+        .await
+        .map_err(AppError::internal)?;
     let path = scratch.0.join(&entry.file);
-    let mut file = std::fs::File::create(&path).map_err(AppError::internal)?;
+    let mut file = tokio::fs::File::create(&path)
+        .await
+        .map_err(AppError::internal)?;
     let mut hasher = Sha256::new();
     let mut size = 0u64;
     let mut body = body;
@@ -215,9 +219,9 @@ pub async fn upload(
             return Err(too_large(limit));
         }
         hasher.update(&chunk);
-        file.write_all(&chunk).map_err(AppError::internal)?;
+        file.write_all(&chunk).await.map_err(AppError::internal)?;
     }
-    file.sync_all().map_err(AppError::internal)?;
+    file.sync_all().await.map_err(AppError::internal)?;
     drop(file);
     if size == 0 {
         return Err(AppError::invalid("empty model file"));
@@ -233,7 +237,9 @@ pub async fn upload(
     .await
     .map_err(AppError::internal)?
     .map_err(|e| refused(&name, e))?;
-    std::fs::rename(&path, dir.join(&entry.file)).map_err(AppError::internal)?;
+    tokio::fs::rename(&path, dir.join(&entry.file))
+        .await
+        .map_err(AppError::internal)?;
     store
         .upsert_model(&model_row(&entry, sha256.clone()))
         .await?;
