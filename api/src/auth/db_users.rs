@@ -59,8 +59,7 @@ impl StoreUserStore {
         password_hash: &str,
         role: Role,
     ) -> Result<i64, UserStoreError> {
-        argon2::password_hash::phc::PasswordHash::new(password_hash)
-            .map_err(|e| UserStoreError::InvalidHash(e.to_string()))?;
+        users::check_hash(password_hash)?;
         let u = self
             .store
             .create_user(&NewUser {
@@ -83,18 +82,8 @@ impl StoreUserStore {
         if self.find_by_username(username).await?.is_some() {
             return Ok(None);
         }
-        let outcome = match password_hash {
-            Some(hash) => {
-                self.insert(username, hash, Role::Admin).await?;
-                Bootstrap::Configured
-            }
-            None => {
-                let password = users::generate_password();
-                let hash = users::hash_password(&password)?;
-                self.insert(username, &hash, Role::Admin).await?;
-                Bootstrap::Generated { password, hash }
-            }
-        };
+        let (hash, outcome) = users::admin_hash(password_hash)?;
+        self.insert(username, &hash, Role::Admin).await?;
         Ok(Some(outcome))
     }
 }

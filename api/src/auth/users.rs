@@ -77,7 +77,7 @@ impl InMemoryUserStore {
         password_hash: &str,
         role: Role,
     ) -> Result<i64, UserStoreError> {
-        PasswordHash::new(password_hash).map_err(|e| UserStoreError::InvalidHash(e.to_string()))?;
+        check_hash(password_hash)?;
         let mut users = self.users.write().unwrap_or_else(|e| e.into_inner());
         if users.iter().any(|u| u.username == username) {
             return Err(UserStoreError::Duplicate(username.to_owned()));
@@ -131,6 +131,13 @@ impl UserStore for InMemoryUserStore {
     }
 }
 
+/// Refuses what is not a PHC string, before a user is stored with it.
+pub fn check_hash(password_hash: &str) -> Result<(), UserStoreError> {
+    PasswordHash::new(password_hash)
+        .map(drop)
+        .map_err(|e| UserStoreError::InvalidHash(e.to_string()))
+}
+
 /// Hashes a password with argon2id and a random salt (OWASP-recommended default parameters).
 /// CPU-heavy: call it off the async runtime.
 pub fn hash_password(password: &str) -> Result<String, UserStoreError> {
@@ -169,24 +176,28 @@ pub enum Bootstrap {
     Generated { password: String, hash: String },
 }
 
+/// The admin's hash: `password_hash` when configured, else the hash of a generated password
+/// (which the [`Bootstrap`] carries, to be shown once). Both user stores bootstrap with it.
+pub fn admin_hash(password_hash: Option<&str>) -> Result<(String, Bootstrap), UserStoreError> {
+    match password_hash {
+        Some(hash) => Ok((hash.to_owned(), Bootstrap::Configured)),
+        None => {
+            let password = generate_password();
+            let hash = hash_password(&password)?;
+            Ok((hash.clone(), Bootstrap::Generated { password, hash }))
+        }
+    }
+}
+
 /// Adds the admin user: with `password_hash` when configured, else with a generated password.
 pub fn bootstrap_admin(
     store: &InMemoryUserStore,
     username: &str,
     password_hash: Option<&str>,
 ) -> Result<Bootstrap, UserStoreError> {
-    match password_hash {
-        Some(hash) => {
-            store.insert(username, hash, Role::Admin)?;
-            Ok(Bootstrap::Configured)
-        }
-        None => {
-            let password = generate_password();
-            let hash = hash_password(&password)?;
-            store.insert(username, &hash, Role::Admin)?;
-            Ok(Bootstrap::Generated { password, hash })
-        }
-    }
+    let (hash, outcome) = admin_hash(password_hash)?;
+    store.insert(username, &hash, Role::Admin)?;
+    Ok(outcome)
 }
 
 #[cfg(test)]
