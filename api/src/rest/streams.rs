@@ -33,9 +33,9 @@ pub struct StreamOut {
     pub has_credentials: bool,
     /// `{"pixels_per_metre": 42.0}` or `{"homography": [[…],[…],[…]]}`.
     #[schema(value_type = Option<Object>)]
-    pub calibration: Option<serde_json::Value>,
+    pub calibration: Option<Calibration>,
     #[schema(value_type = Vec<Object>)]
-    pub zones: Vec<serde_json::Value>,
+    pub zones: Vec<Zone>,
     pub enabled: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -50,12 +50,8 @@ impl From<Stream> for StreamOut {
             source_kind: s.source_kind,
             status: s.status,
             has_credentials: s.has_credentials,
-            calibration: s.calibration.and_then(|c| serde_json::to_value(c).ok()),
-            zones: s
-                .zones
-                .iter()
-                .filter_map(|z| serde_json::to_value(z).ok())
-                .collect(),
+            calibration: s.calibration,
+            zones: s.zones,
             enabled: s.enabled,
             created_at: s.created_at,
             updated_at: s.updated_at,
