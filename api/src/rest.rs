@@ -22,14 +22,15 @@ pub mod models;
 pub mod streams;
 
 use axum::Router;
+use axum::http::header;
 use axum::routing::get;
+use bytes::Bytes;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::AppState;
-use crate::json::ApiJson;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -90,15 +91,15 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     annotated().1
 }
 
-/// Every REST route plus `GET /api/v1/openapi.json`.
+/// Every REST route plus `GET /api/v1/openapi.json` (the document serialized once, here).
 pub fn routes() -> Router<AppState> {
     let (router, doc) = annotated();
-    let doc = serde_json::to_value(&doc).unwrap_or_default();
+    let doc = Bytes::from(serde_json::to_vec(&doc).unwrap_or_default());
     router.route(
         "/api/v1/openapi.json",
         get(move || {
             let doc = doc.clone();
-            async move { ApiJson(doc) }
+            async move { ([(header::CONTENT_TYPE, "application/json")], doc) }
         }),
     )
 }
