@@ -7,12 +7,12 @@ use std::path::PathBuf;
 
 use horsestream_proto::BoundingBox;
 use image::RgbImage;
-use ndarray::{Array3, Array4, ArrayView3, ArrayView4, Axis, Ix3};
+use ndarray::{Array3, Array4, ArrayView3, ArrayView4, Axis};
 use ort::session::Session;
-use ort::value::TensorRef;
 
 use crate::ModelError;
 use crate::heads::{ClassFilter, decode_output};
+use crate::inference;
 use crate::letterbox::{Letterbox, LetterboxSpec, letterbox_into};
 use crate::manifest::{DetectionParams, Task};
 use crate::nms::nms;
@@ -131,39 +131,15 @@ impl Detector {
     /// head lays it out ([`DetectionParams::output_shape`]).
     pub fn detect_tensor(&mut self, input: ArrayView4<'_, f32>) -> Result<Array3<f32>, ModelError> {
         let s = self.spec.size as usize;
-        let n = input.shape()[0];
-        if input.shape()[1..] != [3, s, s] {
-            return Err(ModelError::InputSize {
-                batch: n,
-                expected: n * self.spec.tensor_len(),
-                actual: input.len(),
-            });
-        }
-        let input = input.as_standard_layout();
-        let tensor = TensorRef::from_array_view(&input)
-            .map_err(ModelError::ort("wrapping the input tensor"))?;
-        let outputs = self
-            .session
-            .run(ort::inputs![self.input_name.as_str() => tensor])
-            .map_err(ModelError::ort(format!("running {}", self.name)))?;
-        let raw = outputs[self.output_name.as_str()]
-            .try_extract_array::<f32>()
-            .map_err(ModelError::ort(format!(
-                "reading output {:?} of {}",
-                self.output_name, self.name
-            )))?;
-        let expected = self.params.output_shape(n);
-        if raw.shape() != expected {
-            return Err(ModelError::UnexpectedOutput {
-                name: self.name.clone(),
-                expected: format!("{expected:?}"),
-                actual: raw.shape().iter().map(|&d| d as i64).collect(),
-            });
-        }
-        Ok(raw
-            .into_dimensionality::<Ix3>()
-            .expect("rank checked above")
-            .to_owned())
+        let expected = self.params.output_shape(input.shape()[0]);
+        let outputs = inference::run(
+            &mut self.session,
+            &self.name,
+            &self.input_name,
+            input,
+            [3, s, s],
+        )?;
+        Ok(inference::output(&outputs, &self.name, &self.output_name, &expected)?.to_owned())
     }
 
     /// Decodes raw output rows (one per letterbox), runs NMS, maps boxes to source pixels.

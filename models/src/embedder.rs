@@ -6,11 +6,11 @@ use std::fmt;
 use horsestream_proto::BoundingBox;
 use image::RgbImage;
 use image::imageops::FilterType;
-use ndarray::{Array4, Ix2};
+use ndarray::{Array4, ArrayView2};
 use ort::session::Session;
-use ort::value::TensorRef;
 
 use crate::ModelError;
+use crate::inference;
 use crate::manifest::{ChannelOrder, ReidParams, Task};
 use crate::registry::LoadedModel;
 
@@ -78,27 +78,18 @@ impl Embedder {
             return Ok(Vec::new());
         }
         let input = self.preprocess(crops);
+        let (w, h) = (self.params.input_width, self.params.input_height);
         let expected = [crops.len(), self.dim()];
+        let outputs = inference::run(
+            &mut self.session,
+            &self.name,
+            &self.input_name,
+            input.view(),
+            [3, h as usize, w as usize],
+        )?;
+        let raw: ArrayView2<'_, f32> =
+            inference::output(&outputs, &self.name, &self.output_name, &expected)?;
         let normalize = self.params.l2_normalize;
-        let tensor = TensorRef::from_array_view(&input)
-            .map_err(ModelError::ort("wrapping the input tensor"))?;
-        let outputs = self
-            .session
-            .run(ort::inputs![self.input_name.as_str() => tensor])
-            .map_err(ModelError::ort(format!("running {}", self.name)))?;
-        let raw = outputs[self.output_name.as_str()]
-            .try_extract_array::<f32>()
-            .map_err(ModelError::ort(format!("reading output of {}", self.name)))?;
-        if raw.shape() != expected {
-            return Err(ModelError::UnexpectedOutput {
-                name: self.name.clone(),
-                expected: format!("{expected:?}"),
-                actual: raw.shape().iter().map(|&d| d as i64).collect(),
-            });
-        }
-        let raw = raw
-            .into_dimensionality::<Ix2>()
-            .expect("rank checked above");
         Ok(raw
             .outer_iter()
             .map(|row| {

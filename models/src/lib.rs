@@ -7,6 +7,7 @@ mod detector;
 pub mod embedder;
 mod error;
 pub mod heads;
+mod inference;
 pub mod letterbox;
 pub mod manifest;
 pub mod nms;

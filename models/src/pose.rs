@@ -10,11 +10,11 @@ use std::fmt;
 
 use horsestream_proto::BoundingBox;
 use image::RgbImage;
-use ndarray::{Array3, Array4, ArrayView3, ArrayView4, Ix3};
+use ndarray::{Array3, Array4, ArrayView3, ArrayView4};
 use ort::session::Session;
-use ort::value::TensorRef;
 
 use crate::ModelError;
+use crate::inference;
 use crate::manifest::{ChannelOrder, PoseParams, Task};
 use crate::registry::{ExecutionProviderKind, LoadedModel};
 use affine::{Affine, crop_region, warp_bilinear, warp_matrix};
@@ -211,46 +211,13 @@ impl PoseEstimator {
     ) -> Result<(Array3<f32>, Array3<f32>), ModelError> {
         let p = &self.params;
         let n = input.shape()[0];
-        let (w, h) = (p.input_width as usize, p.input_height as usize);
-        if input.shape()[1..] != [3, h, w] {
-            return Err(ModelError::InputSize {
-                batch: n,
-                expected: n * 3 * w * h,
-                actual: input.len(),
-            });
-        }
         let k = p.keypoints.len();
         let (bx, by) = p.simcc_bins();
-        let input = input.as_standard_layout();
-        let tensor = TensorRef::from_array_view(&input)
-            .map_err(ModelError::ort("wrapping the input tensor"))?;
-        let outputs = self
-            .session
-            .run(ort::inputs![self.input_name.as_str() => tensor])
-            .map_err(ModelError::ort(format!("running {}", self.name)))?;
-        let read = |output: &str, bins: usize| -> Result<Array3<f32>, ModelError> {
-            let raw = outputs[output]
-                .try_extract_array::<f32>()
-                .map_err(ModelError::ort(format!(
-                    "reading output {output:?} of {}",
-                    self.name
-                )))?;
-            let expected = [n, k, bins];
-            if raw.shape() != expected {
-                return Err(ModelError::UnexpectedOutput {
-                    name: self.name.clone(),
-                    expected: format!("{output} {expected:?}"),
-                    actual: raw.shape().iter().map(|&d| d as i64).collect(),
-                });
-            }
-            Ok(raw
-                .into_dimensionality::<Ix3>()
-                .expect("rank checked above")
-                .to_owned())
-        };
-        let sx = read(&self.simcc_x_name, bx)?;
-        let sy = read(&self.simcc_y_name, by)?;
-        Ok((sx, sy))
+        let item = [3, p.input_height as usize, p.input_width as usize];
+        let outputs = inference::run(&mut self.session, &self.name, &self.input_name, input, item)?;
+        let sx = inference::output(&outputs, &self.name, &self.simcc_x_name, &[n, k, bx])?;
+        let sy = inference::output(&outputs, &self.name, &self.simcc_y_name, &[n, k, by])?;
+        Ok((sx.to_owned(), sy.to_owned()))
     }
 
     /// Decodes each crop's SimCC vectors and maps its keypoints back to source pixels.
