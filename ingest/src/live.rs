@@ -365,16 +365,13 @@ impl Upstream {
         matches!(self, Upstream::Fixed(t) if t.listen)
     }
 
-    /// The target of the next connection (resolving a page takes a yt-dlp run).
+    /// The target of the next connection (resolving a page takes a yt-dlp run). A failed
+    /// resolve is a failed connection: the loop moves on to the next proxy, as for any other.
     fn target(&mut self, watchdog: &Watchdog) -> Result<Target, Failure> {
         match self {
             Upstream::Fixed(t) => Ok(t.clone()),
             Upstream::Youtube { page, resolver } => {
-                let r = resolver.resolve(page, watchdog).inspect_err(|f| {
-                    if matches!(f, Failure::Error(_)) {
-                        resolver.proxies.failed();
-                    }
-                })?;
+                let r = resolver.resolve(page, watchdog)?;
                 Ok(Target {
                     url: r.url,
                     shown: redact_url(page),

@@ -375,17 +375,22 @@ fn hls_playlist_over_http_is_ingested_at_exact_10_fps() {
     assert!(server.requests().iter().any(|(p, _)| p.ends_with(".ts")));
 }
 
-fn stand_in_yt_dlp(dir: &Path, prints: &str) -> PathBuf {
+/// A `yt-dlp` script that logs its arguments to `yt-dlp-args.txt` and prints `prints`; with
+/// `refuse`, a run whose arguments contain that text fails instead (exit 1, a message).
+fn stand_in_yt_dlp(dir: &Path, prints: &str, refuse: Option<&str>) -> PathBuf {
     use std::os::unix::fs::PermissionsExt;
     let bin = dir.join("bin");
     std::fs::create_dir_all(&bin).unwrap();
     let script = bin.join("yt-dlp");
     let args = dir.join("yt-dlp-args.txt");
+    let refuse = refuse.map_or(String::new(), |r| {
+        format!("case \"$*\" in *'{r}'*) echo 'ERROR: proxy refused' >&2; exit 1;; esac\n")
+    });
     std::fs::write(
         &script,
         format!(
             "#!/bin/sh\n# stand-in for yt-dlp: logs its arguments, prints one media URL\n\
-             echo \"$*\" >> '{}'\necho '{prints}'\n",
+             echo \"$*\" >> '{}'\n{refuse}echo '{prints}'\n",
             args.display()
         ),
     )
@@ -406,7 +411,7 @@ fn path_with(dir: &Path) -> std::ffi::OsString {
 fn youtube_source_resolves_through_yt_dlp_and_rotates_past_a_dead_proxy() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(hls_fixture(dir.path()));
-    let bin = stand_in_yt_dlp(dir.path(), &server.url("src/index.m3u8"));
+    let bin = stand_in_yt_dlp(dir.path(), &server.url("src/index.m3u8"), None);
     let cookies = dir.path().join("cookies.txt");
     std::fs::write(&cookies, "# Netscape HTTP Cookie File\n").unwrap();
     let dead = format!("http://user:proxypw@127.0.0.1:{}", free_port());
@@ -472,6 +477,54 @@ fn youtube_source_resolves_through_yt_dlp_and_rotates_past_a_dead_proxy() {
         "{text}"
     );
     assert!(chunks[0].source.starts_with(page), "{}", chunks[0].source);
+}
+
+/// Regression: a yt-dlp run that failed through a proxy moved the rotation on twice (once
+/// in the resolver, once in the loop), so with two proxies it came back to the dead one.
+#[test]
+fn youtube_resolve_failure_moves_to_the_next_proxy_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(hls_fixture(dir.path()));
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    let good = format!("http://127.0.0.1:{}", server.port);
+    let bin = stand_in_yt_dlp(
+        dir.path(),
+        &server.url("src/index.m3u8"),
+        Some(&format!("--proxy {dead}")),
+    );
+    let cfg = LiveConfig {
+        youtube: YoutubeOptions {
+            search_path: Some(path_with(&bin)),
+            proxies: vec![dead.clone(), good.clone()],
+            ..YoutubeOptions::default()
+        },
+        ..live_config()
+    };
+    let mut run = Run::start(SourceSpec::parse("youtube:standin").unwrap(), cfg);
+    run.wait_for("a chunk", Duration::from_secs(60), |ev| {
+        ev.iter().any(|e| matches!(e, Event::Chunk(_)))
+    });
+    run.stop();
+
+    let names: Vec<&str> = run.statuses().iter().map(|s| s.state.name()).collect();
+    assert_eq!(
+        &names[..4],
+        &["connecting", "error", "connecting", "active"],
+        "{names:?}"
+    );
+    let reason = run
+        .statuses()
+        .iter()
+        .find_map(|s| match &s.state {
+            StreamState::Error { reason, .. } => Some(reason.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert!(reason.contains("proxy refused"), "{reason}");
+    let args = std::fs::read_to_string(dir.path().join("yt-dlp-args.txt")).unwrap();
+    let calls: Vec<&str> = args.lines().collect();
+    assert!(calls[0].contains(&format!("--proxy {dead}")), "{args}");
+    assert!(calls[1].contains(&format!("--proxy {good}")), "{args}");
 }
 
 #[test]
