@@ -12,7 +12,7 @@ use horsestream_api::auth::Role;
 use horsestream_sinks::{HorseSighting, NewAlert, NewStream, Severity, Store};
 
 use common::routes::ROUTES;
-use common::stores::{state_with_store, unique};
+use common::stores::{file_stream, state_with_store, unique};
 use common::*;
 
 /// The seed's grants, by hand (not through the API's own `allows`).
@@ -32,14 +32,8 @@ async fn fixture(store: &Store) -> (String, i64, i64) {
     let id = unique("rbac");
     store
         .create_stream(&NewStream {
-            id: id.clone(),
             name: "rbac".into(),
-            source_url: "file:///data/x.mp4".into(),
-            source_kind: "file".into(),
-            credentials_secret: None,
-            calibration: None,
-            zones: Vec::new(),
-            enabled: false,
+            ..file_stream(&id)
         })
         .await
         .unwrap();

@@ -6,7 +6,7 @@
 use std::sync::{Arc, OnceLock};
 
 use axum::Router;
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, Request, StatusCode};
 use horsestream_api::AppState;
 use horsestream_api::auth::{AuthConfig, InMemoryUserStore, Role, users};
@@ -69,6 +69,22 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// A reply whose body is JSON, or empty (`null`).
+    pub fn new(status: StatusCode, headers: HeaderMap, bytes: &[u8]) -> Reply {
+        let json = if bytes.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_slice(bytes).unwrap_or_else(|_| {
+                panic!("not JSON ({status}): {}", String::from_utf8_lossy(bytes))
+            })
+        };
+        Reply {
+            status,
+            headers,
+            json,
+        }
+    }
+
     /// Asserts the API's error body and returns its code.
     pub fn error_code(&self) -> &str {
         let e = &self.json["error"];
@@ -85,6 +101,15 @@ impl Reply {
         );
         e["code"].as_str().unwrap()
     }
+}
+
+/// One request through the router: its status, headers and whole body.
+pub async fn request(app: &Router, req: Request<Body>) -> (StatusCode, HeaderMap, Bytes) {
+    let res = app.clone().oneshot(req).await.unwrap();
+    let status = res.status();
+    let headers = res.headers().clone();
+    let bytes = res.into_body().collect().await.unwrap().to_bytes();
+    (status, headers, bytes)
 }
 
 /// One request through the router: `body` is sent as `content_type` when given.
@@ -106,21 +131,26 @@ pub async fn send(
         None => req.body(Body::empty()),
     }
     .unwrap();
-    let res = app.clone().oneshot(req).await.unwrap();
-    let status = res.status();
-    let headers = res.headers().clone();
-    let bytes = res.into_body().collect().await.unwrap().to_bytes();
-    let json = if bytes.is_empty() {
-        serde_json::Value::Null
-    } else {
-        serde_json::from_slice(&bytes)
-            .unwrap_or_else(|_| panic!("not JSON ({status}): {}", String::from_utf8_lossy(&bytes)))
-    };
-    Reply {
-        status,
-        headers,
-        json,
-    }
+    let (status, headers, bytes) = request(app, req).await;
+    Reply::new(status, headers, &bytes)
+}
+
+/// [`send`] as the holder of `bearer`, with a JSON body when given.
+pub async fn call(
+    app: &Router,
+    method: &str,
+    uri: &str,
+    json: Option<&str>,
+    bearer: &str,
+) -> Reply {
+    send(
+        app,
+        method,
+        uri,
+        json.map(|b| ("application/json", b)),
+        Some(bearer),
+    )
+    .await
 }
 
 pub async fn post_json(app: &Router, uri: &str, body: &str) -> Reply {

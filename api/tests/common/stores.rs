@@ -5,7 +5,7 @@
 //! Tests use unique stream ids, so they share that database safely in parallel.
 
 use horsestream_api::AppState;
-use horsestream_sinks::Store;
+use horsestream_sinks::{NewStream, Store};
 
 /// `(backend name, store, the tempdir keeping SQLite alive)`.
 pub async fn stores() -> Vec<(&'static str, Store, Option<tempfile::TempDir>)> {
@@ -28,6 +28,20 @@ pub fn unique(prefix: &str) -> String {
         "{prefix}-{}",
         &uuid::Uuid::new_v4().simple().to_string()[..12]
     )
+}
+
+/// A stopped file stream `id` without credentials, calibration or zones.
+pub fn file_stream(id: &str) -> NewStream {
+    NewStream {
+        id: id.into(),
+        name: format!("{id} paddock"),
+        source_url: "file:///data/paddock.mp4".into(),
+        source_kind: "file".into(),
+        credentials_secret: None,
+        calibration: None,
+        zones: Vec::new(),
+        enabled: false,
+    }
 }
 
 pub fn state_with_store(store: &Store) -> AppState {
