@@ -9,9 +9,9 @@ use chrono::{DateTime, Duration, Utc};
 use horsestream_api::app;
 use horsestream_api::auth::{Role, StoreUserStore};
 use horsestream_proto::{BoundingBox, Detection, FrameResult, ProcessedChunk};
-use horsestream_sinks::{GaitRow, HorseSighting, NewAlert, NewStream, Severity, Store};
+use horsestream_sinks::{GaitRow, HorseSighting, NewAlert, Severity, Store};
 
-use common::stores::{state_with_store, stores, unique};
+use common::stores::{file_stream, state_with_store, stores, unique};
 use common::*;
 
 fn json(v: serde_json::Value) -> String {
@@ -19,19 +19,7 @@ fn json(v: serde_json::Value) -> String {
 }
 
 async fn add_stream(store: &Store, id: &str) {
-    store
-        .create_stream(&NewStream {
-            id: id.into(),
-            name: format!("{id} paddock"),
-            source_url: "file:///data/paddock.mp4".into(),
-            source_kind: "file".into(),
-            credentials_secret: None,
-            calibration: None,
-            zones: Vec::new(),
-            enabled: false,
-        })
-        .await
-        .unwrap();
+    store.create_stream(&file_stream(id)).await.unwrap();
 }
 
 #[tokio::test]
@@ -48,14 +36,7 @@ async fn streams_crud_start_stop_and_credentials_never_come_back() {
             "zones": [{"name": "gate", "polygon": [[0.0, 0.0], [10.0, 0.0], [10.0, 10.0]]}],
             "calibration": {"pixels_per_metre": 40.0}
         }));
-        let r = send(
-            &app,
-            "POST",
-            "/api/v1/streams",
-            Some(("application/json", &create)),
-            Some(&admin),
-        )
-        .await;
+        let r = call(&app, "POST", "/api/v1/streams", Some(&create), &admin).await;
         assert_eq!(r.status, StatusCode::CREATED, "{backend}: {}", r.json);
         assert_eq!(r.json["hasCredentials"], true);
         assert_eq!(r.json["status"], "stopped");
@@ -68,30 +49,16 @@ async fn streams_crud_start_stop_and_credentials_never_come_back() {
         let secret = store.stream_credentials(&id).await.unwrap().unwrap();
         assert!(secret.contains("hunter2-secret") && secret.contains("onvif-user"));
 
-        let again = send(
-            &app,
-            "POST",
-            "/api/v1/streams",
-            Some(("application/json", &create)),
-            Some(&admin),
-        )
-        .await;
+        let again = call(&app, "POST", "/api/v1/streams", Some(&create), &admin).await;
         assert_eq!(
             (again.status, again.error_code()),
             (StatusCode::CONFLICT, "conflict")
         );
 
-        let got = send(
-            &app,
-            "GET",
-            &format!("/api/v1/streams/{id}"),
-            None,
-            Some(&admin),
-        )
-        .await;
+        let got = call(&app, "GET", &format!("/api/v1/streams/{id}"), None, &admin).await;
         assert_eq!(got.status, StatusCode::OK);
         assert_eq!(got.json["sourceUrl"], "rtsp://cam.local:554/main");
-        let list = send(&app, "GET", "/api/v1/streams", None, Some(&admin)).await;
+        let list = call(&app, "GET", "/api/v1/streams", None, &admin).await;
         assert!(
             list.json
                 .as_array()
@@ -102,12 +69,12 @@ async fn streams_crud_start_stop_and_credentials_never_come_back() {
         assert!(!list.json.to_string().contains("hunter2"));
 
         let patch = json(serde_json::json!({"name": "Renamed", "credentials": null}));
-        let p = send(
+        let p = call(
             &app,
             "PATCH",
             &format!("/api/v1/streams/{id}"),
-            Some(("application/json", &patch)),
-            Some(&admin),
+            Some(&patch),
+            &admin,
         )
         .await;
         assert_eq!(p.status, StatusCode::OK, "{}", p.json);
@@ -117,12 +84,12 @@ async fn streams_crud_start_stop_and_credentials_never_come_back() {
         );
         assert_eq!(store.stream_credentials(&id).await.unwrap(), None);
 
-        let s = send(
+        let s = call(
             &app,
             "POST",
             &format!("/api/v1/streams/{id}/start"),
             None,
-            Some(&admin),
+            &admin,
         )
         .await;
         assert_eq!(
@@ -133,12 +100,12 @@ async fn streams_crud_start_stop_and_credentials_never_come_back() {
             store.get_stream(&id).await.unwrap().enabled,
             "the table is what ingest polls"
         );
-        let s = send(
+        let s = call(
             &app,
             "POST",
             &format!("/api/v1/streams/{id}/stop"),
             None,
-            Some(&admin),
+            &admin,
         )
         .await;
         assert_eq!(
@@ -146,12 +113,12 @@ async fn streams_crud_start_stop_and_credentials_never_come_back() {
             (Some(false), Some("stopped"))
         );
 
-        let d = send(
+        let d = call(
             &app,
             "DELETE",
             &format!("/api/v1/streams/{id}"),
             None,
-            Some(&admin),
+            &admin,
         )
         .await;
         assert_eq!(d.status, StatusCode::NO_CONTENT);
@@ -160,7 +127,7 @@ async fn streams_crud_start_stop_and_credentials_never_come_back() {
             ("DELETE", format!("/api/v1/streams/{id}")),
             ("POST", format!("/api/v1/streams/{id}/start")),
         ] {
-            let r = send(&app, m, &u, None, Some(&admin)).await;
+            let r = call(&app, m, &u, None, &admin).await;
             assert_eq!(
                 (r.status, r.error_code()),
                 (StatusCode::NOT_FOUND, "not_found"),
@@ -227,14 +194,7 @@ async fn bad_stream_bodies_get_the_one_error_body() {
             (huge, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
         ];
         for (body, status, code) in cases {
-            let r = send(
-                &app,
-                "POST",
-                "/api/v1/streams",
-                Some(("application/json", &body)),
-                Some(&admin),
-            )
-            .await;
+            let r = call(&app, "POST", "/api/v1/streams", Some(&body), &admin).await;
             assert_eq!(
                 (r.status, r.error_code()),
                 (status, code),
@@ -246,26 +206,19 @@ async fn bad_stream_bodies_get_the_one_error_body() {
             store.get_stream(&id).await.is_err(),
             "{backend}: nothing was created"
         );
-        let r = send(
+        let r = call(
             &app,
             "PATCH",
             "/api/v1/streams/nope-never",
-            Some(("application/json", "{\"name\": \"x\"}")),
-            Some(&admin),
+            Some("{\"name\": \"x\"}"),
+            &admin,
         )
         .await;
         assert_eq!(
             (r.status, r.error_code()),
             (StatusCode::NOT_FOUND, "not_found")
         );
-        let r = send(
-            &app,
-            "GET",
-            "/api/v1/horses/not-a-number",
-            None,
-            Some(&admin),
-        )
-        .await;
+        let r = call(&app, "GET", "/api/v1/horses/not-a-number", None, &admin).await;
         assert_eq!(
             (r.status, r.error_code()),
             (StatusCode::BAD_REQUEST, "invalid_path")
@@ -317,6 +270,43 @@ fn chunk(stream_id: &str, sequence: u64, start: DateTime<Utc>, boxes: &[usize]) 
 
 type Key = (String, String, i64, i64);
 
+/// The keys of a detection page's items, in order.
+fn keys(page: &serde_json::Value) -> Vec<Key> {
+    page["items"].as_array().unwrap().iter().map(key).collect()
+}
+
+/// The `id` of each element of a JSON array, in order.
+fn ids_of(list: &serde_json::Value) -> Vec<i64> {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["id"].as_i64().unwrap())
+        .collect()
+}
+
+/// A gait window of `track` at `time`, in metres per second, as far as `speed` for one second.
+fn gait(
+    stream_id: &str,
+    time: DateTime<Utc>,
+    track_id: i64,
+    speed: f64,
+    stride_hz: Option<f64>,
+    gait_class: &str,
+) -> GaitRow {
+    GaitRow {
+        time,
+        stream_id: stream_id.into(),
+        track_id,
+        horse_id: None,
+        speed,
+        acceleration: 0.0,
+        unit: "metres_per_second".into(),
+        stride_hz,
+        gait_class: gait_class.into(),
+        distance: speed,
+    }
+}
+
 fn key(d: &serde_json::Value) -> Key {
     (
         d["time"].as_str().unwrap().to_owned(),
@@ -355,7 +345,7 @@ async fn detection_pages_cover_every_row_once_in_stable_order() {
             if let Some(c) = &cursor {
                 uri.push_str(&format!("&cursor={c}"));
             }
-            let r = send(&app, "GET", &uri, None, Some(&viewer)).await;
+            let r = call(&app, "GET", &uri, None, &viewer).await;
             assert_eq!(r.status, StatusCode::OK, "{backend}: {}", r.json);
             let items = r.json["items"].as_array().unwrap();
             assert!(items.len() <= 7);
@@ -372,20 +362,15 @@ async fn detection_pages_cover_every_row_once_in_stable_order() {
         sorted.sort();
         sorted.dedup();
         assert_eq!(sorted.len(), seen.len(), "{backend}: no row twice");
-        let all = send(
+        let all = call(
             &app,
             "GET",
             &format!("/api/v1/detections?stream={id}&limit=1000"),
             None,
-            Some(&viewer),
+            &viewer,
         )
         .await;
-        let all: Vec<Key> = all.json["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(key)
-            .collect();
+        let all = keys(&all.json);
         assert_eq!(
             all, seen,
             "{backend}: pages concatenate to the single-page order"
@@ -399,7 +384,7 @@ async fn detection_pages_cover_every_row_once_in_stable_order() {
             t0 + Duration::milliseconds(2_200),
             t0 + Duration::milliseconds(4_300),
         );
-        let r = send(
+        let r = call(
             &app,
             "GET",
             &format!(
@@ -408,16 +393,11 @@ async fn detection_pages_cover_every_row_once_in_stable_order() {
                 to.to_rfc3339().replace('+', "%2B")
             ),
             None,
-            Some(&viewer),
+            &viewer,
         )
         .await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.json);
-        let inside: Vec<Key> = r.json["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(key)
-            .collect();
+        let inside = keys(&r.json);
         let want: Vec<Key> = seen
             .iter()
             .filter(|k| {
@@ -469,7 +449,7 @@ async fn detection_pages_cover_every_row_once_in_stable_order() {
             ),
         ];
         for (uri, status, code) in bad {
-            let r = send(&app, "GET", uri, None, Some(&viewer)).await;
+            let r = call(&app, "GET", uri, None, &viewer).await;
             assert_eq!(
                 (r.status, r.error_code()),
                 (*status, *code),
@@ -479,12 +459,12 @@ async fn detection_pages_cover_every_row_once_in_stable_order() {
         if let Some(c) = cursor {
             let other = unique("det-other");
             add_stream(&store, &other).await;
-            let r = send(
+            let r = call(
                 &app,
                 "GET",
                 &format!("/api/v1/detections?stream={other}&cursor={c}"),
                 None,
-                Some(&viewer),
+                &viewer,
             )
             .await;
             assert_eq!(r.error_code(), "invalid_cursor");
@@ -527,62 +507,38 @@ async fn horses_list_profile_with_gait_aggregates_and_rename() {
         let rows: Vec<GaitRow> = speeds
             .iter()
             .enumerate()
-            .map(|(i, &s)| GaitRow {
-                time: t0 + Duration::seconds(i as i64),
-                stream_id: id.clone(),
-                track_id: 5,
-                horse_id: None,
-                speed: s,
-                acceleration: 0.0,
-                unit: "metres_per_second".into(),
-                stride_hz: Some(1.0 + i as f64),
-                gait_class: if s < 2.0 { "walk" } else { "trot" }.into(),
-                distance: s,
+            .map(|(i, &s)| {
+                let class = if s < 2.0 { "walk" } else { "trot" };
+                let time = t0 + Duration::seconds(i as i64);
+                gait(&id, time, 5, s, Some(1.0 + i as f64), class)
             })
-            .chain(std::iter::once(GaitRow {
-                time: t0,
-                stream_id: id.clone(),
-                track_id: 9,
-                horse_id: None,
-                speed: 9.0,
-                acceleration: 0.0,
-                unit: "metres_per_second".into(),
-                stride_hz: None,
-                gait_class: "canter".into(),
-                distance: 9.0,
-            }))
+            .chain(std::iter::once(gait(&id, t0, 9, 9.0, None, "canter")))
             .collect();
         store.write_gait(&rows).await.unwrap();
 
-        let list = send(
+        let list = call(
             &app,
             "GET",
             &format!("/api/v1/streams/{id}/horses"),
             None,
-            Some(&manager),
+            &manager,
         )
         .await;
         assert_eq!(list.status, StatusCode::OK, "{backend}: {}", list.json);
-        let mut ids: Vec<i64> = list
-            .json
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|h| h["id"].as_i64().unwrap())
-            .collect();
-        ids.sort();
-        assert_eq!(ids, {
+        let mut listed = ids_of(&list.json);
+        listed.sort();
+        assert_eq!(listed, {
             let mut v = vec![a.id, b.id];
             v.sort();
             v
         });
 
-        let p = send(
+        let p = call(
             &app,
             "GET",
             &format!("/api/v1/horses/{}", a.id),
             None,
-            Some(&manager),
+            &manager,
         )
         .await;
         assert_eq!(p.status, StatusCode::OK, "{}", p.json);
@@ -606,12 +562,12 @@ async fn horses_list_profile_with_gait_aggregates_and_rename() {
         );
 
         let body = json(serde_json::json!({"displayName": "Dobbin"}));
-        let r = send(
+        let r = call(
             &app,
             "PATCH",
             &format!("/api/v1/horses/{}", a.id),
-            Some(("application/json", &body)),
-            Some(&manager),
+            Some(&body),
+            &manager,
         )
         .await;
         assert_eq!(
@@ -621,12 +577,12 @@ async fn horses_list_profile_with_gait_aggregates_and_rename() {
             r.json
         );
         assert_eq!(store.get_horse(a.id).await.unwrap().display_name, "Dobbin");
-        let r = send(
+        let r = call(
             &app,
             "PATCH",
             &format!("/api/v1/horses/{}", b.id),
-            Some(("application/json", &body)),
-            Some(&manager),
+            Some(&body),
+            &manager,
         )
         .await;
         assert_eq!(
@@ -634,33 +590,26 @@ async fn horses_list_profile_with_gait_aggregates_and_rename() {
             (StatusCode::CONFLICT, "conflict"),
             "{backend}"
         );
-        let r = send(
+        let r = call(
             &app,
             "PATCH",
             &format!("/api/v1/horses/{}", b.id),
-            Some(("application/json", "{\"displayName\": \"  \"}")),
-            Some(&manager),
+            Some("{\"displayName\": \"  \"}"),
+            &manager,
         )
         .await;
         assert_eq!(r.error_code(), "invalid_value");
-        let r = send(
-            &app,
-            "GET",
-            "/api/v1/horses/999999999",
-            None,
-            Some(&manager),
-        )
-        .await;
+        let r = call(&app, "GET", "/api/v1/horses/999999999", None, &manager).await;
         assert_eq!(
             (r.status, r.error_code()),
             (StatusCode::NOT_FOUND, "not_found")
         );
-        let r = send(
+        let r = call(
             &app,
             "GET",
             "/api/v1/streams/no-such-stream-h/horses",
             None,
-            Some(&manager),
+            &manager,
         )
         .await;
         assert_eq!(r.status, StatusCode::NOT_FOUND);
@@ -692,61 +641,49 @@ async fn alerts_filter_and_acknowledge_as_the_caller() {
                 .unwrap();
             ids.push(a.id);
         }
-        let r = send(
+        let r = call(
             &app,
             "GET",
             &format!("/api/v1/alerts?stream={id}"),
             None,
-            Some(&admin),
+            &admin,
         )
         .await;
         assert_eq!(r.status, StatusCode::OK, "{backend}: {}", r.json);
-        let got: Vec<i64> = r
-            .json
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|a| a["id"].as_i64().unwrap())
-            .collect();
+        let got = ids_of(&r.json);
         assert_eq!(
             got,
             ids.iter().rev().copied().collect::<Vec<_>>(),
             "newest first, this stream only"
         );
 
-        let r = send(
+        let r = call(
             &app,
             "POST",
             &format!("/api/v1/alerts/{}/acknowledge", ids[1]),
             None,
-            Some(&admin),
+            &admin,
         )
         .await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.json);
         assert_eq!(r.json["acknowledgedBy"], "admin");
         assert!(r.json["acknowledgedAt"].is_string());
-        let r = send(
+        let r = call(
             &app,
             "GET",
             &format!("/api/v1/alerts?stream={id}&unacknowledged=true&limit=10"),
             None,
-            Some(&admin),
+            &admin,
         )
         .await;
-        let got: Vec<i64> = r
-            .json
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|a| a["id"].as_i64().unwrap())
-            .collect();
+        let got = ids_of(&r.json);
         assert_eq!(got, vec![ids[2], ids[0]]);
-        let r = send(
+        let r = call(
             &app,
             "GET",
             &format!("/api/v1/alerts?stream={id}&limit=1"),
             None,
-            Some(&admin),
+            &admin,
         )
         .await;
         assert_eq!(r.json.as_array().unwrap().len(), 1);
@@ -777,7 +714,7 @@ async fn alerts_filter_and_acknowledge_as_the_caller() {
                 "not_found",
             ),
         ] {
-            let r = send(&app, m, &uri, None, Some(&admin)).await;
+            let r = call(&app, m, &uri, None, &admin).await;
             assert_eq!(
                 (r.status, r.error_code()),
                 (status, code),
