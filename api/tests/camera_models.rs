@@ -94,6 +94,20 @@ fn stub(reply: String) -> u16 {
     port
 }
 
+/// Creates a stream through the API (as `admin`), which must succeed.
+async fn create_stream(app: &axum::Router, admin: &str, body: serde_json::Value) {
+    let r = call(
+        app,
+        "POST",
+        "/api/v1/streams",
+        Some(&body.to_string()),
+        admin,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.json);
+}
+
+/// An RTSP camera stream `id` at `url`, with `creds` when given.
 async fn create(
     app: &axum::Router,
     admin: &str,
@@ -106,30 +120,22 @@ async fn create(
     if let Some(c) = creds {
         body["credentials"] = c;
     }
-    let r = send(
-        app,
-        "POST",
-        "/api/v1/streams",
-        Some(("application/json", &body.to_string())),
-        Some(admin),
-    )
-    .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.json);
+    create_stream(app, admin, body).await;
+}
+
+/// A file stream `id` (no camera behind it).
+async fn create_file(app: &axum::Router, admin: &str, id: &str) {
+    let body = serde_json::json!({"id": id, "name": id, "sourceUrl": "file:///x.mp4", "sourceKind": "file"});
+    create_stream(app, admin, body).await;
 }
 
 async fn raw(app: &axum::Router, uri: &str, bearer: &str) -> (StatusCode, Vec<u8>) {
-    use http_body_util::BodyExt;
-    use tower::ServiceExt;
     let req = axum::http::Request::get(uri)
         .header("authorization", format!("Bearer {bearer}"))
         .body(axum::body::Body::empty())
         .unwrap();
-    let res = app.clone().oneshot(req).await.unwrap();
-    let status = res.status();
-    (
-        status,
-        res.into_body().collect().await.unwrap().to_bytes().to_vec(),
-    )
+    let (status, _, body) = request(app, req).await;
+    (status, body.to_vec())
 }
 
 #[tokio::test]
@@ -173,12 +179,12 @@ async fn snapshot_is_a_jpeg_from_the_streams_own_camera_with_its_stored_credenti
         Some(serde_json::json!({"username": "cam-user", "password": "nope"})),
     )
     .await;
-    let r = send(
+    let r = call(
         &app,
         "GET",
         &format!("/api/v1/streams/{wrong}/snapshot"),
         None,
-        Some(&admin),
+        &admin,
     )
     .await;
     assert_eq!(
@@ -193,21 +199,13 @@ async fn snapshot_is_a_jpeg_from_the_streams_own_camera_with_its_stored_credenti
     );
 
     let file = unique("snap-file");
-    let body = serde_json::json!({"id": file, "name": "f", "sourceUrl": "file:///x.mp4", "sourceKind": "file"});
-    send(
-        &app,
-        "POST",
-        "/api/v1/streams",
-        Some(("application/json", &body.to_string())),
-        Some(&admin),
-    )
-    .await;
-    let r = send(
+    create_file(&app, &admin, &file).await;
+    let r = call(
         &app,
         "GET",
         &format!("/api/v1/streams/{file}/snapshot"),
         None,
-        Some(&admin),
+        &admin,
     )
     .await;
     assert_eq!(
@@ -235,12 +233,12 @@ async fn snapshot_refuses_a_camera_that_redirects_elsewhere() {
         None,
     )
     .await;
-    let r = send(
+    let r = call(
         &app,
         "GET",
         &format!("/api/v1/streams/{id}/snapshot"),
         None,
-        Some(&admin),
+        &admin,
     )
     .await;
     assert_eq!(
@@ -286,15 +284,12 @@ async fn ptz_reaches_only_the_registered_host_and_refuses_redirects() {
         Some(serde_json::json!({"username": "u", "password": "p", "onvifPort": device})),
     )
     .await;
-    let r = send(
+    let r = call(
         &app,
         "POST",
         &format!("/api/v1/streams/{id}/ptz/move"),
-        Some((
-            "application/json",
-            r#"{"pan": 0.3, "tilt": -0.2, "timeoutMs": 500}"#,
-        )),
-        Some(&manager),
+        Some(r#"{"pan": 0.3, "tilt": -0.2, "timeoutMs": 500}"#),
+        &manager,
     )
     .await;
     assert_eq!(
@@ -318,12 +313,12 @@ async fn ptz_reaches_only_the_registered_host_and_refuses_redirects() {
         Some(serde_json::json!({"username": "u", "password": "p", "onvifPort": redirect})),
     )
     .await;
-    let r = send(
+    let r = call(
         &app,
         "POST",
         &format!("/api/v1/streams/{id}/ptz/stop"),
         None,
-        Some(&manager),
+        &manager,
     )
     .await;
     assert_eq!(
@@ -338,36 +333,36 @@ async fn ptz_reaches_only_the_registered_host_and_refuses_redirects() {
     // No credentials, bad values.
     let bare = unique("ptz-bare");
     create(&app, &admin, &bare, "rtsp://127.0.0.1/cam", None).await;
-    let r = send(
+    let r = call(
         &app,
         "POST",
         &format!("/api/v1/streams/{bare}/ptz/presets"),
-        Some(("application/json", r#"{"name": "gate"}"#)),
-        Some(&manager),
+        Some(r#"{"name": "gate"}"#),
+        &manager,
     )
     .await;
     assert_eq!(
         (r.status, r.error_code()),
         (StatusCode::BAD_REQUEST, "no_credentials")
     );
-    let r = send(
+    let r = call(
         &app,
         "POST",
         &format!("/api/v1/streams/{bare}/ptz/move"),
-        Some(("application/json", r#"{"pan": 2}"#)),
-        Some(&manager),
+        Some(r#"{"pan": 2}"#),
+        &manager,
     )
     .await;
     assert_eq!(
         (r.status, r.error_code()),
         (StatusCode::UNPROCESSABLE_ENTITY, "invalid_value")
     );
-    let r = send(
+    let r = call(
         &app,
         "POST",
         "/api/v1/streams/no-such-cam/ptz/stop",
         None,
-        Some(&manager),
+        &manager,
     )
     .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
@@ -380,21 +375,14 @@ fn shipped(file: &str) -> Vec<u8> {
 }
 
 async fn upload(app: &axum::Router, name: &str, bytes: Vec<u8>, bearer: &str) -> Reply {
-    use http_body_util::BodyExt;
-    use tower::ServiceExt;
     let req = axum::http::Request::post(format!("/api/v1/models/{name}"))
         .header("authorization", format!("Bearer {bearer}"))
         .header("content-type", "application/octet-stream")
         .body(axum::body::Body::from(bytes))
         .unwrap();
-    let res = app.clone().oneshot(req).await.unwrap();
-    let status = res.status();
-    let b = res.into_body().collect().await.unwrap().to_bytes();
-    Reply {
-        status,
-        headers: Default::default(),
-        json: serde_json::from_slice(&b).unwrap(),
-    }
+    let (status, headers, body) = request(app, req).await;
+    assert!(!body.is_empty(), "{status} without a body");
+    Reply::new(status, headers, &body)
 }
 
 #[tokio::test]
@@ -477,31 +465,23 @@ async fn model_uploads_are_checked_against_the_manifest_then_activated_per_strea
         );
 
         let id = unique("model");
-        let body = serde_json::json!({"id": id, "name": "m", "sourceUrl": "file:///x.mp4", "sourceKind": "file"});
-        send(
-            &app,
-            "POST",
-            "/api/v1/streams",
-            Some(("application/json", &body.to_string())),
-            Some(&admin),
-        )
-        .await;
-        let r = send(
+        create_file(&app, &admin, &id).await;
+        let r = call(
             &app,
             "PUT",
             &format!("/api/v1/streams/{id}/model"),
-            Some(("application/json", r#"{"model": "yolox_nano"}"#)),
-            Some(&admin),
+            Some(r#"{"model": "yolox_nano"}"#),
+            &admin,
         )
         .await;
         assert_eq!(r.status, StatusCode::OK, "{backend}: {}", r.json);
         assert_eq!(r.json["models"], serde_json::json!(["yolox_nano"]));
-        let r = send(
+        let r = call(
             &app,
             "PUT",
             &format!("/api/v1/streams/{id}/model"),
-            Some(("application/json", r#"{"model": "reid_mobilenetv2"}"#)),
-            Some(&admin),
+            Some(r#"{"model": "reid_mobilenetv2"}"#),
+            &admin,
         )
         .await;
         assert_eq!(
@@ -509,17 +489,17 @@ async fn model_uploads_are_checked_against_the_manifest_then_activated_per_strea
             (StatusCode::CONFLICT, "conflict"),
             "{backend}: not installed"
         );
-        let r = send(
+        let r = call(
             &app,
             "PUT",
             "/api/v1/streams/no-such-m/model",
-            Some(("application/json", r#"{"model": "yolox_nano"}"#)),
-            Some(&admin),
+            Some(r#"{"model": "yolox_nano"}"#),
+            &admin,
         )
         .await;
         assert_eq!(r.status, StatusCode::NOT_FOUND);
 
-        let list = send(&app, "GET", "/api/v1/models", None, Some(&admin)).await;
+        let list = call(&app, "GET", "/api/v1/models", None, &admin).await;
         let y = list
             .json
             .as_array()
