@@ -25,7 +25,7 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use horsestream_proto::{BoundingBox, ProcessedChunk};
-use horsestream_sinks::Severity;
+use horsestream_sinks::{Severity, Zone};
 use serde::{Deserialize, Serialize};
 
 use crate::gait::{
@@ -78,7 +78,7 @@ impl Default for HorseConfig {
 pub struct StreamProfile {
     pub calibration: Option<Calibration>,
     /// Polygons in source pixels; no zones, no `zone_exit`.
-    pub zones: Vec<(String, Vec<[f64; 2]>)>,
+    pub zones: Vec<Zone>,
 }
 
 /// A horse seen in a chunk.
@@ -160,7 +160,7 @@ struct StreamState {
 /// The horses of every stream a worker owns.
 pub struct StreamHorses {
     config: HorseConfig,
-    profile_of: Box<dyn FnMut(&str) -> StreamProfile + Send>,
+    profile_of: Box<dyn FnMut(&str) -> StreamProfile>,
     streams: BTreeMap<String, StreamState>,
 }
 
@@ -181,7 +181,7 @@ impl StreamHorses {
     /// `profile_of` is asked once per stream, at its first chunk.
     pub fn new(
         config: HorseConfig,
-        profile_of: impl FnMut(&str) -> StreamProfile + Send + 'static,
+        profile_of: impl FnMut(&str) -> StreamProfile + 'static,
     ) -> Result<Self, GaitError> {
         GaitAnalyzer::new(None, config.gait.clone())?;
         Ok(StreamHorses {
@@ -411,7 +411,7 @@ fn rules_on_sample(
     }
     if !profile.zones.is_empty() {
         let p = ground_contact(&bbox);
-        let now = profile.zones.iter().any(|(_, poly)| inside(poly, p));
+        let now = profile.zones.iter().any(|z| inside(&z.polygon, p));
         if horse.in_zone == Some(true) && !now {
             out.alerts.push(AlertFired {
                 number: Some(horse.number),
@@ -664,10 +664,10 @@ mod tests {
     fn leaving_the_zone_fires_once_per_exit() {
         let profile = StreamProfile {
             calibration: None,
-            zones: vec![(
-                "paddock".into(),
-                vec![[0.0, 0.0], [500.0, 0.0], [500.0, 500.0], [0.0, 500.0]],
-            )],
+            zones: vec![Zone {
+                name: "paddock".into(),
+                polygon: vec![[0.0, 0.0], [500.0, 0.0], [500.0, 500.0], [0.0, 500.0]],
+            }],
         };
         let mut h = horses(HorseConfig::default(), profile);
         // Walks right 10 px per frame: the ground point (x + 50) reaches the edge x = 500 at

@@ -1,6 +1,7 @@
 //! `horsestream dataflow`: the timely dataflow over the chunks topic, writing TimescaleDB and
 //! publishing live events.
 
+use std::rc::Rc;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -130,12 +131,13 @@ pub fn run_with(args: Args, replay: Option<Replay>) -> anyhow::Result<()> {
     horsestream_dataflow::run(&cfg, metrics.clone(), move |index, peers| {
         let source = KafkaSource::new(&source_cfg, index, peers)?;
         let events = EventPublisher::Kafka(TopicProducer::new(&kafka, &kafka.events_topic)?);
+        let (horses, sink) = store_stages(&url, events, m.clone())?;
         Ok(WorkerParts {
             source,
             analyzer: analyzer(&registry, &models)?,
             tracks: StreamTracks::new(TrackerConfig::default()),
-            horses: horses(&url)?,
-            sink: sink(&url, events, m.clone())?,
+            horses,
+            sink,
         })
     })?;
     let s = metrics.snapshot();
@@ -161,28 +163,23 @@ pub fn analyzer(
     Ok(analyzer.with_embedder(Box::new(embedder)))
 }
 
-/// One worker's sink, with its own runtime and store connection.
-pub fn sink(
+/// One worker's stages that talk to the store, sharing its runtime and connection pool: the
+/// horses stage, which reads each stream's calibration and zones from its `streams` row at its
+/// first chunk (a stream that cannot be read gets none; the sink then refuses the chunks of an
+/// unregistered one), and the sink.
+pub fn store_stages(
     url: &str,
     events: EventPublisher,
     metrics: Arc<Metrics>,
-) -> Result<SinkWriter, DataflowError> {
-    let rt = runtime().map_err(|e| DataflowError::Setup(e.to_string()))?;
+) -> Result<(StreamHorses, SinkWriter), DataflowError> {
+    let rt = Rc::new(runtime().map_err(|e| DataflowError::Setup(e.to_string()))?);
     let store = rt.block_on(Store::connect(url))?;
-    Ok(SinkWriter::new(rt, store, events, metrics))
-}
-
-/// One worker's horses stage. Each stream's calibration and zones are read from its
-/// `streams` row at its first chunk; a stream that cannot be read gets none (its chunks are
-/// then refused by the sink if it is not registered).
-pub fn horses(url: &str) -> Result<StreamHorses, DataflowError> {
-    let rt = runtime().map_err(|e| DataflowError::Setup(e.to_string()))?;
-    let store = rt.block_on(Store::connect(url))?;
-    StreamHorses::new(HorseConfig::default(), move |id| {
-        match rt.block_on(store.get_stream(id)) {
+    let (lookup_rt, rows) = (rt.clone(), store.clone());
+    let horses = StreamHorses::new(HorseConfig::default(), move |id| {
+        match lookup_rt.block_on(rows.get_stream(id)) {
             Ok(s) => StreamProfile {
                 calibration: s.calibration,
-                zones: s.zones.into_iter().map(|z| (z.name, z.polygon)).collect(),
+                zones: s.zones,
             },
             Err(e) => {
                 tracing::warn!(stream = id, error = %e, "stream profile unavailable");
@@ -190,5 +187,6 @@ pub fn horses(url: &str) -> Result<StreamHorses, DataflowError> {
             }
         }
     })
-    .map_err(|e| DataflowError::Setup(e.to_string()))
+    .map_err(|e| DataflowError::Setup(e.to_string()))?;
+    Ok((horses, SinkWriter::new(rt, store, events, metrics)))
 }

@@ -13,7 +13,7 @@ use horsestream_ingest::{IngestConfig, SampleSpec, VideoSource, ingest_file};
 use horsestream_sinks::{EventPublisher, Store};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::dataflow::{analyzer, horses, sink};
+use super::dataflow::{analyzer, store_stages};
 use super::sample::PhotoOption;
 use crate::options::{ModelOptions, runtime};
 
@@ -118,16 +118,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let m = metrics.clone();
     let sink_url = url.clone();
     let result = horsestream_dataflow::run(&cfg, metrics.clone(), move |_index, _peers| {
+        let (horses, sink) = store_stages(
+            &sink_url,
+            EventPublisher::Channel(events_tx.clone()),
+            m.clone(),
+        )?;
         Ok(WorkerParts {
             source: bus.clone(),
             analyzer: analyzer(&registry, &models)?,
             tracks: StreamTracks::new(TrackerConfig::default()),
-            horses: horses(&sink_url)?,
-            sink: sink(
-                &sink_url,
-                EventPublisher::Channel(events_tx.clone()),
-                m.clone(),
-            )?,
+            horses,
+            sink,
         })
     });
     bar.finish_and_clear();

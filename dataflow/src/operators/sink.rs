@@ -2,6 +2,7 @@
 //! operator's output frontier passes an epoch only once every write of that epoch is
 //! committed, which is what lets the worker commit source positions.
 
+use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
@@ -27,10 +28,11 @@ use tracing::{error, warn};
 use super::{Outcome, Processed};
 use crate::Metrics;
 
-/// The sink's logic: a store, an event publisher and a small runtime to drive them.
+/// The sink's logic: a store, an event publisher and a small runtime to drive them (shared
+/// with the worker's other store readers, see [`SinkWriter::new`]).
 #[derive(Debug)]
 pub struct SinkWriter {
-    runtime: tokio::runtime::Runtime,
+    runtime: Rc<tokio::runtime::Runtime>,
     store: Store,
     events: EventPublisher,
     metrics: Arc<Metrics>,
@@ -39,8 +41,10 @@ pub struct SinkWriter {
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
 impl SinkWriter {
+    /// `runtime` drives `store`'s connections: a worker's stages that read the store use the
+    /// same runtime and store, all on the worker's thread.
     pub fn new(
-        runtime: tokio::runtime::Runtime,
+        runtime: Rc<tokio::runtime::Runtime>,
         store: Store,
         events: EventPublisher,
         metrics: Arc<Metrics>,
