@@ -124,13 +124,13 @@ impl Picturer {
         }
     }
 
-    /// The picture the last [`Picturer::picture`] call made.
-    pub fn last(&self) -> Option<&frame::Video> {
-        let s = self.scaler.as_ref()?;
+    /// The picture the last [`Picturer::picture`] call made (`None` after a rotation change).
+    pub fn last_mut(&mut self) -> Option<&mut frame::Video> {
+        let s = self.scaler.as_mut()?;
         Some(if self.rotation == Rotation::None {
-            &s.out
+            &mut s.out
         } else {
-            &self.rotated
+            &mut self.rotated
         })
     }
 

@@ -10,13 +10,14 @@
 //! gap; the segment holding the jump is longer in wall time than in frames.
 
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::time::Duration;
 
-use ffmpeg_next::{Dictionary, Packet, Rational, codec, encoder, format, format::Pixel, frame};
+use ffmpeg_next::{Dictionary, Packet, Rational, codec, encoder, format, format::Pixel};
 
 use crate::encode::Picturer;
 use crate::rotate::Rotation;
-use crate::{Fps, IngestError};
+use crate::{Fps, Held, IngestError};
 
 /// Where and how playback segments are written.
 #[derive(Debug, Clone, PartialEq)]
@@ -84,14 +85,22 @@ struct Open {
     ost_tb: Rational,
 }
 
-/// Encodes slots of one stream into HLS segments; opened on the first frame.
-pub(crate) struct HlsWriter {
+/// What the muxer and encoder are opened with.
+struct Output {
     dir: PathBuf,
     playlist: PathBuf,
     crf: u8,
     fps: Fps,
     seg_slots: u64,
+}
+
+/// Encodes slots of one stream into HLS segments; opened on the first frame.
+pub(crate) struct HlsWriter {
+    out: Output,
     picturer: Picturer,
+    /// The source frame whose picture `picturer` holds: a frame held over several slots is
+    /// scaled once and sent again with the next pts.
+    pictured: Option<Rc<Held>>,
     open: Option<Open>,
     last_index: Option<u64>,
     packet: Packet,
@@ -101,8 +110,8 @@ pub(crate) struct HlsWriter {
 impl std::fmt::Debug for HlsWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HlsWriter")
-            .field("playlist", &self.playlist)
-            .field("seg_slots", &self.seg_slots)
+            .field("playlist", &self.out.playlist)
+            .field("seg_slots", &self.out.seg_slots)
             .finish_non_exhaustive()
     }
 }
@@ -123,11 +132,14 @@ impl HlsWriter {
         let playlist = dir.join("index.m3u8");
         Ok(HlsWriter {
             picturer: Picturer::new(&playlist, Pixel::YUV420P, max_width).even(),
-            dir,
-            playlist,
-            crf: cfg.crf,
-            fps,
-            seg_slots,
+            pictured: None,
+            out: Output {
+                dir,
+                playlist,
+                crf: cfg.crf,
+                fps,
+                seg_slots,
+            },
             open: None,
             last_index: None,
             packet: Packet::empty(),
@@ -137,8 +149,74 @@ impl HlsWriter {
 
     pub fn set_rotation(&mut self, rotation: Rotation) {
         self.picturer.set_rotation(rotation);
+        self.pictured = None;
     }
 
+    /// Adds the frame shown in slot `index` (strictly increasing).
+    pub fn push(&mut self, index: u64, held: &Rc<Held>) -> Result<(), IngestError> {
+        if self.last_index.is_some_and(|l| index <= l) || self.finished {
+            return Ok(());
+        }
+        let jumped = self.last_index.is_none_or(|l| index != l + 1);
+        self.last_index = Some(index);
+        let key = jumped || index.is_multiple_of(self.out.seg_slots);
+        if !self.pictured.as_ref().is_some_and(|p| Rc::ptr_eq(p, held)) {
+            self.pictured = None;
+            self.picturer.picture(&held.frame)?;
+            self.pictured = Some(held.clone());
+        }
+        let pic = self.picturer.last_mut().expect("pictured");
+        pic.set_pts(Some(index as i64));
+        pic.set_kind(if key {
+            ffmpeg_next::picture::Type::I
+        } else {
+            ffmpeg_next::picture::Type::None
+        });
+        if self.open.is_none() {
+            self.open = Some(self.out.open((pic.width(), pic.height()))?);
+        }
+        let open = self.open.as_mut().expect("just opened");
+        open.enc
+            .send_frame(pic)
+            .map_err(IngestError::ffmpeg(&self.out.playlist, "encoding H.264"))?;
+        Self::drain(open, &mut self.packet, &self.out.playlist)
+    }
+
+    fn drain(open: &mut Open, packet: &mut Packet, path: &Path) -> Result<(), IngestError> {
+        while open.enc.receive_packet(packet).is_ok() {
+            packet.set_stream(open.stream_index);
+            packet.set_duration(1);
+            packet.rescale_ts(open.enc_tb, open.ost_tb);
+            packet
+                .write_interleaved(&mut open.octx)
+                .map_err(IngestError::ffmpeg(path, "writing an HLS segment"))?;
+        }
+        Ok(())
+    }
+
+    /// Flushes the encoder and ends the playlist (`#EXT-X-ENDLIST`). Idempotent.
+    pub fn finish(&mut self) -> Result<(), IngestError> {
+        if self.finished {
+            return Ok(());
+        }
+        self.finished = true;
+        let Some(open) = self.open.as_mut() else {
+            return Ok(());
+        };
+        let path = &self.out.playlist;
+        open.enc
+            .send_eof()
+            .map_err(IngestError::ffmpeg(path, "flushing the H.264 encoder"))?;
+        Self::drain(open, &mut self.packet, path)?;
+        open.octx
+            .write_trailer()
+            .map_err(IngestError::ffmpeg(path, "finishing the HLS playlist"))?;
+        tracing::info!(playlist = %path.display(), "HLS segments finished");
+        Ok(())
+    }
+}
+
+impl Output {
     fn open(&self, (w, h): (u32, u32)) -> Result<Open, IngestError> {
         let path = &self.playlist;
         let err = |during| IngestError::ffmpeg(path, during);
@@ -204,68 +282,6 @@ impl HlsWriter {
             enc_tb,
             ost_tb,
         })
-    }
-
-    /// Adds the frame shown in slot `index` (strictly increasing).
-    pub fn push(&mut self, index: u64, src: &frame::Video) -> Result<(), IngestError> {
-        if self.last_index.is_some_and(|l| index <= l) || self.finished {
-            return Ok(());
-        }
-        let jumped = self.last_index.is_none_or(|l| index != l + 1);
-        self.last_index = Some(index);
-        let key = jumped || index.is_multiple_of(self.seg_slots);
-        let size = {
-            let pic = self.picturer.picture(src)?;
-            pic.set_pts(Some(index as i64));
-            pic.set_kind(if key {
-                ffmpeg_next::picture::Type::I
-            } else {
-                ffmpeg_next::picture::Type::None
-            });
-            (pic.width(), pic.height())
-        };
-        if self.open.is_none() {
-            self.open = Some(self.open(size)?);
-        }
-        let pic = self.picturer.last().expect("just made");
-        let open = self.open.as_mut().expect("just opened");
-        open.enc
-            .send_frame(pic)
-            .map_err(IngestError::ffmpeg(&self.playlist, "encoding H.264"))?;
-        Self::drain(open, &mut self.packet, &self.playlist)
-    }
-
-    fn drain(open: &mut Open, packet: &mut Packet, path: &Path) -> Result<(), IngestError> {
-        while open.enc.receive_packet(packet).is_ok() {
-            packet.set_stream(open.stream_index);
-            packet.set_duration(1);
-            packet.rescale_ts(open.enc_tb, open.ost_tb);
-            packet
-                .write_interleaved(&mut open.octx)
-                .map_err(IngestError::ffmpeg(path, "writing an HLS segment"))?;
-        }
-        Ok(())
-    }
-
-    /// Flushes the encoder and ends the playlist (`#EXT-X-ENDLIST`). Idempotent.
-    pub fn finish(&mut self) -> Result<(), IngestError> {
-        if self.finished {
-            return Ok(());
-        }
-        self.finished = true;
-        let Some(open) = self.open.as_mut() else {
-            return Ok(());
-        };
-        let path = &self.playlist;
-        open.enc
-            .send_eof()
-            .map_err(IngestError::ffmpeg(path, "flushing the H.264 encoder"))?;
-        Self::drain(open, &mut self.packet, path)?;
-        open.octx
-            .write_trailer()
-            .map_err(IngestError::ffmpeg(path, "finishing the HLS playlist"))?;
-        tracing::info!(playlist = %path.display(), "HLS segments finished");
-        Ok(())
     }
 }
 

@@ -97,10 +97,30 @@ pub struct IngestStats {
     pub duration_us: i64,
 }
 
-/// A decoded source frame waiting to be shown in one or more slots; encoded at most once.
-struct Held {
+/// A decoded source frame waiting to be shown in one or more slots (sample-and-hold repeats
+/// it); encoded at most once, and the HLS writer scales it at most once.
+pub(crate) struct Held {
     frame: ffmpeg_next::frame::Video,
     bytes: OnceCell<Rc<Vec<u8>>>,
+}
+
+impl Held {
+    pub(crate) fn new(frame: ffmpeg_next::frame::Video) -> Rc<Held> {
+        Rc::new(Held {
+            frame,
+            bytes: OnceCell::new(),
+        })
+    }
+
+    /// The frame's bytes, encoded by `encoder` on first use.
+    pub(crate) fn bytes(&self, encoder: &mut FrameEncoder) -> Result<Rc<Vec<u8>>, IngestError> {
+        if let Some(b) = self.bytes.get() {
+            return Ok(b.clone());
+        }
+        let b = Rc::new(encoder.encode(&self.frame)?);
+        let _ = self.bytes.set(b.clone());
+        Ok(b)
+    }
 }
 
 /// Sets how much FFmpeg's own logger prints to stderr (it prints encoder statistics at its
@@ -222,16 +242,9 @@ where
         let mut done = Vec::new();
         for slot in slots {
             if let Some(h) = hls.as_mut() {
-                h.push(slot.index, &slot.frame.frame)?;
+                h.push(slot.index, &slot.frame)?;
             }
-            let bytes = match slot.frame.bytes.get() {
-                Some(b) => b.clone(),
-                None => {
-                    let b = Rc::new(encoder.encode(&slot.frame.frame)?);
-                    let _ = slot.frame.bytes.set(b.clone());
-                    b
-                }
-            };
+            let bytes = slot.frame.bytes(encoder)?;
             stats.frames_emitted += 1;
             done.extend(chunker.push(slot.index, bytes));
         }
@@ -258,11 +271,7 @@ where
 
     while let Some(Decoded { pts, frame }) = source.next_frame()? {
         stats.frames_decoded += 1;
-        let held = Rc::new(Held {
-            frame,
-            bytes: OnceCell::new(),
-        });
-        let slots = resampler.push(pts, held);
+        let slots = resampler.push(pts, Held::new(frame));
         for chunk in on_slots(slots, &mut encoder, &mut chunker, &mut stats)? {
             send(chunk, &encoder, &mut stats)?;
         }

@@ -12,7 +12,6 @@ mod source;
 mod timeline;
 mod youtube;
 
-use std::cell::OnceCell;
 use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -26,7 +25,7 @@ use crate::chunker::{Chunk, ChunkLayout, Chunker};
 use crate::encode::FrameEncoder;
 use crate::hls::HlsWriter;
 use crate::resample::Slot;
-use crate::{IngestConfig, IngestError, SourceSpec, YoutubeOptions, now_us};
+use crate::{Held, IngestConfig, IngestError, SourceSpec, YoutubeOptions, now_us};
 
 pub use backoff::{Backoff, BackoffConfig, SplitMix64};
 pub use rebroadcast::RebroadcastConfig;
@@ -182,12 +181,6 @@ impl StopSignal {
     }
 }
 
-/// A decoded frame waiting to be shown in one or more slots; encoded at most once.
-struct Held {
-    frame: ffmpeg_next::frame::Video,
-    bytes: OnceCell<Rc<Vec<u8>>>,
-}
-
 /// Encodes slots, cuts chunks and publishes them; one per stream, across connections.
 struct Assembler<'a, E> {
     stream_id: &'a str,
@@ -214,16 +207,9 @@ where
     ) -> Result<(), IngestError> {
         for slot in slots {
             if let Some(h) = self.hls.as_mut() {
-                h.push(slot.index, &slot.frame.frame)?;
+                h.push(slot.index, &slot.frame)?;
             }
-            let bytes = match slot.frame.bytes.get() {
-                Some(b) => b.clone(),
-                None => {
-                    let b = Rc::new(self.encoder.encode(&slot.frame.frame)?);
-                    let _ = slot.frame.bytes.set(b.clone());
-                    b
-                }
-            };
+            let bytes = slot.frame.bytes(&mut self.encoder)?;
             if let Some(r) = self.rebroadcast.as_mut() {
                 r.remember(bytes.clone());
             }
@@ -640,11 +626,7 @@ where
                         Err(f) => break f,
                     };
                     stats.frames_decoded += 1;
-                    let held = Rc::new(Held {
-                        frame,
-                        bytes: OnceCell::new(),
-                    });
-                    let pushed = timeline.push(src.time_base(), pts, held, now_us());
+                    let pushed = timeline.push(src.time_base(), pts, Held::new(frame), now_us());
                     stats.gaps.extend(pushed.gap);
                     if active_since.is_none() {
                         active_since = Some(Instant::now());

@@ -346,6 +346,65 @@ fn our_hls_segments_are_2_s_with_a_valid_playlist() {
     );
 }
 
+/// Mean absolute difference of two decoded pictures' luma planes.
+fn luma_diff(a: &ffmpeg_next::frame::Video, b: &ffmpeg_next::frame::Video) -> f64 {
+    let (w, h) = (a.width() as usize, a.height() as usize);
+    let mut sum = 0u64;
+    for y in 0..h {
+        let ra = &a.data(0)[y * a.stride(0)..][..w];
+        let rb = &b.data(0)[y * b.stride(0)..][..w];
+        sum += ra
+            .iter()
+            .zip(rb)
+            .map(|(p, q)| p.abs_diff(*q) as u64)
+            .sum::<u64>();
+    }
+    sum as f64 / (w * h) as f64
+}
+
+/// A 5 fps file at 10 fps: every decoded frame is held over two slots. The HLS writer scales
+/// it once and sends that picture for both slots; the segments still hold every slot, and
+/// each pair shows the same picture.
+#[test]
+fn hls_of_a_5_fps_file_repeats_each_picture_over_two_slots() {
+    let dir = tempfile::tempdir().unwrap();
+    let video = dir.path().join("slow.mp4");
+    let spec = SampleSpec {
+        width: 320,
+        height: 240,
+        fps: Fps::new(5, 1),
+        duration: Duration::from_secs(4),
+        hold: Duration::ZERO,
+        ..SampleSpec::default()
+    };
+    make_sample_video(&photo(), &video, &spec).unwrap();
+    let hls = HlsConfig::new(dir.path().join("hls"));
+    let cfg = IngestConfig {
+        hls: Some(hls.clone()),
+        ..IngestConfig::default()
+    };
+    ingest_file(&video, "slow", &cfg, &mut |_| Ok::<(), Infallible>(())).unwrap();
+
+    let stream_dir = hls.stream_dir("slow");
+    let mut pictures = Vec::new();
+    for n in 0..2 {
+        let mut src = VideoSource::open(&stream_dir.join(format!("seg_{n:06}.ts")), 1).unwrap();
+        let tb = src.time_base();
+        while let Some(d) = src.next_frame().unwrap() {
+            pictures.push((tb.to_us(d.pts), d.frame));
+        }
+    }
+    let pts: Vec<i64> = pictures.iter().map(|(p, _)| *p).collect();
+    assert_eq!(pts, (0..40).map(|i| i * 100_000).collect::<Vec<_>>());
+    for (k, pair) in pictures.chunks(2).enumerate() {
+        let same = luma_diff(&pair[0].1, &pair[1].1);
+        assert!(same < 1.0, "slots {} and {}: {same}", 2 * k, 2 * k + 1);
+    }
+    // The source does move: the held pictures are not all one.
+    let moved = luma_diff(&pictures[0].1, &pictures[38].1);
+    assert!(moved > 5.0, "first vs last picture: {moved}");
+}
+
 #[test]
 fn hls_playlist_over_http_is_ingested_at_exact_10_fps() {
     let dir = tempfile::tempdir().unwrap();
