@@ -11,13 +11,15 @@ use ort::session::Session;
 
 use crate::ModelError;
 use crate::inference;
-use crate::manifest::{ChannelOrder, ReidParams, Task};
+use crate::manifest::{ReidParams, Task};
+use crate::normalize::PixelNorm;
 use crate::registry::LoadedModel;
 
 pub struct Embedder {
     name: String,
     session: Session,
     params: ReidParams,
+    norm: PixelNorm,
     input_name: String,
     output_name: String,
 }
@@ -36,6 +38,12 @@ impl Embedder {
         let params = model.task_params(Task::Reid, |e| e.reid.as_ref())?;
         let entry = model.entry;
         Ok(Embedder {
+            norm: PixelNorm::new(
+                params.channel_order,
+                params.pixel_range,
+                params.mean,
+                params.std,
+            ),
             input_name: entry.inputs[0].name.clone(),
             output_name: entry.outputs[0].name.clone(),
             name: entry.name,
@@ -51,21 +59,13 @@ impl Embedder {
     /// `[N, 3, H, W]` input for the crops: plain resize, channel order, range, mean and std.
     pub fn preprocess(&self, crops: &[RgbImage]) -> Array4<f32> {
         let (w, h) = (self.params.input_width, self.params.input_height);
+        let plane_len = w as usize * h as usize;
         let mut batch = Array4::<f32>::zeros((crops.len(), 3, h as usize, w as usize));
-        let [lo, hi] = self.params.pixel_range;
-        let scale = (hi - lo) / 255.0;
-        for (i, crop) in crops.iter().enumerate() {
+        let data = batch.as_slice_mut().expect("a fresh array is contiguous");
+        for (crop, slot) in crops.iter().zip(data.chunks_exact_mut(3 * plane_len)) {
             let resized = image::imageops::resize(crop, w, h, FilterType::Triangle);
-            for (x, y, px) in resized.enumerate_pixels() {
-                for c in 0..3 {
-                    let src = match self.params.channel_order {
-                        ChannelOrder::Rgb => c,
-                        ChannelOrder::Bgr => 2 - c,
-                    };
-                    let v = lo + f32::from(px.0[src]) * scale;
-                    batch[[i, c, y as usize, x as usize]] =
-                        (v - self.params.mean[c]) / self.params.std[c];
-                }
+            for (at, px) in resized.pixels().enumerate() {
+                self.norm.store(slot, plane_len, at, px.0);
             }
         }
         batch

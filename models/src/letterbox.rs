@@ -5,6 +5,7 @@
 use image::RgbImage;
 
 use crate::manifest::{ChannelOrder, DetectionParams, LetterboxPlacement};
+use crate::normalize::PixelNorm;
 
 /// How to letterbox for one model.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -92,16 +93,9 @@ pub fn letterbox_into(img: &RgbImage, spec: &LetterboxSpec, out: &mut [f32]) -> 
     };
     let (px, py) = (pad_x as usize, pad_y as usize);
 
-    let [lo, hi] = spec.pixel_range;
-    let k = (hi - lo) / 255.0;
-    let map = |v: f32| lo + v * k;
-    // Plane index of source channel c (0 = R, 1 = G, 2 = B).
-    let plane = |c: usize| match spec.channel_order {
-        ChannelOrder::Rgb => c,
-        ChannelOrder::Bgr => 2 - c,
-    };
-
-    out.fill(map(f32::from(spec.pad_value)));
+    let norm = PixelNorm::range(spec.channel_order, spec.pixel_range);
+    let plane_len = size * size;
+    norm.fill(out, plane_len, [spec.pad_value; 3]);
 
     // Separable triangle filter: rows first into `tmp` (source rows × resized width × RGB),
     // then columns straight into the output planes.
@@ -126,7 +120,6 @@ pub fn letterbox_into(img: &RgbImage, spec: &LetterboxSpec, out: &mut [f32]) -> 
             px.copy_from_slice(&acc);
         }
     }
-    let plane_len = size * size;
     for (dy, (start, weights)) in ys.iter().enumerate() {
         for dx in 0..rw_us {
             let mut acc = [0f32; 3];
@@ -136,11 +129,9 @@ pub fn letterbox_into(img: &RgbImage, spec: &LetterboxSpec, out: &mut [f32]) -> 
                 acc[1] += w * p[1];
                 acc[2] += w * p[2];
             }
-            for (c, v) in acc.into_iter().enumerate() {
-                // Rounded to whole pixel values, as the 8-bit resizers of Pillow/OpenCV give.
-                out[plane(c) * plane_len + (py + dy) * size + px + dx] =
-                    map(v.round().clamp(0.0, 255.0));
-            }
+            // Rounded to whole pixel values, as the 8-bit resizers of Pillow/OpenCV give.
+            let rgb = acc.map(|v| v.round().clamp(0.0, 255.0) as u8);
+            norm.store(out, plane_len, (py + dy) * size + px + dx, rgb);
         }
     }
 

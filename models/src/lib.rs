@@ -11,6 +11,7 @@ mod inference;
 pub mod letterbox;
 pub mod manifest;
 pub mod nms;
+mod normalize;
 pub mod pose;
 mod registry;
 mod runtime;

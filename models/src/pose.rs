@@ -15,7 +15,8 @@ use ort::session::Session;
 
 use crate::ModelError;
 use crate::inference;
-use crate::manifest::{ChannelOrder, PoseParams, Task};
+use crate::manifest::{PoseParams, Task};
+use crate::normalize::PixelNorm;
 use crate::registry::{ExecutionProviderKind, LoadedModel};
 use affine::{Affine, crop_region, warp_bilinear, warp_matrix};
 
@@ -79,6 +80,7 @@ pub struct PoseEstimator {
     session: Session,
     execution_provider: ExecutionProviderKind,
     params: PoseParams,
+    norm: PixelNorm,
     input_name: String,
     simcc_x_name: String,
     simcc_y_name: String,
@@ -103,6 +105,12 @@ impl PoseEstimator {
         let params = model.task_params(Task::Pose, |e| e.pose.as_ref())?;
         let entry = model.entry;
         Ok(PoseEstimator {
+            norm: PixelNorm::new(
+                params.channel_order,
+                params.pixel_range,
+                params.mean,
+                params.std,
+            ),
             input_name: entry.inputs[0].name.clone(),
             simcc_x_name: entry.outputs[0].name.clone(),
             simcc_y_name: entry.outputs[1].name.clone(),
@@ -168,12 +176,6 @@ impl PoseEstimator {
         let (w, h) = (p.input_width as usize, p.input_height as usize);
         let mut batch = Array4::<f32>::zeros((crops.len(), 3, h, w));
         let data = batch.as_slice_mut().expect("a fresh array is contiguous");
-        let [lo, hi] = p.pixel_range;
-        let k = (hi - lo) / 255.0;
-        let plane = |c: usize| match p.channel_order {
-            ChannelOrder::Rgb => c,
-            ChannelOrder::Bgr => 2 - c,
-        };
         let plane_len = w * h;
         let transforms = crops
             .iter()
@@ -187,11 +189,8 @@ impl PoseEstimator {
                     p.input_width,
                     p.input_height,
                     |u, v, rgb| {
-                        for (c, value) in rgb.into_iter().enumerate() {
-                            let pl = plane(c);
-                            slot[pl * plane_len + v * w + u] =
-                                (lo + value * k - p.mean[pl]) / p.std[pl];
-                        }
+                        let rgb = rgb.map(|c| c as u8); // whole 0–255 values
+                        self.norm.store(slot, plane_len, v * w + u, rgb);
                     },
                 );
                 CropTransform {
