@@ -176,54 +176,42 @@ pub fn ptz_body(profile: &str, cmd: &PtzCommand) -> String {
     }
 }
 
-/// The text of every element whose local name is `local` (any namespace prefix), in order.
-fn element_texts<'a>(xml: &'a str, local: &str) -> Vec<&'a str> {
-    let mut out = Vec::new();
+/// Every tag of `xml` in order: its inside (between `<` and `>`), its local name (without a
+/// namespace prefix) and the text after it.
+fn tags(xml: &str) -> impl Iterator<Item = (&str, &str, &str)> {
     let mut rest = xml;
-    while let Some(lt) = rest.find('<') {
+    std::iter::from_fn(move || {
+        let lt = rest.find('<')?;
         rest = &rest[lt + 1..];
-        let Some(gt) = rest.find('>') else { break };
-        let tag = &rest[..gt];
+        let gt = rest.find('>')?;
+        let (tag, after) = (&rest[..gt], &rest[gt + 1..]);
+        rest = after;
         let name = tag
             .split(|c: char| c.is_whitespace() || c == '/')
             .next()
             .unwrap_or("");
-        let local_name = name.rsplit(':').next().unwrap_or(name);
-        if local_name == local && !tag.starts_with('/') && !tag.ends_with('/') {
-            let body = &rest[gt + 1..];
-            if let Some(end) = body.find("</") {
-                out.push(body[..end].trim());
-            }
-        }
-        rest = &rest[gt + 1..];
-    }
-    out
+        Some((tag, name.rsplit(':').next().unwrap_or(name), after))
+    })
+}
+
+/// The text of every element whose local name is `local` (any namespace prefix), in order.
+fn element_texts<'a>(xml: &'a str, local: &str) -> Vec<&'a str> {
+    tags(xml)
+        .filter(|(tag, name, _)| *name == local && !tag.starts_with('/') && !tag.ends_with('/'))
+        .filter_map(|(_, _, body)| body.find("</").map(|end| body[..end].trim()))
+        .collect()
 }
 
 /// The value of attribute `attr` on every element whose local name is `local`.
 fn element_attrs<'a>(xml: &'a str, local: &str, attr: &str) -> Vec<&'a str> {
-    let mut out = Vec::new();
-    let mut rest = xml;
-    while let Some(lt) = rest.find('<') {
-        rest = &rest[lt + 1..];
-        let Some(gt) = rest.find('>') else { break };
-        let tag = &rest[..gt];
-        let name = tag
-            .split(|c: char| c.is_whitespace() || c == '/')
-            .next()
-            .unwrap_or("");
-        if name.rsplit(':').next() == Some(local) {
-            let needle = format!("{attr}=\"");
-            if let Some(i) = tag.find(&needle) {
-                let v = &tag[i + needle.len()..];
-                if let Some(end) = v.find('"') {
-                    out.push(&v[..end]);
-                }
-            }
-        }
-        rest = &rest[gt + 1..];
-    }
-    out
+    let needle = format!("{attr}=\"");
+    tags(xml)
+        .filter(|(_, name, _)| *name == local)
+        .filter_map(|(tag, _, _)| {
+            let v = &tag[tag.find(&needle)? + needle.len()..];
+            v.find('"').map(|end| &v[..end])
+        })
+        .collect()
 }
 
 /// The `XAddr` inside the capabilities section `section` (`PTZ`, `Media`).
