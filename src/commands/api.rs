@@ -62,7 +62,7 @@ pub struct Args {
     #[arg(long, env = "HORSESTREAM_MODEL_MANIFEST")]
     pub model_manifest: Option<std::path::PathBuf>,
     /// Largest model upload accepted, MiB.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = ModelSettings::DEFAULT_MAX_UPLOAD >> 20)]
     pub max_model_upload_mib: u64,
     /// Read a password from stdin, print its argon2 hash and exit.
     #[arg(long)]
