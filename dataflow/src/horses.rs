@@ -22,7 +22,7 @@
 //! Each firing carries a dedup key (stream, horse, rule, start of the episode), so a replayed
 //! chunk raises the same alert once.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use horsestream_proto::{BoundingBox, ProcessedChunk};
 use horsestream_sinks::{Severity, Zone};
@@ -214,8 +214,9 @@ impl StreamHorses {
             }
         };
         let mut out = ChunkAnalysis::default();
-        let mut seen: BTreeMap<u32, (HorseSeen, Vec<f32>, usize)> = BTreeMap::new();
-        let mut touched: Vec<usize> = Vec::new();
+        // Per horse seen: its sighting, `feature` summing unit-length embeddings until the end.
+        let mut seen: BTreeMap<u32, HorseSeen> = BTreeMap::new();
+        let mut touched = BTreeSet::new();
         for frame in &chunk.frames {
             let t = frame.capture_time_us;
             let fresh = state.last_us.is_none_or(|last| t > last);
@@ -239,34 +240,24 @@ impl StreamHorses {
                 };
                 let horse = &mut state.horses[idx];
                 out.horse_of_track.insert(track, horse.number);
-                let entry = seen.entry(horse.number).or_insert_with(|| {
-                    (
-                        HorseSeen {
-                            number: horse.number,
-                            first_us: t,
-                            last_us: t,
-                            track_ids: Vec::new(),
-                            feature: None,
-                        },
-                        Vec::new(),
-                        0,
-                    )
+                let entry = seen.entry(horse.number).or_insert_with(|| HorseSeen {
+                    number: horse.number,
+                    first_us: t,
+                    last_us: t,
+                    track_ids: Vec::new(),
+                    feature: None,
                 });
-                entry.0.first_us = entry.0.first_us.min(t);
-                entry.0.last_us = entry.0.last_us.max(t);
-                if !entry.0.track_ids.contains(&track) {
-                    entry.0.track_ids.push(track);
+                entry.first_us = entry.first_us.min(t);
+                entry.last_us = entry.last_us.max(t);
+                if !entry.track_ids.contains(&track) {
+                    entry.track_ids.push(track);
                 }
-                if let Some(e) = embedding.filter(|e| inv_norm(e).is_some()) {
-                    let inv = inv_norm(e).unwrap_or(1.0);
-                    if entry.1.is_empty() {
-                        entry.1 = vec![0.0; e.len()];
-                    }
-                    if entry.1.len() == e.len() {
-                        for (s, v) in entry.1.iter_mut().zip(e) {
+                if let Some((e, inv)) = embedding.and_then(|e| Some((e, inv_norm(e)?))) {
+                    let sum = entry.feature.get_or_insert_with(|| vec![0.0; e.len()]);
+                    if sum.len() == e.len() {
+                        for (s, v) in sum.iter_mut().zip(e) {
                             *s += v * inv;
                         }
-                        entry.2 += 1;
                     }
                 }
                 if !fresh {
@@ -293,22 +284,21 @@ impl StreamHorses {
                     t,
                     &mut out,
                 );
-                if !touched.contains(&idx) {
-                    touched.push(idx);
-                }
+                touched.insert(idx);
             }
             if fresh {
                 state.last_us = Some(t);
             }
         }
-        for (_, (mut h, sum, n)) in seen {
-            if n > 0 {
-                let inv = inv_norm(&sum).unwrap_or(0.0);
-                h.feature = Some(sum.iter().map(|v| v * inv).collect());
-            }
+        for mut h in seen.into_values() {
+            // The mean direction of the chunk's embeddings; none if they cancel out.
+            h.feature = h.feature.and_then(|mut sum| {
+                let inv = inv_norm(&sum)?;
+                sum.iter_mut().for_each(|v| *v *= inv);
+                Some(sum)
+            });
             out.horses.push(h);
         }
-        touched.sort_unstable();
         for idx in touched {
             let horse = &mut state.horses[idx];
             gait_windows(cfg, &state.analyzer, &chunk.stream_id, horse, &mut out);
@@ -449,12 +439,14 @@ fn gait_windows(
         .div_euclid(hop)
         * hop
         + hop;
-    let samples: Vec<TrackSample> = horse.samples.iter().copied().collect();
+    // Borrowed out of the horse while its other fields change below, then put back.
+    let mut samples = std::mem::take(&mut horse.samples);
+    let contiguous = samples.make_contiguous();
     let mut end = first_end;
     while end <= latest {
-        let lo = samples.partition_point(|s| s.t_us < end - window);
-        let hi = samples.partition_point(|s| s.t_us <= end);
-        if let Some(m) = analyzer.analyze(&samples[lo..hi]).pop()
+        let lo = contiguous.partition_point(|s| s.t_us < end - window);
+        let hi = contiguous.partition_point(|s| s.t_us <= end);
+        if let Some(m) = analyzer.analyze(&contiguous[lo..hi]).pop()
             && m.end_us > horse.last_window_end
         {
             let class = horse.smoother.push(m.raw_class);
@@ -491,6 +483,7 @@ fn gait_windows(
         }
         end += hop;
     }
+    horse.samples = samples;
 }
 
 #[cfg(test)]
