@@ -77,15 +77,7 @@ fn take_transport(url: &str) -> Result<(String, Option<RtspTransport>), IngestEr
     for pair in query.split('&') {
         match pair.split_once('=') {
             Some((k, v)) if k.eq_ignore_ascii_case("transport") => {
-                transport = Some(match v.to_ascii_lowercase().as_str() {
-                    "tcp" => RtspTransport::Tcp,
-                    "udp" => RtspTransport::Udp,
-                    other => {
-                        return Err(IngestError::Config(format!(
-                            "unknown RTSP transport {other:?} in the URL (tcp, udp)"
-                        )));
-                    }
-                });
+                transport = Some(v.parse()?);
             }
             _ if pair.is_empty() => {}
             _ => kept.push(pair),

@@ -47,6 +47,21 @@ pub enum RtspTransport {
     Udp,
 }
 
+impl std::str::FromStr for RtspTransport {
+    type Err = IngestError;
+
+    /// `tcp` or `udp`, in any case.
+    fn from_str(s: &str) -> Result<Self, IngestError> {
+        match s.to_ascii_lowercase().as_str() {
+            "tcp" => Ok(RtspTransport::Tcp),
+            "udp" => Ok(RtspTransport::Udp),
+            other => Err(IngestError::Config(format!(
+                "unknown RTSP transport {other:?} (tcp, udp)"
+            ))),
+        }
+    }
+}
+
 /// How a live stream is read, chunked and kept alive.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LiveConfig {

@@ -30,7 +30,7 @@ pub struct Args {
     /// RTSP transport of a live source: tcp or udp (default tcp). The URL's `?transport=`
     /// must agree if both are given.
     #[arg(long, env = "HORSESTREAM_RTSP_TRANSPORT")]
-    pub rtsp_transport: Option<String>,
+    pub rtsp_transport: Option<RtspTransport>,
     /// Also write 2 s HLS playback segments to DIR/<stream>/index.m3u8.
     #[arg(long, env = "HORSESTREAM_HLS_DIR")]
     pub hls_dir: Option<PathBuf>,
@@ -58,22 +58,10 @@ pub struct Args {
     pub kafka: KafkaOptions,
 }
 
-fn parse_transport(s: &str) -> anyhow::Result<RtspTransport> {
-    match s.to_ascii_lowercase().as_str() {
-        "tcp" => Ok(RtspTransport::Tcp),
-        "udp" => Ok(RtspTransport::Udp),
-        other => anyhow::bail!("unknown RTSP transport {other:?} (tcp, udp)"),
-    }
-}
-
 /// The source and the transport to use, the URL's `?transport=` and the flag reconciled.
 fn source(args: &Args) -> anyhow::Result<(SourceSpec, RtspTransport)> {
     let spec = SourceSpec::parse(&args.input)?;
-    let flag = args
-        .rtsp_transport
-        .as_deref()
-        .map(parse_transport)
-        .transpose()?;
+    let flag = args.rtsp_transport;
     let transport = match (&spec, flag) {
         (
             SourceSpec::Rtsp {
@@ -96,7 +84,6 @@ fn source(args: &Args) -> anyhow::Result<(SourceSpec, RtspTransport)> {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let (spec, transport) = source(&args)?;
-    let live = spec.is_live();
     let ingest_cfg = IngestConfig {
         hls: args.hls_dir.clone().map(HlsConfig::new),
         ..IngestConfig::default()
@@ -116,7 +103,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         rt.block_on(producer.send_at(&chunk.stream_id, &bytes, end_ms))
             .map(|_| ())
     };
-    if let (false, SourceSpec::File(path)) = (live, &spec) {
+    if let SourceSpec::File(path) = &spec {
         let stats = ingest_file(path, &args.stream_id, &ingest_cfg, &mut publish)?;
         producer.flush()?;
         println!(
