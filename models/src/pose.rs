@@ -182,10 +182,12 @@ impl PoseEstimator {
             .zip(data.chunks_exact_mut(3 * plane_len))
             .map(|((frame, bbox), slot)| {
                 let region = crop_region(bbox, p.input_width, p.input_height, p.bbox_padding);
-                let to_input = warp_matrix(&region, p.input_width, p.input_height);
+                let to_source = warp_matrix(&region, p.input_width, p.input_height)
+                    .inverse()
+                    .expect("a crop map scales by a positive finite factor");
                 warp_bilinear(
                     frame,
-                    &to_input,
+                    &to_source,
                     p.input_width,
                     p.input_height,
                     |u, v, rgb| {
@@ -193,11 +195,7 @@ impl PoseEstimator {
                         self.norm.store(slot, plane_len, v * w + u, rgb);
                     },
                 );
-                CropTransform {
-                    to_source: to_input
-                        .inverse()
-                        .expect("a crop map scales by a positive finite factor"),
-                }
+                CropTransform { to_source }
             })
             .collect();
         (batch, transforms)

@@ -81,20 +81,18 @@ pub fn warp_matrix(region: &CropRegion, input_w: u32, input_h: u32) -> Affine {
     }
 }
 
-/// Samples the crop: for each input pixel `(u, v)`, the source point `to_input⁻¹(u, v)`
+/// Samples the crop: for each input pixel `(u, v)`, the source point `to_source(u, v)` (the
+/// inverse of the [`warp_matrix`], as `warpAffine` with `WARP_INVERSE_MAP` takes it)
 /// interpolated bilinearly between its 4 neighbours, neighbours outside the image counting as
 /// black, rounded to a whole 0–255 value (the 8-bit output of `warpAffine`). `store(u, v, rgb)`
 /// receives every pixel.
 pub fn warp_bilinear(
     img: &RgbImage,
-    to_input: &Affine,
+    to_source: &Affine,
     input_w: u32,
     input_h: u32,
     mut store: impl FnMut(usize, usize, [f32; 3]),
 ) {
-    let inv = to_input
-        .inverse()
-        .expect("a crop map scales by a positive finite factor");
     let (w, h) = (i64::from(img.width()), i64::from(img.height()));
     let raw = img.as_raw();
     let pixel = |x: i64, y: i64| -> [f32; 3] {
@@ -110,7 +108,7 @@ pub fn warp_bilinear(
     };
     for v in 0..input_h as usize {
         for u in 0..input_w as usize {
-            let (sx, sy) = inv.apply(u as f64, v as f64);
+            let (sx, sy) = to_source.apply(u as f64, v as f64);
             let (x0, y0) = (sx.floor(), sy.floor());
             let (fx, fy) = ((sx - x0) as f32, (sy - y0) as f32);
             let (x0, y0) = (x0 as i64, y0 as i64);
@@ -192,13 +190,14 @@ mod tests {
     #[test]
     fn sampling_is_bilinear_with_a_black_border() {
         // A 4×1 ramp 0, 100, 200, 250; the identity-scale map shifted by half a pixel samples
-        // between neighbours; beyond the right edge the border is black.
+        // between neighbours (input u at source u + 0.5); beyond the right edge the border is
+        // black.
         let mut img = RgbImage::new(4, 1);
         for (x, v) in [0u8, 100, 200, 250].into_iter().enumerate() {
             img.put_pixel(x as u32, 0, image::Rgb([v, v / 2, 0]));
         }
         let shift = Affine {
-            m: [1.0, 0.0, -0.5, 0.0, 1.0, 0.0],
+            m: [1.0, 0.0, 0.5, 0.0, 1.0, 0.0],
         };
         let mut got = [[0f32; 3]; 5];
         warp_bilinear(&img, &shift, 5, 1, |u, _, rgb| got[u] = rgb);
