@@ -196,6 +196,37 @@ pub struct BoundingBox {
     pub h: f32,
 }
 
+impl From<BoundingBox> for wire::BoundingBox {
+    fn from(b: BoundingBox) -> Self {
+        wire::BoundingBox {
+            x: b.x,
+            y: b.y,
+            w: b.w,
+            h: b.h,
+        }
+    }
+}
+
+/// A box a peer sent, which must be there.
+pub(crate) fn required_box(b: Option<wire::BoundingBox>) -> Result<BoundingBox, ProtoError> {
+    let b = b.ok_or_else(|| invalid("bbox", "missing"))?;
+    Ok(BoundingBox {
+        x: b.x,
+        y: b.y,
+        w: b.w,
+        h: b.h,
+    })
+}
+
+/// A detection confidence a peer sent, which must lie in 0..=1.
+pub(crate) fn checked_confidence(c: f32) -> Result<f32, ProtoError> {
+    if (0.0..=1.0).contains(&c) {
+        Ok(c)
+    } else {
+        Err(invalid("confidence", c.to_string()))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Detection {
     pub frame_index: u32,
@@ -213,12 +244,7 @@ impl From<Detection> for wire::Detection {
             pts_us: d.pts_us,
             class_id: d.class_id,
             confidence: d.confidence,
-            bbox: Some(wire::BoundingBox {
-                x: d.bbox.x,
-                y: d.bbox.y,
-                w: d.bbox.w,
-                h: d.bbox.h,
-            }),
+            bbox: Some(d.bbox.into()),
             track_id: d.track_id,
         }
     }
@@ -227,21 +253,12 @@ impl From<Detection> for wire::Detection {
 impl TryFrom<wire::Detection> for Detection {
     type Error = ProtoError;
     fn try_from(w: wire::Detection) -> Result<Self, ProtoError> {
-        let b = w.bbox.ok_or_else(|| invalid("bbox", "missing"))?;
-        if !(0.0..=1.0).contains(&w.confidence) {
-            return Err(invalid("confidence", w.confidence.to_string()));
-        }
         Ok(Detection {
             frame_index: w.frame_index,
             pts_us: w.pts_us,
             class_id: w.class_id,
-            confidence: w.confidence,
-            bbox: BoundingBox {
-                x: b.x,
-                y: b.y,
-                w: b.w,
-                h: b.h,
-            },
+            confidence: checked_confidence(w.confidence)?,
+            bbox: required_box(w.bbox)?,
             track_id: w.track_id,
         })
     }
@@ -612,6 +629,43 @@ mod tests {
                 what: "metrics",
                 ..
             })
+        ));
+    }
+
+    #[test]
+    fn a_detection_update_box_is_checked_like_a_detection() {
+        let update = |b: wire::TrackedBox| wire::Event {
+            version: 1,
+            emitted_at_us: 0,
+            kind: Some(wire::event::Kind::DetectionUpdate(wire::DetectionUpdate {
+                stream_id: "s".into(),
+                frames: vec![wire::FrameBoxes {
+                    boxes: vec![b],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            })),
+        };
+        let b = wire::BoundingBox::default();
+        let high = update(wire::TrackedBox {
+            bbox: Some(b),
+            confidence: 2.0,
+            ..Default::default()
+        });
+        assert!(matches!(
+            Event::decode(&high.encode_to_vec()),
+            Err(ProtoError::Invalid {
+                what: "confidence",
+                ..
+            })
+        ));
+        let missing = update(wire::TrackedBox {
+            confidence: 0.5,
+            ..Default::default()
+        });
+        assert!(matches!(
+            Event::decode(&missing.encode_to_vec()),
+            Err(ProtoError::Invalid { what: "bbox", .. })
         ));
     }
 

@@ -2,7 +2,7 @@
 //! (`detection:update`), a horse seen (`horse:update`), a gait window (`metrics:update`) and
 //! a fired alert rule (`alert:raised`). Wire conversions validate what a peer could get wrong.
 
-use crate::domain::{BoundingBox, ProtoError, invalid};
+use crate::domain::{BoundingBox, ProtoError, checked_confidence, invalid, required_box};
 use crate::wire;
 
 /// A box as the live view draws it: the detection, its track and its horse.
@@ -101,12 +101,7 @@ impl From<DetectionUpdate> for wire::DetectionUpdate {
                         .boxes
                         .into_iter()
                         .map(|b| wire::TrackedBox {
-                            bbox: Some(wire::BoundingBox {
-                                x: b.bbox.x,
-                                y: b.bbox.y,
-                                w: b.bbox.w,
-                                h: b.bbox.h,
-                            }),
+                            bbox: Some(b.bbox.into()),
                             confidence: b.confidence,
                             track_id: b.track_id,
                             horse: b.horse,
@@ -130,15 +125,9 @@ impl TryFrom<wire::DetectionUpdate> for DetectionUpdate {
                     .boxes
                     .into_iter()
                     .map(|b| {
-                        let r = b.bbox.ok_or_else(|| invalid("bbox", "missing"))?;
                         Ok(TrackedBox {
-                            bbox: BoundingBox {
-                                x: r.x,
-                                y: r.y,
-                                w: r.w,
-                                h: r.h,
-                            },
-                            confidence: b.confidence,
+                            bbox: required_box(b.bbox)?,
+                            confidence: checked_confidence(b.confidence)?,
                             track_id: b.track_id,
                             horse: b.horse,
                         })
