@@ -51,6 +51,24 @@ pub(crate) fn best_class(scores: impl IntoIterator<Item = f32>) -> (u32, f32) {
     best
 }
 
+/// Class and score of a `[box, objectness, C class scores]` row (YOLOX, YOLOv5): the best class,
+/// scored objectness × class score; `None` unless that class passes `classes` and the score is
+/// `>= score_threshold`.
+pub(crate) fn score_row(
+    row: &[f32],
+    classes: &ClassFilter,
+    score_threshold: f32,
+) -> Option<(u32, f32)> {
+    let obj = row[4];
+    if obj < score_threshold {
+        // score = obj × cls <= obj: cannot pass.
+        return None;
+    }
+    let (class_id, cls_score) = best_class(row[5..].iter().copied());
+    let score = obj * cls_score;
+    (score >= score_threshold && classes.accepts(class_id)).then_some((class_id, score))
+}
+
 /// A candidate from a centre box.
 pub(crate) fn corners(class_id: u32, score: f32, cx: f32, cy: f32, w: f32, h: f32) -> Candidate {
     Candidate {

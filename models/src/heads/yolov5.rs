@@ -2,7 +2,7 @@
 //! with the box already in network-input pixels (the export's Detect layer applies the grids,
 //! anchors and sigmoids); score = objectness × best class score.
 
-use super::{ClassFilter, best_class, corners};
+use super::{ClassFilter, corners, score_row};
 use crate::manifest::DetectionParams;
 use crate::nms::Candidate;
 
@@ -25,21 +25,13 @@ pub fn decode(
         params.num_anchors() * row,
         "YOLOv5 output of one image has the wrong length"
     );
-    let mut out = Vec::new();
-    for r in output.chunks_exact(row) {
-        let obj = r[4];
-        if obj < score_threshold {
-            // score = obj × cls <= obj: cannot pass.
-            continue;
-        }
-        let (class_id, cls_score) = best_class(r[5..].iter().copied());
-        let score = obj * cls_score;
-        if score < score_threshold || !classes.accepts(class_id) {
-            continue;
-        }
-        out.push(corners(class_id, score, r[0], r[1], r[2], r[3]));
-    }
-    out
+    output
+        .chunks_exact(row)
+        .filter_map(|r| {
+            let (class_id, score) = score_row(r, classes, score_threshold)?;
+            Some(corners(class_id, score, r[0], r[1], r[2], r[3]))
+        })
+        .collect()
 }
 
 #[cfg(test)]

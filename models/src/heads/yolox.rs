@@ -1,7 +1,7 @@
 //! YOLOX output decoding: anchor-point grids over the strides, boxes from (x, y, log w, log h),
 //! score = objectness × best class score, class filter and score threshold.
 
-use super::{ClassFilter, best_class, corners};
+use super::{ClassFilter, corners, score_row};
 use crate::manifest::DetectionParams;
 use crate::nms::Candidate;
 
@@ -30,16 +30,9 @@ pub fn decode(
         for gy in 0..grid {
             for gx in 0..grid {
                 let r = rows.next().expect("length checked above");
-                let obj = r[4];
-                if obj < score_threshold {
-                    // score = obj × cls <= obj: cannot pass.
+                let Some((class_id, score)) = score_row(r, classes, score_threshold) else {
                     continue;
-                }
-                let (class_id, cls_score) = best_class(r[5..].iter().copied());
-                let score = obj * cls_score;
-                if score < score_threshold || !classes.accepts(class_id) {
-                    continue;
-                }
+                };
                 let cx = (r[0] + gx as f32) * s;
                 let cy = (r[1] + gy as f32) * s;
                 let w = r[2].exp() * s;
@@ -54,23 +47,12 @@ pub fn decode(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest::{ChannelOrder, DetectionHead, LetterboxPlacement};
+    use crate::heads::test_params::small;
+    use crate::manifest::DetectionHead;
 
     /// A 32×32 input with strides 8 and 16 (16 + 4 anchors) and 3 classes.
     fn params() -> DetectionParams {
-        DetectionParams {
-            head: DetectionHead::Yolox,
-            input_size: 32,
-            letterbox: LetterboxPlacement::TopLeft,
-            channel_order: ChannelOrder::Bgr,
-            pixel_range: [0.0, 255.0],
-            pad_value: 114,
-            num_classes: 3,
-            strides: vec![8, 16],
-            horse_class_id: 1,
-            score_threshold: 0.3,
-            nms_iou: 0.45,
-        }
+        small(DetectionHead::Yolox)
     }
 
     fn empty() -> Vec<f32> {
