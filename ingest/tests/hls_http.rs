@@ -21,18 +21,9 @@ use horsestream_ingest::{
 };
 use horsestream_proto::FrameChunk;
 
-fn photo() -> PathBuf {
-    ffmpeg_next::log::set_level(ffmpeg_next::log::Level::Error);
-    std::env::var_os("HORSESTREAM_MEDIA_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/media"))
-        .join("horses.jpg")
-}
-
-fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
-    l.local_addr().unwrap().port()
-}
+#[path = "support/media.rs"]
+mod media;
+use media::{free_port, photo};
 
 /// An 8 s, 25 fps sample video written as HLS by our own ingest at its native 25 fps, so the
 /// live ingest below really resamples 25 → 10 fps. Returns the served root.

@@ -3,7 +3,6 @@
 //! those of the untagged file turned the way the ffmpeg CLI's autorotate turns them.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use horsestream_ingest::{
@@ -15,27 +14,9 @@ use horsestream_proto::{FrameChunk, FrameEncoding};
 const W: u32 = 320;
 const H: u32 = 240;
 
-fn photo() -> PathBuf {
-    ffmpeg_next::log::set_level(ffmpeg_next::log::Level::Error);
-    std::env::var_os("HORSESTREAM_MEDIA_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/media"))
-        .join("horses.jpg")
-}
-
-fn ffmpeg(args: &[&str]) -> Vec<u8> {
-    let out = Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-y"])
-        .args(args)
-        .output()
-        .expect("the ffmpeg CLI (scripts/install-deps.sh installs it)");
-    assert!(
-        out.status.success(),
-        "ffmpeg: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
+#[path = "support/media.rs"]
+mod media;
+use media::{ffmpeg, photo};
 
 fn sample(dir: &Path) -> PathBuf {
     let path = dir.join("upright.mp4");

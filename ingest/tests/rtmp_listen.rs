@@ -4,8 +4,7 @@
 //! a second push.
 
 use std::convert::Infallible;
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::time::{Duration, Instant};
@@ -16,18 +15,9 @@ use horsestream_ingest::{
 };
 use horsestream_proto::FrameChunk;
 
-fn photo() -> PathBuf {
-    ffmpeg_next::log::set_level(ffmpeg_next::log::Level::Error);
-    std::env::var_os("HORSESTREAM_MEDIA_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/media"))
-        .join("horses.jpg")
-}
-
-fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
-    l.local_addr().unwrap().port()
-}
+#[path = "support/media.rs"]
+mod media;
+use media::{free_port, photo};
 
 /// `ffmpeg -re -i video -c copy -f flv url`, killed on drop.
 struct Push(Child);
