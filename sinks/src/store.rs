@@ -64,6 +64,19 @@ macro_rules! dispatch {
         }
     };
 }
+use dispatch;
+
+/// A stored time in µs since the epoch (SQLite's columns, event times) as a timestamp.
+fn time(us: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(us).unwrap_or_default()
+}
+
+fn not_found(what: &'static str, id: impl ToString) -> SinkError {
+    SinkError::NotFound {
+        what,
+        id: id.to_string(),
+    }
+}
 
 /// A chunk or message that could not be processed, kept where an operator can see it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -14,7 +14,7 @@ use super::records::{
 };
 use super::{
     ChunkErrorRecord, Counters, DetectionRow, FrameRow, StoreStats, bbox_json, check_chunk,
-    layout_frames, sql,
+    layout_frames, not_found, sql, time,
 };
 use crate::SinkError;
 use crate::error::classify;
@@ -23,10 +23,6 @@ use crate::error::classify;
 pub struct PgStore {
     pool: PgPool,
     counters: Arc<Counters>,
-}
-
-fn time(us: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp_micros(us).unwrap_or_default()
 }
 
 /// Appends `s` escaped for COPY's text format.
@@ -314,13 +310,6 @@ const HORSE_COLUMNS: &str = "id, stream_id, display_name, colour, first_seen, la
 const ALERT_COLUMNS: &str = "id, time, stream_id, horse_id, kind, severity, message, dedup_key, \
      acknowledged_at, acknowledged_by";
 const USER_COLUMNS: &str = "id, username, password_hash, role, created_at";
-
-fn not_found(what: &'static str, id: impl ToString) -> SinkError {
-    SinkError::NotFound {
-        what,
-        id: id.to_string(),
-    }
-}
 
 fn json_err(what: &'static str, e: serde_json::Error) -> SinkError {
     SinkError::Invalid {
@@ -801,6 +790,16 @@ impl PgStore {
         .await
         .map_err(|e| classify(e, "user", &u.username, "user", &u.username))?;
         user_row(&row)
+    }
+
+    pub async fn find_user_by_id(&self, id: i64) -> Result<Option<User>, SinkError> {
+        sqlx::query(sql!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(user_row)
+            .transpose()
     }
 
     pub async fn find_user_by_username(&self, username: &str) -> Result<Option<User>, SinkError> {

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 
 use super::records::{GaitRow, Horse, User};
-use super::{PgStore, SqliteStore, Store};
+use super::{PgStore, SqliteStore, Store, dispatch, not_found, time};
 use crate::SinkError;
 use crate::error::classify;
 
@@ -67,17 +67,6 @@ pub struct ModelRow {
     /// Lower-case hex sha256 of the installed file.
     pub sha256: String,
     pub active: bool,
-}
-
-fn time(us: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp_micros(us).unwrap_or_default()
-}
-
-fn not_found(what: &'static str, id: impl ToString) -> SinkError {
-    SinkError::NotFound {
-        what,
-        id: id.to_string(),
-    }
 }
 
 const GAIT_COLUMNS_PG: &str = "time, stream_id, track_id, horse_id, speed, acceleration, unit, \
@@ -154,14 +143,6 @@ impl PgStore {
                 })
             })
             .collect()
-    }
-
-    pub(super) async fn find_user_by_id(&self, id: i64) -> Result<Option<String>, SinkError> {
-        let row: Option<(String,)> = sqlx::query_as("SELECT username FROM users WHERE id = $1")
-            .bind(id)
-            .fetch_optional(self.pool())
-            .await?;
-        Ok(row.map(|(u,)| u))
     }
 
     pub(super) async fn rename_horse(&self, id: i64, name: &str) -> Result<(), SinkError> {
@@ -331,14 +312,6 @@ impl SqliteStore {
             .collect()
     }
 
-    pub(super) async fn find_user_by_id(&self, id: i64) -> Result<Option<String>, SinkError> {
-        let row: Option<(String,)> = sqlx::query_as("SELECT username FROM users WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.map(|(u,)| u))
-    }
-
     pub(super) async fn rename_horse(&self, id: i64, name: &str) -> Result<(), SinkError> {
         let done = sqlx::query("UPDATE horses SET display_name = ? WHERE id = ?")
             .bind(name)
@@ -439,16 +412,6 @@ impl SqliteStore {
     }
 }
 
-/// Calls the same method on whichever backend the store is.
-macro_rules! dispatch {
-    ($self:ident . $m:ident ( $($a:expr),* )) => {
-        match $self {
-            Store::Postgres(s) => s.$m($($a),*).await,
-            Store::Sqlite(s) => s.$m($($a),*).await,
-        }
-    };
-}
-
 impl Store {
     /// A page of one stream's detections in the stable order `(time, chunk, frame, index)`:
     /// those in `[from, to)` strictly after `after`, at most `limit` (1 to 10 000).
@@ -472,13 +435,7 @@ impl Store {
 
     /// A user by id (what a token's subject names); `None` when there is none.
     pub async fn find_user_by_id(&self, id: i64) -> Result<Option<User>, SinkError> {
-        match dispatch!(self.find_user_by_id(id))? {
-            Some(name) => Ok(self
-                .find_user_by_username(&name)
-                .await?
-                .filter(|u| u.id == id)),
-            None => Ok(None),
-        }
+        dispatch!(self.find_user_by_id(id))
     }
 
     /// Renames a horse; a name taken by another horse of its stream is a

@@ -16,7 +16,8 @@ use super::records::{
 };
 use super::validate::cosine_distance;
 use super::{
-    ChunkErrorRecord, Counters, FrameRow, StoreStats, bbox_json, check_chunk, layout_frames, sql,
+    ChunkErrorRecord, Counters, FrameRow, StoreStats, bbox_json, check_chunk, layout_frames,
+    not_found, sql, time,
 };
 use crate::SinkError;
 use crate::error::classify;
@@ -200,17 +201,6 @@ const USER_COLUMNS: &str = "id, username, password_hash, role, created_us";
 
 fn us(t: DateTime<Utc>) -> i64 {
     t.timestamp_micros()
-}
-
-fn time(us: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp_micros(us).unwrap_or_default()
-}
-
-fn not_found(what: &'static str, id: impl ToString) -> SinkError {
-    SinkError::NotFound {
-        what,
-        id: id.to_string(),
-    }
 }
 
 fn from_json<T: serde::de::DeserializeOwned>(what: &'static str, s: &str) -> Result<T, SinkError> {
@@ -740,6 +730,16 @@ impl SqliteStore {
         .await
         .map_err(|e| classify(e, "user", &u.username, "user", &u.username))?;
         user_row(&row)
+    }
+
+    pub async fn find_user_by_id(&self, id: i64) -> Result<Option<User>, SinkError> {
+        sqlx::query(sql!("SELECT {USER_COLUMNS} FROM users WHERE id = ?"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(user_row)
+            .transpose()
     }
 
     pub async fn find_user_by_username(&self, username: &str) -> Result<Option<User>, SinkError> {
