@@ -410,17 +410,9 @@ fn validate_detection(m: &ModelEntry) -> Result<(), String> {
             m.name, p.horse_class_id, p.num_classes
         ));
     }
-    let side = Dim::Fixed(u64::from(p.input_size));
     let [_, d1, d2] = p.output_shape(0);
-    let out_ok = m.outputs.len() == 1
-        && m.outputs[0].shape.len() == 3
-        && m.outputs[0].shape[1] == Dim::Fixed(d1 as u64)
-        && m.outputs[0].shape[2] == Dim::Fixed(d2 as u64);
-    let in_ok = m.inputs[0].shape.len() == 4
-        && m.inputs[0].shape[1] == Dim::Fixed(3)
-        && m.inputs[0].shape[2] == side
-        && m.inputs[0].shape[3] == side;
-    if !(in_ok && out_ok) {
+    let out_ok = m.outputs.len() == 1 && batch_of(&m.outputs[0], &[d1, d2]);
+    if !(image_input(m, p.input_size, p.input_size) && out_ok) {
         return Err(format!(
             "model {:?}: signature {} does not fit the {} detection parameters \
              (input [N,3,{s},{s}], output [N,{d1},{d2}])",
@@ -447,18 +439,12 @@ fn validate_pose(m: &ModelEntry) -> Result<(), String> {
             m.name
         ));
     }
-    let k = Dim::Fixed(p.keypoints.len() as u64);
+    let k = p.keypoints.len();
     let (bx, by) = p.simcc_bins();
-    let in_ok = m.inputs.len() == 1
-        && m.inputs[0].shape.len() == 4
-        && m.inputs[0].shape[1] == Dim::Fixed(3)
-        && m.inputs[0].shape[2] == Dim::Fixed(u64::from(p.input_height))
-        && m.inputs[0].shape[3] == Dim::Fixed(u64::from(p.input_width));
     let out_ok = m.outputs.len() == 2
-        && [bx, by].iter().zip(&m.outputs).all(|(&bins, o)| {
-            o.shape.len() == 3 && o.shape[1] == k && o.shape[2] == Dim::Fixed(bins as u64)
-        });
-    if !(in_ok && out_ok) {
+        && batch_of(&m.outputs[0], &[k, bx])
+        && batch_of(&m.outputs[1], &[k, by]);
+    if !(image_input(m, p.input_height, p.input_width) && out_ok) {
         return Err(format!(
             "model {:?}: signature {} does not fit the pose parameters (input [N,3,{h},{w}], \
              outputs simcc_x [N,{k},{bx}] then simcc_y [N,{k},{by}])",
@@ -466,10 +452,24 @@ fn validate_pose(m: &ModelEntry) -> Result<(), String> {
             signature_string(&m.inputs, &m.outputs),
             h = p.input_height,
             w = p.input_width,
-            k = p.keypoints.len(),
         ));
     }
     Ok(())
+}
+
+/// Whether the model has one input and it is a batch of `[3, height, width]` images.
+fn image_input(m: &ModelEntry, height: u32, width: u32) -> bool {
+    let item = [3, height as usize, width as usize];
+    m.inputs.len() == 1 && batch_of(&m.inputs[0], &item)
+}
+
+/// Whether `spec` is `[N, item...]`: any first (batch) dimension, then exactly `item`.
+fn batch_of(spec: &TensorSpec, item: &[usize]) -> bool {
+    spec.shape.len() == item.len() + 1
+        && spec.shape[1..]
+            .iter()
+            .zip(item)
+            .all(|(d, &n)| *d == Dim::Fixed(n as u64))
 }
 
 impl ModelEntry {
