@@ -16,8 +16,6 @@ pub mod pose;
 mod registry;
 mod runtime;
 
-pub use heads::yolox;
-
 pub use detector::{Detected, Detector};
 pub use embedder::{Embedder, cosine_distance, crop, l2_normalize};
 pub use error::ModelError;
@@ -32,4 +30,3 @@ pub use registry::{
     ExecutionProviderKind, LoadedModel, MODEL_DIR_ENV, ModelRegistry, ModelsConfig, sha256_file,
 };
 pub use runtime::{ORT_DYLIB_ENV, default_dylib_path, init_runtime, resolve_dylib_path};
-pub use yolox::decode;
