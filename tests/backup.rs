@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use chrono::{DateTime, TimeZone, Utc};
-use horsestream_proto::{BoundingBox, Detection, FrameResult, ProcessedChunk};
+use horsestream_proto::{ProcessedChunk, testing};
 use horsestream_sinks::{
     Calibration, ChunkErrorRecord, EMBEDDING_DIM, FrameRow, GaitRow, Horse, HorseMatch,
     HorseSighting, NewStream, Store, StoreStats, Stream, Zone,
@@ -114,46 +114,17 @@ fn at(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(y, mo, d, h, mi, 0).unwrap()
 }
 
+/// Chunk `sequence` (10 s each) of a stream that started at `start`.
 fn chunk(stream_id: &str, sequence: u64, start: DateTime<Utc>, boxes: &[usize]) -> ProcessedChunk {
-    let start_us = start.timestamp_micros();
     let first_pts = sequence as i64 * 10_000_000;
-    ProcessedChunk {
-        stream_id: stream_id.into(),
+    testing::chunk(
+        stream_id,
         sequence,
-        start_pts_us: first_pts,
-        end_pts_us: first_pts + 10_000_000,
-        stream_start_time_us: start_us,
-        frame_width: 0,
-        frame_height: 0,
-        frames: boxes
-            .iter()
-            .enumerate()
-            .map(|(i, &n)| {
-                let pts_us = first_pts + i as i64 * 100_000;
-                FrameResult {
-                    index: i as u32,
-                    pts_us,
-                    capture_time_us: start_us + pts_us,
-                    detections: (0..n)
-                        .map(|k| Detection {
-                            frame_index: i as u32,
-                            pts_us,
-                            class_id: 17,
-                            confidence: 0.5 + k as f32 / 10.0,
-                            bbox: BoundingBox {
-                                x: 10.0 + k as f32 * 60.0,
-                                y: 20.0 + i as f32,
-                                w: 50.0,
-                                h: 40.0,
-                            },
-                            track_id: Some(k as u64 + 1),
-                        })
-                        .collect(),
-                    embeddings: Vec::new(),
-                }
-            })
-            .collect(),
-    }
+        start.timestamp_micros(),
+        first_pts,
+        10_000_000,
+        boxes,
+    )
 }
 
 fn embedding(phase: f32) -> Vec<f32> {

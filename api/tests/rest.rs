@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use chrono::{DateTime, Duration, Utc};
 use horsestream_api::app;
 use horsestream_api::auth::{Role, StoreUserStore};
-use horsestream_proto::{BoundingBox, Detection, FrameResult, ProcessedChunk};
+use horsestream_proto::{ProcessedChunk, testing};
 use horsestream_sinks::{GaitRow, HorseSighting, NewAlert, Severity, Store};
 
 use common::stores::{file_stream, state_with_store, stores, unique};
@@ -226,46 +226,17 @@ async fn bad_stream_bodies_get_the_one_error_body() {
     }
 }
 
+/// Chunk `sequence` (2 s each) of a stream that started at `start`.
 fn chunk(stream_id: &str, sequence: u64, start: DateTime<Utc>, boxes: &[usize]) -> ProcessedChunk {
-    let start_us = start.timestamp_micros();
     let first_pts = sequence as i64 * 2_000_000;
-    ProcessedChunk {
-        stream_id: stream_id.into(),
+    testing::chunk(
+        stream_id,
         sequence,
-        start_pts_us: first_pts,
-        end_pts_us: first_pts + 2_000_000,
-        stream_start_time_us: start_us,
-        frame_width: 0,
-        frame_height: 0,
-        frames: boxes
-            .iter()
-            .enumerate()
-            .map(|(i, &n)| {
-                let pts_us = first_pts + i as i64 * 100_000;
-                FrameResult {
-                    index: i as u32,
-                    pts_us,
-                    capture_time_us: start_us + pts_us,
-                    detections: (0..n)
-                        .map(|k| Detection {
-                            frame_index: i as u32,
-                            pts_us,
-                            class_id: 17,
-                            confidence: 0.5 + k as f32 / 10.0,
-                            bbox: BoundingBox {
-                                x: 10.0 + k as f32 * 60.0,
-                                y: 20.0 + i as f32,
-                                w: 50.0,
-                                h: 40.0,
-                            },
-                            track_id: Some(k as u64 + 1),
-                        })
-                        .collect(),
-                    embeddings: Vec::new(),
-                }
-            })
-            .collect(),
-    }
+        start.timestamp_micros(),
+        first_pts,
+        2_000_000,
+        boxes,
+    )
 }
 
 type Key = (String, String, i64, i64);

@@ -4,6 +4,8 @@
 
 mod domain;
 mod live;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use domain::{
     BoundingBox, ChunkProcessed, Detection, Event, EventKind, Frame, FrameChunk, FrameEncoding,

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
-use horsestream_proto::{BoundingBox, Detection, FrameResult, ProcessedChunk};
+use horsestream_proto::{ProcessedChunk, testing};
 use horsestream_sinks::{
     AlertQuery, Calibration, DetectionProblem, EMBEDDING_DIM, GALLERY_LIMIT, GaitRow,
     HorseObservation, HorseSighting, NewAlert, NewStream, NewUser, RetentionJob, Role, Severity,
@@ -117,49 +117,22 @@ async fn stream(store: &Store) -> String {
     id
 }
 
+/// Chunk `sequence` (10 s each) of a stream that started at `start_us`.
 fn chunk(
     stream_id: &str,
     sequence: u64,
     start_us: i64,
     boxes_per_frame: &[usize],
 ) -> ProcessedChunk {
-    ProcessedChunk {
-        stream_id: stream_id.into(),
+    let first_pts = sequence as i64 * 10_000_000;
+    testing::chunk(
+        stream_id,
         sequence,
-        start_pts_us: sequence as i64 * 10_000_000,
-        end_pts_us: sequence as i64 * 10_000_000 + 10_000_000,
-        stream_start_time_us: start_us,
-        frame_width: 0,
-        frame_height: 0,
-        frames: boxes_per_frame
-            .iter()
-            .enumerate()
-            .map(|(i, &n)| {
-                let pts_us = sequence as i64 * 10_000_000 + i as i64 * 100_000;
-                FrameResult {
-                    index: i as u32,
-                    pts_us,
-                    capture_time_us: start_us + pts_us,
-                    detections: (0..n)
-                        .map(|k| Detection {
-                            frame_index: i as u32,
-                            pts_us,
-                            class_id: 17,
-                            confidence: 0.75,
-                            bbox: BoundingBox {
-                                x: k as f32 * 50.0,
-                                y: 20.0,
-                                w: 40.0,
-                                h: 30.0,
-                            },
-                            track_id: Some(k as u64),
-                        })
-                        .collect(),
-                    embeddings: Vec::new(),
-                }
-            })
-            .collect(),
-    }
+        start_us,
+        first_pts,
+        10_000_000,
+        boxes_per_frame,
+    )
 }
 
 fn box_count(frames: &[horsestream_sinks::FrameRow]) -> usize {
@@ -315,8 +288,9 @@ async fn same_chunk_written_three_times_is_stored_once(store: &Store) {
     assert_eq!(box_count(&frames), 6);
     let per_frame: Vec<usize> = frames.iter().map(|f| f.boxes.len()).collect();
     assert_eq!(per_frame, vec![3, 0, 2, 1]);
-    assert_eq!(frames[0].track_ids, vec![Some(0), Some(1), Some(2)]);
-    assert_eq!(frames[2].boxes[1]["x"], 50.0);
+    // The builder's detection k is track k + 1 at x = 10 + 60k.
+    assert_eq!(frames[0].track_ids, vec![Some(1), Some(2), Some(3)]);
+    assert_eq!(frames[2].boxes[1]["x"], 70.0);
 }
 
 /// Retention removed the chunk's `video_chunks` row but not yet the hypertable chunk holding

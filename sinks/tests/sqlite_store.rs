@@ -1,46 +1,19 @@
 //! The embedded store against a real SQLite file: rows land once, replays add nothing.
 
-use horsestream_proto::{BoundingBox, Detection, FrameResult, ProcessedChunk};
+use horsestream_proto::{ProcessedChunk, testing};
 use horsestream_sinks::{ChunkErrorRecord, NewStream, Store};
 
+/// Chunk `sequence` of the `paddock` stream: 10 s long, starting every 9 s (1 s overlap).
 fn chunk(sequence: u64, boxes_per_frame: &[usize]) -> ProcessedChunk {
-    ProcessedChunk {
-        stream_id: "paddock".into(),
+    let first_pts = sequence as i64 * 9_000_000;
+    testing::chunk(
+        "paddock",
         sequence,
-        start_pts_us: sequence as i64 * 9_000_000,
-        end_pts_us: sequence as i64 * 9_000_000 + 10_000_000,
-        stream_start_time_us: 1_700_000_000_000_000,
-        frame_width: 0,
-        frame_height: 0,
-        frames: boxes_per_frame
-            .iter()
-            .enumerate()
-            .map(|(i, &n)| {
-                let pts_us = sequence as i64 * 9_000_000 + i as i64 * 100_000;
-                FrameResult {
-                    index: i as u32,
-                    pts_us,
-                    capture_time_us: 1_700_000_000_000_000 + pts_us,
-                    detections: (0..n)
-                        .map(|k| Detection {
-                            frame_index: i as u32,
-                            pts_us,
-                            class_id: 17,
-                            confidence: 0.5,
-                            bbox: BoundingBox {
-                                x: k as f32 * 10.0,
-                                y: 1.0,
-                                w: 5.0,
-                                h: 5.0,
-                            },
-                            track_id: Some(k as u64),
-                        })
-                        .collect(),
-                    embeddings: Vec::new(),
-                }
-            })
-            .collect(),
-    }
+        1_700_000_000_000_000,
+        first_pts,
+        10_000_000,
+        boxes_per_frame,
+    )
 }
 
 async fn store() -> (tempfile::TempDir, Store) {
@@ -96,8 +69,10 @@ async fn frames_lists_every_frame_in_order_with_its_boxes() {
     );
     assert_eq!(frames[0].pts_us, None);
     assert_eq!(frames[3].pts_us, Some(9_100_000));
-    assert_eq!(frames[3].boxes[1]["x"], 10.0);
-    assert_eq!(frames[3].boxes[1]["confidence"], 0.5);
+    // In detection order: the builder's detection k sits at x = 10 + 60k, confidence 0.5 + k/10.
+    assert_eq!(frames[3].boxes[0]["x"], 10.0);
+    assert_eq!(frames[3].boxes[1]["x"], 70.0);
+    assert_eq!(frames[3].boxes[0]["confidence"], 0.5);
 }
 
 #[tokio::test]

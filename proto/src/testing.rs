@@ -1,0 +1,54 @@
+//! Builders for tests of the crates downstream (feature `testing`): never used by a binary.
+
+use crate::{BoundingBox, Detection, FrameResult, ProcessedChunk};
+
+/// A processed chunk of `stream_id`: frames 100 ms apart from `first_pts_us` over `len_us`,
+/// frame `i` holding `boxes[i]` detections. Detection `k` of frame `i` is the box
+/// `(10 + 60k, 20 + i)` sized 50×40, confidence `0.5 + k/10` (at most 1), track `k + 1`.
+/// Capture times are `stream_start_us + pts`; the frame size is unknown (0 × 0).
+pub fn chunk(
+    stream_id: &str,
+    sequence: u64,
+    stream_start_us: i64,
+    first_pts_us: i64,
+    len_us: i64,
+    boxes: &[usize],
+) -> ProcessedChunk {
+    ProcessedChunk {
+        stream_id: stream_id.into(),
+        sequence,
+        start_pts_us: first_pts_us,
+        end_pts_us: first_pts_us + len_us,
+        stream_start_time_us: stream_start_us,
+        frame_width: 0,
+        frame_height: 0,
+        frames: boxes
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| {
+                let pts_us = first_pts_us + i as i64 * 100_000;
+                FrameResult {
+                    index: i as u32,
+                    pts_us,
+                    capture_time_us: stream_start_us + pts_us,
+                    detections: (0..n)
+                        .map(|k| Detection {
+                            frame_index: i as u32,
+                            pts_us,
+                            class_id: 17,
+                            confidence: (0.5 + k as f32 / 10.0).min(1.0),
+                            bbox: BoundingBox {
+                                x: 10.0 + k as f32 * 60.0,
+                                y: 20.0 + i as f32,
+                                w: 50.0,
+                                h: 40.0,
+                            },
+                            track_id: Some(k as u64 + 1),
+                        })
+                        .collect(),
+                    embeddings: Vec::new(),
+                }
+            })
+            .collect(),
+    }
+}
