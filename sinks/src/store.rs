@@ -142,7 +142,6 @@ impl Store {
     /// non-retriable [`SinkError::NotFound`] (what: `stream`): results are never stored for a
     /// stream nobody created.
     pub async fn write_chunk(&self, chunk: &ProcessedChunk) -> Result<(), SinkError> {
-        self.get_stream(&chunk.stream_id).await?;
         match self {
             Store::Postgres(s) => s.write_chunk(chunk).await,
             Store::Sqlite(s) => s.write_chunk(chunk).await,

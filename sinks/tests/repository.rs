@@ -581,6 +581,13 @@ async fn a_chunk_of_an_unknown_stream_is_refused(store: &Store) {
     store.create_stream(&new_stream(&id)).await.unwrap();
     store.write_chunk(&c).await.unwrap();
     assert_eq!(box_count(&store.frames(&id).await.unwrap()), 3);
+    // A replay after the stream was deleted is refused too, though its chunk row is known.
+    store.delete_stream(&id).await.unwrap();
+    let err = store.write_chunk(&c).await.unwrap_err();
+    assert!(
+        matches!(err, SinkError::NotFound { what: "stream", .. }),
+        "{err}"
+    );
 }
 
 /// A unit vector along `axis`, slightly tilted towards `axis + 1`.

@@ -112,10 +112,14 @@ impl PgStore {
     async fn write_chunk_copy(&self, chunk: &ProcessedChunk) -> Result<(), SinkError> {
         let chunk_id = chunk.chunk_id();
         let mut tx = self.pool.begin().await?;
+        // The chunk row goes in only for a registered stream; no row back means either that
+        // the stream is unknown or that the chunk is stored already (told apart below, off the
+        // common path).
         let fresh: Option<(i32,)> = sqlx::query_as(
             "INSERT INTO video_chunks \
                (chunk_id, stream_id, sequence, start_time, end_time, frames, detections, status) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 'processed') \
+             SELECT $1, $2, $3, $4, $5, $6, $7, 'processed' \
+             WHERE EXISTS (SELECT 1 FROM streams WHERE id = $2) \
              ON CONFLICT (chunk_id) DO NOTHING RETURNING 1",
         )
         .bind(&chunk_id)
@@ -128,6 +132,14 @@ impl PgStore {
         .fetch_optional(&mut *tx)
         .await?;
         if fresh.is_none() {
+            let (known,): (bool,) =
+                sqlx::query_as("SELECT EXISTS (SELECT 1 FROM streams WHERE id = $1)")
+                    .bind(&chunk.stream_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            if !known {
+                return Err(not_found("stream", &chunk.stream_id));
+            }
             sqlx::query(
                 "UPDATE video_chunks SET status = 'processed', processed_at = now() \
                  WHERE chunk_id = $1",

@@ -54,6 +54,13 @@ impl SqliteStore {
         check_chunk(chunk, &self.counters)?;
         let chunk_id = chunk.chunk_id();
         let mut tx = self.pool.begin().await?;
+        let known: Option<(i64,)> = sqlx::query_as("SELECT 1 FROM streams WHERE id = ?")
+            .bind(&chunk.stream_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if known.is_none() {
+            return Err(not_found("stream", &chunk.stream_id));
+        }
         for f in &chunk.frames {
             for (i, d) in f.detections.iter().enumerate() {
                 sqlx::query(
