@@ -72,6 +72,17 @@ fn main() {
             "--events-topic".into(),
             format!("{name}.events"),
         ];
+        // Results are stored only for registered streams.
+        run(&[
+            "stream",
+            "add",
+            "--database-url",
+            &db,
+            "--id",
+            &name,
+            "--url",
+            video.to_str().unwrap(),
+        ]);
         let t = Instant::now();
         let mut a = vec![
             "ingest",

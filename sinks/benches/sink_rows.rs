@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use horsestream_proto::{BoundingBox, Detection, FrameResult, ProcessedChunk};
-use horsestream_sinks::Store;
+use horsestream_sinks::{NewStream, Store};
 
 const CHUNKS: u64 = 40;
 const FRAMES: usize = 100;
@@ -131,7 +131,20 @@ fn bench(c: &mut Criterion) {
         b.iter_custom(|iters| {
             let mut took = Duration::ZERO;
             for _ in 0..iters {
-                let batch = chunks(&fresh_stream());
+                let stream = fresh_stream();
+                // Results are stored only for registered streams (not timed).
+                rt.block_on(store.create_stream(&NewStream {
+                    id: stream.clone(),
+                    name: stream.clone(),
+                    source_url: "bench".into(),
+                    source_kind: "file".into(),
+                    credentials_secret: None,
+                    calibration: None,
+                    zones: Vec::new(),
+                    enabled: true,
+                }))
+                .unwrap();
+                let batch = chunks(&stream);
                 let start = Instant::now();
                 rt.block_on(async {
                     for c in &batch {
@@ -178,9 +191,14 @@ fn bench(c: &mut Criterion) {
         Store::Sqlite(_) => unreachable!("the bench needs PostgreSQL"),
     };
     rt.block_on(async {
-        for table in ["detections", "video_chunks"] {
+        for table in ["detections", "video_chunks", "streams"] {
+            let column = if table == "streams" {
+                "id"
+            } else {
+                "stream_id"
+            };
             sqlx::query(sqlx::AssertSqlSafe(format!(
-                "DELETE FROM {table} WHERE stream_id LIKE $1"
+                "DELETE FROM {table} WHERE {column} LIKE $1"
             )))
             .bind(format!("{}%", prefix()))
             .execute(&pool)
