@@ -34,15 +34,18 @@ impl OwnPostgres {
         format!("postgres://postgres@127.0.0.1:{}/horsestream", self.port)
     }
 
-    fn services(&self, command: &str) {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/services.sh");
-        let out = Command::new("bash")
-            .arg(script)
+    /// `scripts/services.sh COMMAND` for this instance.
+    fn script(&self, command: &str) -> Command {
+        let mut c = Command::new("bash");
+        c.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/services.sh"))
             .arg(command)
             .env("HORSESTREAM_HOME", self.home.path())
-            .env("HS_PG_PORT", self.port.to_string())
-            .output()
-            .unwrap();
+            .env("HS_PG_PORT", self.port.to_string());
+        c
+    }
+
+    fn services(&self, command: &str) {
+        let out = self.script(command).output().unwrap();
         assert!(
             out.status.success(),
             "services.sh {command}: {}",
@@ -53,12 +56,7 @@ impl OwnPostgres {
 
 impl Drop for OwnPostgres {
     fn drop(&mut self) {
-        let _ = Command::new("bash")
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/services.sh"))
-            .arg("pg-stop")
-            .env("HORSESTREAM_HOME", self.home.path())
-            .env("HS_PG_PORT", self.port.to_string())
-            .output();
+        let _ = self.script("pg-stop").output();
     }
 }
 
