@@ -177,6 +177,26 @@ impl SourceSpec {
         }
     }
 
+    /// The `streams.source_kind` of this source: `file`, `rtsp`, `rtmp`, `hls` (a `.m3u8`
+    /// playlist), `http` or `youtube`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SourceSpec::File(_) => "file",
+            SourceSpec::Rtsp { .. } => "rtsp",
+            SourceSpec::RtmpListen { .. } => "rtmp",
+            SourceSpec::Http { url }
+                if url
+                    .split(['?', '#'])
+                    .next()
+                    .is_some_and(|p| p.ends_with(".m3u8")) =>
+            {
+                "hls"
+            }
+            SourceSpec::Http { .. } => "http",
+            SourceSpec::Youtube { .. } => "youtube",
+        }
+    }
+
     /// Whether the source is read by the reconnecting live loop (everything but files).
     pub fn is_live(&self) -> bool {
         !matches!(self, SourceSpec::File(_))

@@ -67,9 +67,9 @@ pub async fn register(
     source_url: &str,
     name: Option<&str>,
 ) -> anyhow::Result<bool> {
-    let kind = source_url
-        .split_once("://")
-        .map_or("file", |(scheme, _)| scheme)
+    let kind = horsestream_ingest::SourceSpec::parse(source_url)
+        .with_context(|| format!("stream {id}: source"))?
+        .kind()
         .to_owned();
     let new = NewStream {
         id: id.to_owned(),
@@ -85,5 +85,34 @@ pub async fn register(
         Ok(_) => Ok(true),
         Err(SinkError::Conflict { .. }) => Ok(false),
         Err(e) => Err(e).with_context(|| format!("registering stream {id}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use horsestream_api::rest::streams::SOURCE_KINDS;
+    use horsestream_ingest::SourceSpec;
+
+    /// Every source ingest reads is a kind the API accepts for a stream.
+    #[test]
+    fn ingest_source_kinds_are_api_stream_kinds() {
+        for input in [
+            "paddock.mp4",
+            "file:///videos/paddock.mkv",
+            "rtsp://camera/stream?transport=udp",
+            "rtmp://0.0.0.0:1935/live/key",
+            "https://cdn.example/live/index.m3u8?token=x",
+            "http://cdn.example/paddock.mp4",
+            "youtube:dQw4w9WgXcQ",
+        ] {
+            let kind = SourceSpec::parse(input).unwrap().kind();
+            assert!(SOURCE_KINDS.contains(&kind), "{input}: {kind}");
+        }
+        assert_eq!(
+            SourceSpec::parse("https://cdn.example/live/index.m3u8?token=x")
+                .unwrap()
+                .kind(),
+            "hls"
+        );
     }
 }

@@ -18,7 +18,7 @@ use crate::rest::valid_stream_id;
 use axum::extract::State;
 
 /// The kinds of source ingest knows.
-pub const SOURCE_KINDS: [&str; 4] = ["rtsp", "hls", "http", "file"];
+pub const SOURCE_KINDS: [&str; 6] = ["rtsp", "rtmp", "hls", "http", "youtube", "file"];
 
 /// A stream as clients see it: never its credentials.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
