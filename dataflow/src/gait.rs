@@ -352,7 +352,8 @@ pub fn analyze(
     Ok(GaitAnalyzer::new(calibration, config)?.analyze(track))
 }
 
-fn secs_to_us(s: f64) -> i64 {
+/// Seconds as whole microseconds.
+pub(crate) fn secs_to_us(s: f64) -> i64 {
     (s * 1e6).round() as i64
 }
 

@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::gait::{
     Calibration, ClassSmoother, GaitAnalyzer, GaitClass, GaitConfig, GaitError, GaitMetrics,
-    TrackSample, kinematics::ground_contact,
+    TrackSample, kinematics::ground_contact, secs_to_us,
 };
 use crate::tracking::gallery::{Gallery, inv_norm};
 
@@ -171,10 +171,6 @@ impl std::fmt::Debug for StreamHorses {
             .field("streams", &self.streams.keys().collect::<Vec<_>>())
             .finish()
     }
-}
-
-fn us(s: f64) -> i64 {
-    (s * 1e6).round() as i64
 }
 
 impl StreamHorses {
@@ -340,8 +336,8 @@ fn identify(
         .iter()
         .enumerate()
         .filter(|(_, h)| {
-            h.last_seen_us <= t - us(cfg.absent_after_s)
-                && h.last_seen_us >= t - us(cfg.reid_window_s)
+            h.last_seen_us <= t - secs_to_us(cfg.absent_after_s)
+                && h.last_seen_us >= t - secs_to_us(cfg.reid_window_s)
         })
         .filter_map(|(i, h)| Some((i, h.gallery.min_cosine_distance(e, inv)?)))
         .filter(|&(_, d)| d <= cfg.max_reid_distance)
@@ -380,7 +376,7 @@ fn rules_on_sample(
     let flat = bbox.w > 0.0 && bbox.h / bbox.w < cfg.lying_aspect;
     if flat {
         let since = *horse.flat_since.get_or_insert(t);
-        if !horse.flat_alerted && t - since >= us(cfg.lying_s) {
+        if !horse.flat_alerted && t - since >= secs_to_us(cfg.lying_s) {
             horse.flat_alerted = true;
             out.alerts.push(AlertFired {
                 number: Some(horse.number),
@@ -424,7 +420,10 @@ fn gait_windows(
     horse: &mut Horse,
     out: &mut ChunkAnalysis,
 ) {
-    let (window, hop) = (us(cfg.gait.window_s), us(cfg.gait.hop_s).max(1));
+    let (window, hop) = (
+        secs_to_us(cfg.gait.window_s),
+        secs_to_us(cfg.gait.hop_s).max(1),
+    );
     let Some(latest) = horse.samples.back().map(|s| s.t_us) else {
         return;
     };
@@ -454,7 +453,7 @@ fn gait_windows(
             horse.last_window_end = m.end_us;
             if class == GaitClass::Standstill {
                 let since = *horse.still_since.get_or_insert(m.start_us);
-                if !horse.still_alerted && m.end_us - since >= us(cfg.no_movement_s) {
+                if !horse.still_alerted && m.end_us - since >= secs_to_us(cfg.no_movement_s) {
                     horse.still_alerted = true;
                     out.alerts.push(AlertFired {
                         number: Some(horse.number),
