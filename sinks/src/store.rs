@@ -440,11 +440,42 @@ impl RetentionJob {
     }
 }
 
-/// The JSON kept in the `bbox` column.
-pub(crate) fn bbox_json(d: &horsestream_proto::Detection) -> serde_json::Value {
-    serde_json::json!({
-        "x": d.bbox.x, "y": d.bbox.y, "w": d.bbox.w, "h": d.bbox.h, "confidence": d.confidence,
-    })
+/// Appends the JSON kept in the `bbox` column, `{"x":…,"y":…,"w":…,"h":…,"confidence":…}`,
+/// each number in its shortest `f32` form. Written by hand on the sink's hot path (a
+/// `serde_json::Value` per row cost a map, five keys and a string); the text holds no
+/// character that COPY or SQL would need escaped. Every write path of both stores uses it, so
+/// a row reads back the same whichever path stored it.
+pub(crate) fn push_bbox_json(out: &mut String, d: &horsestream_proto::Detection) {
+    let mut num = ryu::Buffer::new();
+    let b = &d.bbox;
+    for (i, (key, v)) in [
+        ("x", b.x),
+        ("y", b.y),
+        ("w", b.w),
+        ("h", b.h),
+        ("confidence", d.confidence),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        out.push_str(if i == 0 { "{\"" } else { ",\"" });
+        out.push_str(key);
+        out.push_str("\":");
+        // Validated finite before any write; a non-finite value would be JSON null.
+        out.push_str(if v.is_finite() {
+            num.format_finite(v)
+        } else {
+            "null"
+        });
+    }
+    out.push('}');
+}
+
+/// [`push_bbox_json`] into a string of its own.
+pub(crate) fn bbox_json(d: &horsestream_proto::Detection) -> String {
+    let mut s = String::with_capacity(96);
+    push_bbox_json(&mut s, d);
+    s
 }
 
 /// `(chunk_id, frame_index, pts_us, bbox, track_id)` as read back from a store.
@@ -481,4 +512,43 @@ pub(crate) fn layout_frames(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use horsestream_proto::{BoundingBox, Detection};
+
+    use super::bbox_json;
+
+    #[test]
+    fn bbox_json_is_json_with_each_f32_exactly() {
+        let d = Detection {
+            frame_index: 0,
+            pts_us: 0,
+            class_id: 17,
+            confidence: 0.6,
+            bbox: BoundingBox {
+                x: 70.0,
+                y: -1.25e-7,
+                w: 1234.567,
+                h: 3.0e5,
+            },
+            track_id: None,
+        };
+        let text = bbox_json(&d);
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let obj = v.as_object().unwrap();
+        assert_eq!(obj.len(), 5, "{text}");
+        for (key, want) in [
+            ("x", d.bbox.x),
+            ("y", d.bbox.y),
+            ("w", d.bbox.w),
+            ("h", d.bbox.h),
+            ("confidence", d.confidence),
+        ] {
+            // The shortest f32 form reads back as the same f32.
+            assert_eq!(obj[key].as_f64().unwrap() as f32, want, "{key} in {text}");
+        }
+        assert!(!text.contains(['\t', '\n', '\\']), "{text}");
+    }
 }

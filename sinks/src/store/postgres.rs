@@ -14,7 +14,7 @@ use super::records::{
 };
 use super::{
     ChunkErrorRecord, Counters, DetectionRow, FrameRow, StoreStats, bbox_json, check_chunk,
-    layout_frames, not_found, sql, time,
+    layout_frames, not_found, push_bbox_json, sql, time,
 };
 use crate::SinkError;
 use crate::error::classify;
@@ -54,7 +54,7 @@ fn copy_text(chunk: &ProcessedChunk, chunk_id: &str) -> String {
                 "{t}\t{stream_id}\t{escaped_chunk}\t{}\t{i}\t{}\t{}\t{}\t",
                 f.index, f.pts_us, d.class_id, d.confidence
             );
-            push_copy_field(&mut out, &bbox_json(d).to_string());
+            push_bbox_json(&mut out, d);
             match d.track_id {
                 Some(k) => {
                     let _ = writeln!(out, "\t{k}");
@@ -189,9 +189,9 @@ impl PgStore {
             "INSERT INTO detections \
                (time, stream_id, chunk_id, frame_index, det_index, pts_us, class_id, confidence, bbox, \
                 track_id) \
-             SELECT t, $2, $3, f, d, p, c, s, b, k \
+             SELECT t, $2, $3, f, d, p, c, s, b::jsonb, k \
              FROM UNNEST($1::timestamptz[], $4::int[], $5::int[], $6::bigint[], $7::int[], \
-                         $8::real[], $9::jsonb[], $10::bigint[]) AS u(t, f, d, p, c, s, b, k) \
+                         $8::real[], $9::text[], $10::bigint[]) AS u(t, f, d, p, c, s, b, k) \
              ON CONFLICT DO NOTHING",
         )
         .bind(&times)

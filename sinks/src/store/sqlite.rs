@@ -76,7 +76,7 @@ impl SqliteStore {
                 .bind(f.pts_us)
                 .bind(d.class_id as i64)
                 .bind(d.confidence)
-                .bind(bbox_json(d).to_string())
+                .bind(bbox_json(d))
                 .bind(d.track_id.map(|t| t as i64))
                 .execute(&mut *tx)
                 .await?;
