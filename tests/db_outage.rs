@@ -206,11 +206,12 @@ fn a_30_s_database_outage_loses_and_duplicates_nothing() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (errors, held) = rt.block_on(async {
         let store = horsestream_sinks::Store::connect(&url).await.unwrap();
-        // Chunks committed before the server stopped (`processed_at` is set in the
-        // chunk's transaction; nothing commits while the server is down).
+        // Chunks committed before the server stopped (`stored_at` is set in the chunk's
+        // first transaction and kept when the chunk is written again; nothing commits while
+        // the server is down).
         let pool = sqlx::PgPool::connect(&url).await.unwrap();
         let (held,): (i64,) = sqlx::query_as(
-            "SELECT count(*) FROM video_chunks WHERE stream_id = $1 AND processed_at < $2",
+            "SELECT count(*) FROM video_chunks WHERE stream_id = $1 AND stored_at < $2",
         )
         .bind(&name)
         .bind(stopped_at)

@@ -91,7 +91,7 @@ impl PgStore {
     /// Writes a chunk exactly once. Its `video_chunks` row goes first and is the gate: when
     /// the row is new (the usual case) the detections are streamed with `COPY`; when it exists
     /// the chunk was committed before (a retry, restart or replay) and only `processed_at`
-    /// moves. Two writers of one chunk serialise on that row. Should detection keys exist
+    /// moves (`stored_at` keeps the first commit). Two writers of one chunk serialise on that row. Should detection keys exist
     /// without their chunk row (retention removed the row, not yet the hypertable chunk), the
     /// `COPY` meets a unique violation and the chunk is written again row by row with
     /// `ON CONFLICT DO NOTHING`.
