@@ -1,8 +1,8 @@
 //! The HTTP API and Socket.io gateway of horsestream: axum routes under `/api/v1` (health,
 //! readiness, auth with argon2 + JWT and the seed's RBAC) and a socketioxide gateway on the same
 //! router that pushes live events from the events topic, and the REST resources (streams,
-//! detections, models, horses, alerts, camera PTZ/snapshot) over the store, with their OpenAPI
-//! document. Called by `horsestream api`.
+//! detections, models, horses, alerts, camera PTZ/snapshot, HLS playback and its overlay) over
+//! the store, with their OpenAPI document, and the web client at `/`. Called by `horsestream api`.
 
 pub mod auth;
 pub mod camera;
@@ -12,6 +12,7 @@ pub mod json;
 pub mod params;
 pub mod rest;
 mod state;
+pub mod web;
 
 use std::future::Future;
 use std::sync::atomic::Ordering;
@@ -23,7 +24,7 @@ use socketioxide::SocketIo;
 pub use error::{AppError, ErrorBody};
 pub use gateway::EventsConfig;
 pub use json::ApiJson;
-pub use state::{AppState, CameraSettings, EventsStatus, ModelSettings};
+pub use state::{AppState, CameraSettings, EventsStatus, ModelSettings, PlaybackSettings};
 
 /// Process-level failures: binding, serving, the events consumer. Request failures are
 /// [`AppError`]s.
@@ -50,7 +51,7 @@ pub fn build(state: AppState) -> (Router, SocketIo) {
         .route("/api/v1/ready", get(ready))
         .merge(auth::routes::routes())
         .merge(rest::routes())
-        .fallback(error::not_found)
+        .fallback(web::fallback)
         .method_not_allowed_fallback(error::method_not_allowed)
         .with_state(state)
         .layer(socket_layer);

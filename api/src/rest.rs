@@ -5,6 +5,7 @@
 //! | route | permission |
 //! |---|---|
 //! | `GET /streams`, `GET /streams/{id}`, `GET /detections`, `GET /streams/{id}/snapshot` | `streams:read` |
+//! | `GET /streams/{id}/hls/{file}`, `GET /streams/{id}/overlay` (playback) | `streams:read` |
 //! | `POST /streams`, `PATCH /streams/{id}`, `DELETE /streams/{id}` | `streams:write` |
 //! | `POST /streams/{id}/start`, `/stop`, `/ptz/*` | `streams:control` |
 //! | `GET /streams/{id}/horses`, `GET /horses/{id}` | `horses:read` |
@@ -19,6 +20,7 @@ pub mod camera;
 pub mod detections;
 pub mod horses;
 pub mod models;
+pub mod playback;
 pub mod streams;
 
 use axum::Router;
@@ -40,7 +42,7 @@ use crate::AppState;
     components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail)),
     tags(
         (name = "streams"), (name = "detections"), (name = "horses"), (name = "alerts"),
-        (name = "models"), (name = "camera"),
+        (name = "models"), (name = "camera"), (name = "playback"),
     )
 )]
 struct ApiDoc;
@@ -83,6 +85,8 @@ fn annotated() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(camera::preset_set))
         .routes(routes!(camera::preset_goto))
         .routes(routes!(camera::snapshot))
+        .routes(routes!(playback::hls))
+        .routes(routes!(playback::overlay))
         .split_for_parts()
 }
 

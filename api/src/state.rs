@@ -1,5 +1,6 @@
 //! `AppState`: what every handler and socket event shares (tokens, users, the password-hashing
-//! limiter, the live-events status, the optional store and the model settings). Cheap to clone.
+//! limiter, the live-events status, the optional store, the model settings and what is served
+//! from disk: HLS playback and the web client). Cheap to clone.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -23,6 +24,16 @@ struct Inner {
     store: Option<Store>,
     models: ModelSettings,
     camera: CameraSettings,
+    playback: PlaybackSettings,
+}
+
+/// What the API serves from disk: the streams' HLS playback and the web client.
+#[derive(Debug, Clone, Default)]
+pub struct PlaybackSettings {
+    /// The folder `horsestream ingest --hls-dir` writes to; playback answers 503 without one.
+    pub hls_dir: Option<std::path::PathBuf>,
+    /// The built web client (`scripts/web-build.sh` → `web/dist`), served at `/`.
+    pub web_dir: Option<std::path::PathBuf>,
 }
 
 /// Where uploaded models go and what they are checked against.
@@ -100,6 +111,7 @@ impl AppState {
             store: None,
             models: ModelSettings::default(),
             camera: CameraSettings::default(),
+            playback: PlaybackSettings::default(),
         }))
     }
 
@@ -116,6 +128,10 @@ impl AppState {
         self.map(|i| i.camera = camera)
     }
 
+    pub fn with_playback(self, playback: PlaybackSettings) -> Self {
+        self.map(|i| i.playback = playback)
+    }
+
     fn map(self, f: impl FnOnce(&mut Inner)) -> Self {
         let mut inner = Arc::try_unwrap(self.0).unwrap_or_else(|shared| Inner {
             tokens: shared.tokens.clone(),
@@ -126,6 +142,7 @@ impl AppState {
             store: shared.store.clone(),
             models: shared.models.clone(),
             camera: shared.camera.clone(),
+            playback: shared.playback.clone(),
         });
         f(&mut inner);
         AppState(Arc::new(inner))
@@ -145,6 +162,10 @@ impl AppState {
 
     pub fn camera(&self) -> &CameraSettings {
         &self.0.camera
+    }
+
+    pub fn playback(&self) -> &PlaybackSettings {
+        &self.0.playback
     }
 
     pub fn tokens(&self) -> &TokenService {

@@ -88,9 +88,12 @@ async fn each_role_on_each_route_gets_the_seeds_decision() {
                     },
                 )
                 .replace("{name}", "yolox_nano")
-                .replace("{token}", "1");
+                .replace("{token}", "1")
+                .replace("{file}", "index.m3u8");
             let uri = if uri == "/api/v1/detections" {
                 format!("{uri}?stream={id}")
+            } else if uri.ends_with("/overlay") {
+                format!("{uri}?fromPts=0&toPts=1000000")
             } else {
                 uri
             };

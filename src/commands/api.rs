@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use horsestream_api::auth::{AuthConfig, Bootstrap, InMemoryUserStore, StoreUserStore, users};
-use horsestream_api::{AppState, EventsConfig, ModelSettings};
+use horsestream_api::{AppState, EventsConfig, ModelSettings, PlaybackSettings};
 use horsestream_sinks::kafka::KafkaConfig;
 
 #[derive(Debug, clap::Args)]
@@ -64,6 +64,13 @@ pub struct Args {
     /// Largest model upload accepted, MiB.
     #[arg(long, default_value_t = ModelSettings::DEFAULT_MAX_UPLOAD >> 20)]
     pub max_model_upload_mib: u64,
+    /// The folder `horsestream ingest --hls-dir` writes playback segments to, served as
+    /// `GET /api/v1/streams/{id}/hls/{file}`.
+    #[arg(long, env = "HORSESTREAM_HLS_DIR")]
+    pub hls_dir: Option<std::path::PathBuf>,
+    /// The built web client (`bash scripts/web-build.sh` writes `web/dist`), served at `/`.
+    #[arg(long, env = "HORSESTREAM_WEB_DIR")]
+    pub web_dir: Option<std::path::PathBuf>,
     /// Read a password from stdin, print its argon2 hash and exit.
     #[arg(long)]
     pub hash_password: bool,
@@ -84,7 +91,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     auth.refresh_ttl = Duration::from_secs(args.refresh_ttl_secs);
 
     let rt = tokio::runtime::Runtime::new()?;
-    let state = rt.block_on(state(&args, &auth))?;
+    let state = rt
+        .block_on(state(&args, &auth))?
+        .with_playback(PlaybackSettings {
+            hls_dir: args.hls_dir.clone(),
+            web_dir: args.web_dir.clone(),
+        });
     let events = (!args.no_events).then(|| {
         let mut kafka = KafkaConfig::new(&args.brokers);
         kafka.events_topic.clone_from(&args.events_topic);

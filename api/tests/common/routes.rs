@@ -96,4 +96,11 @@ pub const ROUTES: &[Route] = &[
         None,
     ),
     r("GET", "/api/v1/streams/{id}/snapshot", "streams:read", None),
+    r(
+        "GET",
+        "/api/v1/streams/{id}/hls/{file}",
+        "streams:read",
+        None,
+    ),
+    r("GET", "/api/v1/streams/{id}/overlay", "streams:read", None),
 ];

@@ -1,4 +1,5 @@
 //! What the API reads beyond the writers' methods: detections by time with keyset pagination,
+//! detections by frame PTS (the playback overlay),
 //! a horse's gait history, horse renames, users by id, and the model catalogue (`models`,
 //! `stream_models`). Same methods on both backends, dispatched by [`Store`].
 
@@ -124,6 +125,43 @@ impl PgStore {
         .bind(a_frame)
         .bind(a_det)
         .bind(q.limit)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(StoredDetection {
+                    time: r.try_get("time")?,
+                    stream_id: r.try_get("stream_id")?,
+                    chunk_id: r.try_get("chunk_id")?,
+                    frame_index: r.try_get("frame_index")?,
+                    det_index: r.try_get("det_index")?,
+                    pts_us: r.try_get("pts_us")?,
+                    class_id: r.try_get("class_id")?,
+                    confidence: r.try_get("confidence")?,
+                    bbox: r.try_get("bbox")?,
+                    horse_id: r.try_get("horse_id")?,
+                    track_id: r.try_get("track_id")?,
+                })
+            })
+            .collect()
+    }
+
+    pub(super) async fn detections_by_pts(
+        &self,
+        stream_id: &str,
+        pts: std::ops::Range<i64>,
+        limit: i64,
+    ) -> Result<Vec<StoredDetection>, SinkError> {
+        let rows = sqlx::query(
+            "SELECT time, stream_id, chunk_id, frame_index, det_index, pts_us, class_id, \
+               confidence, bbox, horse_id, track_id FROM detections \
+             WHERE stream_id = $1 AND pts_us >= $2 AND pts_us < $3 \
+             ORDER BY pts_us, time DESC, det_index LIMIT $4",
+        )
+        .bind(stream_id)
+        .bind(pts.start)
+        .bind(pts.end)
+        .bind(limit)
         .fetch_all(self.pool())
         .await?;
         rows.iter()
@@ -312,6 +350,48 @@ impl SqliteStore {
             .collect()
     }
 
+    pub(super) async fn detections_by_pts(
+        &self,
+        stream_id: &str,
+        pts: std::ops::Range<i64>,
+        limit: i64,
+    ) -> Result<Vec<StoredDetection>, SinkError> {
+        let rows = sqlx::query(
+            "SELECT time_us, stream_id, chunk_id, frame_index, det_index, pts_us, class_id, \
+               confidence, bbox, horse_id, track_id FROM detections \
+             WHERE stream_id = ?1 AND pts_us >= ?2 AND pts_us < ?3 \
+             ORDER BY pts_us, time_us DESC, det_index LIMIT ?4",
+        )
+        .bind(stream_id)
+        .bind(pts.start)
+        .bind(pts.end)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let bbox: String = r.try_get("bbox")?;
+                let confidence: f64 = r.try_get("confidence")?;
+                Ok(StoredDetection {
+                    time: time(r.try_get("time_us")?),
+                    stream_id: r.try_get("stream_id")?,
+                    chunk_id: r.try_get("chunk_id")?,
+                    frame_index: r.try_get("frame_index")?,
+                    det_index: r.try_get("det_index")?,
+                    pts_us: r.try_get("pts_us")?,
+                    class_id: r.try_get("class_id")?,
+                    confidence: confidence as f32,
+                    bbox: serde_json::from_str(&bbox).map_err(|e| SinkError::Invalid {
+                        what: "stored bbox",
+                        reason: e.to_string(),
+                    })?,
+                    horse_id: r.try_get("horse_id")?,
+                    track_id: r.try_get("track_id")?,
+                })
+            })
+            .collect()
+    }
+
     pub(super) async fn rename_horse(&self, id: i64, name: &str) -> Result<(), SinkError> {
         let done = sqlx::query("UPDATE horses SET display_name = ? WHERE id = ?")
             .bind(name)
@@ -431,6 +511,31 @@ impl Store {
             });
         }
         dispatch!(self.detections(q))
+    }
+
+    /// One stream's detections whose frame PTS lies in `pts` (µs), at most `limit` (1 to
+    /// 10 000), ordered by `(pts, time newest first, index)`: a stream that ran twice (a file
+    /// restarted) has rows of both runs at one PTS, the newest run's first. What the playback
+    /// overlay draws.
+    pub async fn detections_by_pts(
+        &self,
+        stream_id: &str,
+        pts: std::ops::Range<i64>,
+        limit: i64,
+    ) -> Result<Vec<StoredDetection>, SinkError> {
+        if !(1..=10_000).contains(&limit) {
+            return Err(SinkError::Invalid {
+                what: "detection limit",
+                reason: format!("{limit} is not within 1..=10000"),
+            });
+        }
+        if pts.start > pts.end {
+            return Err(SinkError::Invalid {
+                what: "pts range",
+                reason: "from is after to".into(),
+            });
+        }
+        dispatch!(self.detections_by_pts(stream_id, pts, limit))
     }
 
     /// A user by id (what a token's subject names); `None` when there is none.
