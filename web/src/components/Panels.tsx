@@ -1,0 +1,233 @@
+// The side panels of a selected stream: connection status, alerts (list + live + acknowledge),
+// metrics (live gait windows and chunk throughput), horses with their profile and rename, and
+// the model selector.
+
+import { useEffect, useState } from "react";
+import { api, type Alert, type HorseProfile, type Horse, type Model } from "../api";
+import type { ConnInfo, Live, Payload } from "../live";
+
+export function ConnectionStatus({ live }: { live: Live }) {
+  const [info, setInfo] = useState<ConnInfo>(live.info);
+  useEffect(() => live.onState(setInfo), [live]);
+  return (
+    <span className={`conn conn-${info.state}`} data-testid="connection" data-state={info.state}>
+      ● {info.state}
+      {info.reconnects > 0 && ` (reconnected ${info.reconnects}×)`}
+      {info.state !== "connected" && info.lastError && <small> — {info.lastError}</small>}
+    </span>
+  );
+}
+
+function useLive(live: Live, streamId: string, names: string[], f: (name: string, p: Payload) => void) {
+  useEffect(
+    () =>
+      live.on((name, p) => {
+        if (p.streamId === streamId && names.includes(name)) f(name, p);
+      }),
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+    [live, streamId],
+  );
+}
+
+export function Alerts({ streamId, live }: { streamId: string; live: Live }) {
+  const [alerts, setAlerts] = useState<Alert[]>([]);
+  const [error, setError] = useState<string | null>(null);
+  const load = () =>
+    api
+      .alerts(streamId)
+      .then((a) => {
+        setAlerts(a);
+        setError(null);
+      })
+      .catch((e) => setError(e.message));
+  useEffect(() => {
+    void load();
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [streamId]);
+  useLive(live, streamId, ["alert:raised"], () => void load());
+  if (!api.can("analytics:read")) return null;
+  return (
+    <section className="panel">
+      <h3>Alerts</h3>
+      {error && <p className="error">{error}</p>}
+      {alerts.length === 0 && <p className="muted">none</p>}
+      <ul className="alerts">
+        {alerts.map((a) => (
+          <li key={a.id} className={`sev-${a.severity}`}>
+            <b>{a.kind}</b> {a.message}
+            <small> {new Date(a.time).toLocaleTimeString()}</small>
+            {a.acknowledgedAt ? (
+              <small> ✓ {a.acknowledgedBy}</small>
+            ) : (
+              api.can("analytics:write") && (
+                <button onClick={() => api.acknowledge(a.id).then(load, (e) => setError(e.message))}>
+                  acknowledge
+                </button>
+              )
+            )}
+          </li>
+        ))}
+      </ul>
+    </section>
+  );
+}
+
+interface Gait {
+  number: number;
+  speed: number;
+  unit: string;
+  gaitClass: string;
+  strideHz: number | null;
+}
+
+export function Metrics({ streamId, live }: { streamId: string; live: Live }) {
+  const [chunks, setChunks] = useState<{ n: number; frames: number; detections: number; lagMs: number | null }>({
+    n: 0,
+    frames: 0,
+    detections: 0,
+    lagMs: null,
+  });
+  const [gait, setGait] = useState<Record<number, Gait>>({});
+  useEffect(() => {
+    setChunks({ n: 0, frames: 0, detections: 0, lagMs: null });
+    setGait({});
+  }, [streamId]);
+  useLive(live, streamId, ["chunk:processed", "metrics:update"], (name, p) => {
+    if (name === "chunk:processed") {
+      setChunks((c) => ({
+        n: c.n + 1,
+        frames: c.frames + p.frames,
+        detections: c.detections + p.detections,
+        lagMs: Math.round(Date.now() - p.emittedAtUs / 1000),
+      }));
+    } else {
+      setGait((g) => ({ ...g, [p.number ?? p.trackId]: p }));
+    }
+  });
+  return (
+    <section className="panel" data-testid="metrics">
+      <h3>Metrics</h3>
+      <p>
+        chunks {chunks.n} · frames {chunks.frames} · detections {chunks.detections}
+        {chunks.lagMs != null && ` · event delivered ${chunks.lagMs} ms after publication`}
+      </p>
+      <table>
+        <tbody>
+          {Object.entries(gait).map(([k, g]) => (
+            <tr key={k}>
+              <td>Horse_{k}</td>
+              <td>
+                {g.speed.toFixed(2)} {g.unit}
+              </td>
+              <td>{g.gaitClass}</td>
+              <td>{g.strideHz != null ? `${g.strideHz.toFixed(2)} Hz` : ""}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </section>
+  );
+}
+
+export function Horses({ streamId, live }: { streamId: string; live: Live }) {
+  const [horses, setHorses] = useState<Horse[]>([]);
+  const [profile, setProfile] = useState<HorseProfile | null>(null);
+  const [name, setName] = useState("");
+  const [error, setError] = useState<string | null>(null);
+  const load = () => api.horses(streamId).then(setHorses, (e) => setError(e.message));
+  useEffect(() => {
+    setProfile(null);
+    void load();
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [streamId]);
+  useLive(live, streamId, ["horse:update"], () => void load());
+  const open = (id: number) =>
+    api.horse(id).then((p) => {
+      setProfile(p);
+      setName(p.horse.displayName);
+    }, (e) => setError(e.message));
+  return (
+    <section className="panel" data-testid="horses">
+      <h3>Horses</h3>
+      {error && <p className="error">{error}</p>}
+      <div className="chips">
+        {horses.map((h) => (
+          <button key={h.id} className={profile?.horse.id === h.id ? "active" : ""} onClick={() => open(h.id)}>
+            {h.displayName}
+          </button>
+        ))}
+      </div>
+      {profile && (
+        <div className="profile">
+          <h4>{profile.horse.displayName}</h4>
+          <p className="muted">
+            seen {new Date(profile.horse.firstSeen).toLocaleString()} –{" "}
+            {new Date(profile.horse.lastSeen).toLocaleTimeString()} · tracks {profile.horse.trackIds.join(", ")}
+          </p>
+          {profile.aggregates.map((a) => (
+            <p key={a.unit}>
+              {a.windows} gait windows · {a.totalDistance.toFixed(1)} {a.unit.split("/")[0]} · mean{" "}
+              {a.meanSpeed.toFixed(2)} / max {a.maxSpeed.toFixed(2)} {a.unit} ·{" "}
+              {Object.entries(a.gaitWindows)
+                .map(([g, n]) => `${g} ${n}`)
+                .join(", ")}
+            </p>
+          ))}
+          {api.can("horses:write") && (
+            <form
+              onSubmit={(e) => {
+                e.preventDefault();
+                api.renameHorse(profile.horse.id, name).then(() => {
+                  void open(profile.horse.id);
+                  void load();
+                }, (err) => setError(err.message));
+              }}
+            >
+              <input value={name} onChange={(e) => setName(e.target.value)} aria-label="horse name" />
+              <button>rename</button>
+            </form>
+          )}
+        </div>
+      )}
+    </section>
+  );
+}
+
+export function ModelSelector({ streamId }: { streamId: string }) {
+  const [models, setModels] = useState<Model[]>([]);
+  const [error, setError] = useState<string | null>(null);
+  const load = () => api.models().then(setModels, (e) => setError(e.message));
+  useEffect(() => {
+    if (api.can("models:read")) void load();
+  }, [streamId]);
+  if (!api.can("models:read")) return null;
+  const tasks = [...new Set(models.map((m) => m.task))];
+  return (
+    <section className="panel">
+      <h3>Models</h3>
+      {error && <p className="error">{error}</p>}
+      {tasks.map((task) => {
+        const choices = models.filter((m) => m.task === task);
+        const current = choices.find((m) => m.streams.includes(streamId))?.name ?? "";
+        return (
+          <label key={task}>
+            {task}{" "}
+            <select
+              value={current}
+              disabled={!api.can("models:write")}
+              onChange={(e) => api.activateModel(streamId, e.target.value).then(load, (err) => setError(err.message))}
+            >
+              <option value="">default</option>
+              {choices.map((m) => (
+                <option key={m.name} value={m.name} disabled={!m.installed}>
+                  {m.name}
+                  {m.installed ? "" : " (not installed)"}
+                </option>
+              ))}
+            </select>
+          </label>
+        );
+      })}
+    </section>
+  );
+}

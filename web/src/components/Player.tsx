@@ -1,0 +1,142 @@
+// The processed-playback player: the stream's HLS through hls.js (bearer token on every
+// request), a canvas over the video drawing the boxes and horse names of the frame on screen,
+// matched by PTS: the segments' MPEG-TS timestamps are the frames' PTS, so the PTS on screen is
+// `currentTime + initPTS − fragment start`. Boxes come from live `detection:update` events and,
+// for the stretch being played, from `GET /streams/{id}/overlay`. Plays ~24 s behind the live
+// edge (the analysis runs 10–30 s behind the video); a finished file stream loops.
+
+import Hls from "hls.js";
+import { useEffect, useRef, useState } from "react";
+import { api, type OverlayFrame } from "../api";
+import type { Live } from "../live";
+
+const COLOURS = ["#ff4d4f", "#40a9ff", "#73d13d", "#ffc53d", "#b37feb", "#36cfc9", "#ff85c0", "#ffa940"];
+const WINDOW_US = 2_000_000;
+
+export function Player({ streamId, live }: { streamId: string; live: Live }) {
+  const video = useRef<HTMLVideoElement>(null);
+  const canvas = useRef<HTMLCanvasElement>(null);
+  const [status, setStatus] = useState("loading playlist…");
+
+  useEffect(() => {
+    const v = video.current!;
+    const c = canvas.current!;
+    let hls: Hls | null = null;
+    let ptsOffset = 0; // seconds: PTS = currentTime + ptsOffset
+    let stopped = false;
+    let retry: number | undefined;
+    const fetched = new Map<number, number>(); // overlay window → when fetched (ms)
+
+    const start = () => {
+      hls?.destroy();
+      hls = new Hls({
+        xhrSetup: (xhr) => xhr.setRequestHeader("Authorization", `Bearer ${api.accessToken}`),
+        liveSyncDuration: 24,
+        liveMaxLatencyDuration: 90,
+        manifestLoadingMaxRetry: 2,
+      });
+      hls.on(Hls.Events.INIT_PTS_FOUND, (_e, d) => {
+        ptsOffset = d.initPTS / d.timescale - d.frag.start;
+      });
+      hls.on(Hls.Events.MANIFEST_PARSED, () => {
+        setStatus("playing");
+        v.play().catch(() => setStatus("press play"));
+      });
+      hls.on(Hls.Events.ERROR, (_e, d) => {
+        if (!d.fatal) return;
+        // No playlist yet (stream not started, or ingest just began): try again shortly.
+        setStatus(`waiting for video (${d.details})`);
+        hls?.destroy();
+        hls = null;
+        if (!stopped) retry = window.setTimeout(start, 2000);
+      });
+      hls.loadSource(`/api/v1/streams/${encodeURIComponent(streamId)}/hls/index.m3u8`);
+      hls.attachMedia(v);
+    };
+    start();
+
+    const onEnded = () => {
+      v.currentTime = 0;
+      void v.play();
+    };
+    v.addEventListener("ended", onEnded);
+
+    // Fill the overlay cache for the stretch around the playhead (windows of 2 s).
+    const fill = async () => {
+      if (stopped || v.readyState < 2) return;
+      const pts = Math.max(0, (v.currentTime + ptsOffset) * 1e6);
+      const first = Math.floor(pts / WINDOW_US);
+      const now = Date.now();
+      for (let w = first; w < first + 4; w++) {
+        const when = fetched.get(w);
+        if (when !== undefined && now - when < 3000) continue;
+        fetched.set(w, now);
+        try {
+          const r = await api.overlay(streamId, w * WINDOW_US, (w + 1) * WINDOW_US);
+          live.overlay.add(streamId, r.frames);
+          // A complete window does not change any more.
+          if (r.frames.length >= 10) fetched.set(w, Number.MAX_SAFE_INTEGER);
+        } catch {
+          fetched.delete(w);
+        }
+      }
+    };
+    const filler = window.setInterval(fill, 1000);
+
+    let raf = 0;
+    const draw = () => {
+      raf = requestAnimationFrame(draw);
+      const w = c.clientWidth;
+      const h = c.clientHeight;
+      if (c.width !== w || c.height !== h) {
+        c.width = w;
+        c.height = h;
+      }
+      const ctx = c.getContext("2d")!;
+      ctx.clearRect(0, 0, w, h);
+      if (!v.videoWidth || v.readyState < 2) return;
+      const ptsUs = Math.round((v.currentTime + ptsOffset) * 1e6);
+      const frame: OverlayFrame | null = live.overlay.at(streamId, ptsUs);
+      c.dataset.pts = String(ptsUs);
+      c.dataset.boxes = String(frame?.boxes.length ?? 0);
+      if (!frame) return;
+      // The video is letterboxed inside the element (object-fit: contain).
+      const scale = Math.min(w / v.videoWidth, h / v.videoHeight);
+      const ox = (w - v.videoWidth * scale) / 2;
+      const oy = (h - v.videoHeight * scale) / 2;
+      ctx.lineWidth = 2;
+      ctx.font = "bold 13px sans-serif";
+      for (const b of frame.boxes) {
+        const colour = COLOURS[(b.trackId ?? 0) % COLOURS.length];
+        const x = ox + b.x * scale;
+        const y = oy + b.y * scale;
+        ctx.strokeStyle = colour;
+        ctx.strokeRect(x, y, b.w * scale, b.h * scale);
+        const label = `${b.horse ?? "horse"}${b.trackId != null ? ` #${b.trackId}` : ""}`;
+        const tw = ctx.measureText(label).width + 6;
+        ctx.fillStyle = colour;
+        ctx.fillRect(x, Math.max(0, y - 17), tw, 17);
+        ctx.fillStyle = "#000";
+        ctx.fillText(label, x + 3, Math.max(12, y - 4));
+      }
+    };
+    raf = requestAnimationFrame(draw);
+
+    return () => {
+      stopped = true;
+      window.clearTimeout(retry);
+      window.clearInterval(filler);
+      cancelAnimationFrame(raf);
+      v.removeEventListener("ended", onEnded);
+      hls?.destroy();
+    };
+  }, [streamId, live]);
+
+  return (
+    <div className="player">
+      <video ref={video} muted playsInline controls data-testid="video" />
+      <canvas ref={canvas} className="overlay" data-testid="overlay" />
+      <div className="player-status">{status}</div>
+    </div>
+  );
+}
