@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use horsestream_proto::ProcessedChunk;
+use horsestream_proto::{FrameChunk, ProcessedChunk};
 
 use crate::SinkError;
 
@@ -231,6 +231,26 @@ impl Store {
     /// Its detections and chunks stay (history) until retention removes them.
     pub async fn delete_stream(&self, id: &str) -> Result<(), SinkError> {
         dispatch!(self.delete_stream(id))
+    }
+
+    /// Ingest's report of a stream's state (`connecting`, `active`, `stalled`, `error`,
+    /// `ended`, `stopped`). Written only while the stream is enabled, so a report racing a
+    /// stop request never marks a stopped stream running; `stopped` is always written.
+    /// True when the row changed.
+    pub async fn report_stream_status(&self, id: &str, status: &str) -> Result<bool, SinkError> {
+        dispatch!(self.report_stream_status(id, status))
+    }
+
+    /// Ingest's record of a chunk it published: a `video_chunks` row with status `ingested`
+    /// (nothing for an unregistered stream). The sink's commit turns it `processed`; a chunk
+    /// processed first keeps its status.
+    pub async fn record_ingested(&self, chunk: &FrameChunk) -> Result<(), SinkError> {
+        dispatch!(self.record_ingested(chunk))
+    }
+
+    /// `(sequence, status)` of every `video_chunks` row of a stream, by sequence.
+    pub async fn chunk_statuses(&self, stream_id: &str) -> Result<Vec<(u64, String)>, SinkError> {
+        dispatch!(self.chunk_statuses(stream_id))
     }
 
     /// The stream's source credentials, for the ingest process only: never part of [`Stream`].

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
-use horsestream_proto::{ProcessedChunk, testing};
+use horsestream_proto::{Frame, FrameChunk, FrameEncoding, ProcessedChunk, testing};
 use horsestream_sinks::{
     AlertQuery, Calibration, DetectionProblem, EMBEDDING_DIM, GALLERY_LIMIT, GaitRow,
     HorseObservation, HorseSighting, NewAlert, NewStream, NewUser, RetentionJob, Role, Severity,
@@ -84,6 +84,7 @@ on_both_backends!(
     observed_horses_are_kept_by_number_and_replays_change_nothing,
     the_gallery_keeps_the_newest_features,
     a_chunk_of_an_unknown_stream_is_refused,
+    ingested_chunks_turn_processed_and_status_reports_respect_stops,
     nearest_horse_finds_the_closest_gallery,
     alerts_deduplicate_and_acknowledge_once,
     users_are_unique_by_name,
@@ -591,6 +592,107 @@ async fn a_chunk_of_an_unknown_stream_is_refused(store: &Store) {
 }
 
 /// A unit vector along `axis`, slightly tilted towards `axis + 1`.
+/// What ingest published for a processed chunk: the same stream, sequence, times and frames.
+fn published(c: &ProcessedChunk) -> FrameChunk {
+    FrameChunk {
+        stream_id: c.stream_id.clone(),
+        sequence: c.sequence,
+        start_pts_us: c.start_pts_us,
+        end_pts_us: c.end_pts_us,
+        fps_num: 10,
+        fps_den: 1,
+        width: 640,
+        height: 480,
+        source: "test".into(),
+        encoding: FrameEncoding::Jpeg,
+        stream_start_time_us: c.stream_start_time_us,
+        frames: c
+            .frames
+            .iter()
+            .map(|f| Frame {
+                index: f.index,
+                pts_us: f.pts_us,
+                capture_time_us: f.capture_time_us,
+                data: vec![0xff, 0xd8],
+            })
+            .collect(),
+    }
+}
+
+async fn ingested_chunks_turn_processed_and_status_reports_respect_stops(store: &Store) {
+    let id = stream(store).await;
+    let start = 1_750_000_000_000_000;
+    let first = chunk(&id, 0, start, &[1, 2]);
+    let second = chunk(&id, 1, start, &[0, 1]);
+    let before = store.stats().await.unwrap().chunks;
+    store.record_ingested(&published(&first)).await.unwrap();
+    store.record_ingested(&published(&second)).await.unwrap();
+    // Recorded twice (ingest retried the record): still one row.
+    store.record_ingested(&published(&second)).await.unwrap();
+    assert_eq!(
+        store.chunk_statuses(&id).await.unwrap(),
+        vec![(0, "ingested".to_owned()), (1, "ingested".to_owned())]
+    );
+    // Ingested chunks are not results: no frames, not counted.
+    assert!(store.frames(&id).await.unwrap().is_empty());
+
+    store.write_chunk(&first).await.unwrap();
+    let frames = store.frames(&id).await.unwrap();
+    assert_eq!(frames.len(), 2);
+    assert_eq!(
+        box_count(&frames),
+        3,
+        "the ingested row did not hold the boxes back"
+    );
+    // A late record of a processed chunk leaves it processed; a rewrite changes nothing.
+    store.record_ingested(&published(&first)).await.unwrap();
+    store.write_chunk(&first).await.unwrap();
+    assert_eq!(box_count(&store.frames(&id).await.unwrap()), 3);
+    assert_eq!(
+        store.chunk_statuses(&id).await.unwrap(),
+        vec![(0, "processed".to_owned()), (1, "ingested".to_owned())]
+    );
+    // The store's chunk count leaves the ingested chunk out (checked where this test is the
+    // only writer: other tests write to the shared PostgreSQL at the same time).
+    if matches!(store, Store::Sqlite(_)) {
+        assert_eq!(store.stats().await.unwrap().chunks, before + 1);
+    }
+    // Ingest of an unregistered stream records nothing.
+    let stranger = chunk(&unique("unregistered"), 0, start, &[1]);
+    store.record_ingested(&published(&stranger)).await.unwrap();
+    assert!(
+        store
+            .chunk_statuses(&stranger.stream_id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // Status reports land while the stream is enabled ...
+    assert!(store.report_stream_status(&id, "active").await.unwrap());
+    assert!(
+        !store.report_stream_status(&id, "active").await.unwrap(),
+        "unchanged"
+    );
+    assert_eq!(store.get_stream(&id).await.unwrap().status, "active");
+    // ... but not after a stop request, except the final `stopped`.
+    store
+        .update_stream(
+            &id,
+            &StreamPatch {
+                enabled: Some(false),
+                status: Some("stopped".into()),
+                ..StreamPatch::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(!store.report_stream_status(&id, "active").await.unwrap());
+    assert_eq!(store.get_stream(&id).await.unwrap().status, "stopped");
+    store.report_stream_status(&id, "stopped").await.unwrap();
+    assert_eq!(store.get_stream(&id).await.unwrap().status, "stopped");
+}
+
 fn embedding(axis: usize, tilt: f32) -> Vec<f32> {
     let mut e = vec![0.0; EMBEDDING_DIM];
     e[axis] = 1.0;

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use horsestream_proto::ProcessedChunk;
+use horsestream_proto::{FrameChunk, ProcessedChunk};
 use sqlx::Row;
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 
@@ -112,15 +112,19 @@ impl PgStore {
     async fn write_chunk_copy(&self, chunk: &ProcessedChunk) -> Result<(), SinkError> {
         let chunk_id = chunk.chunk_id();
         let mut tx = self.pool.begin().await?;
-        // The chunk row goes in only for a registered stream; no row back means either that
-        // the stream is unknown or that the chunk is stored already (told apart below, off the
-        // common path).
+        // The chunk row goes in (or turns from 'ingested' to 'processed') only for a
+        // registered stream; no row back means either that the stream is unknown or that the
+        // chunk is stored already (told apart below, off the common path).
         let fresh: Option<(i32,)> = sqlx::query_as(
             "INSERT INTO video_chunks \
-               (chunk_id, stream_id, sequence, start_time, end_time, frames, detections, status) \
-             SELECT $1, $2, $3, $4, $5, $6, $7, 'processed' \
+               (chunk_id, stream_id, sequence, start_time, end_time, frames, detections, status, \
+                processed_at, stored_at) \
+             SELECT $1, $2, $3, $4, $5, $6, $7, 'processed', now(), now() \
              WHERE EXISTS (SELECT 1 FROM streams WHERE id = $2) \
-             ON CONFLICT (chunk_id) DO NOTHING RETURNING 1",
+             ON CONFLICT (chunk_id) DO UPDATE SET status = 'processed', \
+               frames = EXCLUDED.frames, detections = EXCLUDED.detections, \
+               processed_at = now(), stored_at = now() \
+             WHERE video_chunks.status <> 'processed' RETURNING 1",
         )
         .bind(&chunk_id)
         .bind(&chunk.stream_id)
@@ -208,9 +212,12 @@ impl PgStore {
         .await?;
         sqlx::query(
             "INSERT INTO video_chunks \
-               (chunk_id, stream_id, sequence, start_time, end_time, frames, detections, status) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 'processed') \
-             ON CONFLICT (chunk_id) DO UPDATE SET status = 'processed', processed_at = now()",
+               (chunk_id, stream_id, sequence, start_time, end_time, frames, detections, status, \
+              processed_at, stored_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'processed', now(), now()) \
+             ON CONFLICT (chunk_id) DO UPDATE SET status = 'processed', processed_at = now(), \
+               frames = EXCLUDED.frames, detections = EXCLUDED.detections, \
+               stored_at = coalesce(video_chunks.stored_at, now())",
         )
         .bind(&chunk_id)
         .bind(&chunk.stream_id)
@@ -241,10 +248,11 @@ impl PgStore {
     }
 
     pub async fn stats(&self) -> Result<StoreStats, SinkError> {
-        let (chunks, frames): (i64, Option<i64>) =
-            sqlx::query_as("SELECT count(*), sum(frames)::bigint FROM video_chunks")
-                .fetch_one(&self.pool)
-                .await?;
+        let (chunks, frames): (i64, Option<i64>) = sqlx::query_as(
+            "SELECT count(*), sum(frames)::bigint FROM video_chunks WHERE status = 'processed'",
+        )
+        .fetch_one(&self.pool)
+        .await?;
         let (detections, frames_with, max_per): (i64, i64, Option<i64>) = sqlx::query_as(
             "SELECT coalesce(sum(n), 0)::bigint, count(*), max(n) FROM \
                (SELECT count(*) AS n FROM detections GROUP BY chunk_id, frame_index) f",
@@ -273,7 +281,8 @@ impl PgStore {
 
     pub async fn frames(&self, stream_id: &str) -> Result<Vec<FrameRow>, SinkError> {
         let chunks: Vec<(String, i32)> = sqlx::query_as(
-            "SELECT chunk_id, frames FROM video_chunks WHERE stream_id = $1 ORDER BY sequence",
+            "SELECT chunk_id, frames FROM video_chunks WHERE stream_id = $1 AND status = 'processed' \
+             ORDER BY sequence",
         )
         .bind(stream_id)
         .fetch_all(&self.pool)
@@ -466,6 +475,49 @@ impl PgStore {
         let s = stream_row(&row)?;
         tx.commit().await?;
         Ok(s)
+    }
+
+    pub async fn report_stream_status(&self, id: &str, status: &str) -> Result<bool, SinkError> {
+        let done = sqlx::query(
+            "UPDATE streams SET status = $2, updated_at = greatest(now(), updated_at) \
+             WHERE id = $1 AND (enabled OR $2 = 'stopped') AND status IS DISTINCT FROM $2",
+        )
+        .bind(id)
+        .bind(status)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    pub async fn record_ingested(&self, chunk: &FrameChunk) -> Result<(), SinkError> {
+        sqlx::query(
+            "INSERT INTO video_chunks \
+               (chunk_id, stream_id, sequence, start_time, end_time, frames, detections, status, \
+                ingested_at) \
+             SELECT $1, $2, $3, $4, $5, $6, 0, 'ingested', now() \
+             WHERE EXISTS (SELECT 1 FROM streams WHERE id = $2) \
+             ON CONFLICT (chunk_id) DO UPDATE \
+               SET ingested_at = coalesce(video_chunks.ingested_at, now())",
+        )
+        .bind(chunk.chunk_id())
+        .bind(&chunk.stream_id)
+        .bind(chunk.sequence as i64)
+        .bind(time(chunk.stream_start_time_us + chunk.start_pts_us))
+        .bind(time(chunk.stream_start_time_us + chunk.end_pts_us))
+        .bind(chunk.frames.len() as i32)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn chunk_statuses(&self, stream_id: &str) -> Result<Vec<(u64, String)>, SinkError> {
+        let rows: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT sequence, status FROM video_chunks WHERE stream_id = $1 ORDER BY sequence",
+        )
+        .bind(stream_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|(q, s)| (q as u64, s)).collect())
     }
 
     pub async fn delete_stream(&self, id: &str) -> Result<(), SinkError> {

@@ -4,7 +4,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use horsestream_proto::ProcessedChunk;
+use horsestream_proto::{FrameChunk, ProcessedChunk};
 use sqlx::Row;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
@@ -85,7 +85,8 @@ impl SqliteStore {
         sqlx::query(
             "INSERT INTO video_chunks (chunk_id, stream_id, sequence, start_time_us, end_time_us, \
              frames, detections, status) VALUES (?, ?, ?, ?, ?, ?, ?, 'processed') \
-             ON CONFLICT (chunk_id) DO UPDATE SET status = 'processed'",
+             ON CONFLICT (chunk_id) DO UPDATE SET status = 'processed', \
+               frames = excluded.frames, detections = excluded.detections",
         )
         .bind(&chunk_id)
         .bind(&chunk.stream_id)
@@ -117,10 +118,11 @@ impl SqliteStore {
     }
 
     pub async fn stats(&self) -> Result<StoreStats, SinkError> {
-        let (chunks, frames): (i64, Option<i64>) =
-            sqlx::query_as("SELECT count(*), sum(frames) FROM video_chunks")
-                .fetch_one(&self.pool)
-                .await?;
+        let (chunks, frames): (i64, Option<i64>) = sqlx::query_as(
+            "SELECT count(*), sum(frames) FROM video_chunks WHERE status = 'processed'",
+        )
+        .fetch_one(&self.pool)
+        .await?;
         let (detections, frames_with, max_per): (Option<i64>, i64, Option<i64>) = sqlx::query_as(
             "SELECT sum(n), count(*), max(n) FROM \
                (SELECT count(*) AS n FROM detections GROUP BY chunk_id, frame_index)",
@@ -149,7 +151,8 @@ impl SqliteStore {
 
     pub async fn frames(&self, stream_id: &str) -> Result<Vec<FrameRow>, SinkError> {
         let chunks: Vec<(String, i32)> = sqlx::query_as(
-            "SELECT chunk_id, frames FROM video_chunks WHERE stream_id = ? ORDER BY sequence",
+            "SELECT chunk_id, frames FROM video_chunks WHERE stream_id = ? AND status = 'processed' \
+             ORDER BY sequence",
         )
         .bind(stream_id)
         .fetch_all(&self.pool)
@@ -357,6 +360,49 @@ impl SqliteStore {
         let s = stream_row(&row)?;
         tx.commit().await?;
         Ok(s)
+    }
+
+    pub async fn report_stream_status(&self, id: &str, status: &str) -> Result<bool, SinkError> {
+        let done = sqlx::query(
+            "UPDATE streams SET status = ?2, updated_us = max(?3, updated_us) \
+             WHERE id = ?1 AND (enabled OR ?2 = 'stopped') AND status IS NOT ?2",
+        )
+        .bind(id)
+        .bind(status)
+        .bind(chrono::Utc::now().timestamp_micros())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    pub async fn record_ingested(&self, chunk: &FrameChunk) -> Result<(), SinkError> {
+        sqlx::query(
+            "INSERT INTO video_chunks (chunk_id, stream_id, sequence, start_time_us, end_time_us, \
+               frames, detections, status, ingested_us) \
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6, 0, 'ingested', ?7 \
+             WHERE EXISTS (SELECT 1 FROM streams WHERE id = ?2) \
+             ON CONFLICT (chunk_id) DO UPDATE SET ingested_us = coalesce(ingested_us, ?7)",
+        )
+        .bind(chunk.chunk_id())
+        .bind(&chunk.stream_id)
+        .bind(chunk.sequence as i64)
+        .bind(chunk.stream_start_time_us + chunk.start_pts_us)
+        .bind(chunk.stream_start_time_us + chunk.end_pts_us)
+        .bind(chunk.frames.len() as i64)
+        .bind(chrono::Utc::now().timestamp_micros())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn chunk_statuses(&self, stream_id: &str) -> Result<Vec<(u64, String)>, SinkError> {
+        let rows: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT sequence, status FROM video_chunks WHERE stream_id = ? ORDER BY sequence",
+        )
+        .bind(stream_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|(q, s)| (q as u64, s)).collect())
     }
 
     pub async fn delete_stream(&self, id: &str) -> Result<(), SinkError> {
