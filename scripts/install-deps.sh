@@ -29,6 +29,8 @@ APT_PACKAGES=(
   gstreamer1.0-plugins-ugly gstreamer1.0-rtsp gstreamer1.0-tools
   # helm-check.sh: dashboard and docker-compose checks (Debian's /usr/bin/python3)
   python3-yaml
+  # the web client's browser test: Playwright (playwright-core from npm) drives this Chromium
+  chromium
 )
 
 SUDO=()
@@ -59,6 +61,10 @@ step_apt() {
   if [ "$DEMO_ONLY" -eq 0 ]; then
     command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
     command -v mvn >/dev/null 2>&1 || missing+=(maven)
+    # The web client's build and its tests (scripts/web-build.sh, npm ci); a newer Node on
+    # PATH is fine.
+    command -v node >/dev/null 2>&1 || missing+=(nodejs)
+    command -v npm >/dev/null 2>&1 || missing+=(npm)
   fi
   if [ "${#missing[@]}" -eq 0 ]; then
     log "apt: all ${#APT_PACKAGES[@]} packages present"

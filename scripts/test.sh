@@ -18,6 +18,8 @@ eval "$(bash scripts/services.sh env)"
 bash scripts/helm-check.sh
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The web client: npm ci (when its lockfile changed), type check, bundle into web/dist.
+bash scripts/web-build.sh
 log="$(mktemp)"
 status=0
 cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$log" || status=$?

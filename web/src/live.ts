@@ -67,6 +67,8 @@ export class Live {
   readonly overlay = new OverlayCache();
   private socket: Socket;
   private streams = new Set<string>();
+  /** Horse names by `stream/number`, from `horse:update`. */
+  private names = new Map<string, string>();
   private listeners = new Set<Listener>();
   private stateListeners = new Set<(c: ConnInfo) => void>();
   info: ConnInfo = { state: "connecting", reconnects: 0, subscribed: 0, lastError: null };
@@ -99,10 +101,22 @@ export class Live {
     });
     for (const name of EVENTS) {
       s.on(name, (payload: Payload) => {
-        if (name === "detection:update") this.overlay.add(payload.streamId, payload.frames);
+        if (name === "horse:update") this.names.set(`${payload.streamId}/${payload.number}`, payload.displayName);
+        if (name === "detection:update") this.overlay.add(payload.streamId, this.named(payload));
         for (const l of this.listeners) l(name, payload);
       });
     }
+  }
+
+  /** A `detection:update`'s frames with each box's horse number replaced by its name. */
+  private named(p: Payload): OverlayFrame[] {
+    return p.frames.map((f: Payload) => ({
+      ptsUs: f.ptsUs,
+      boxes: f.boxes.map((b: Payload) => ({
+        ...b,
+        horse: b.horse == null ? null : (this.names.get(`${p.streamId}/${b.horse}`) ?? `Horse_${b.horse}`),
+      })),
+    }));
   }
 
   private async refreshAndConnect() {
