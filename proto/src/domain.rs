@@ -117,6 +117,20 @@ impl From<FrameChunk> for wire::FrameChunk {
 /// Largest frame side accepted from the wire; anything larger is a corrupt or hostile header.
 pub const MAX_FRAME_SIDE: u32 = 16_384;
 
+/// Longest stream id accepted from the wire (bytes), as the gateway's rooms allow.
+pub const MAX_STREAM_ID_LEN: usize = 128;
+
+/// Largest magnitude of any time on the wire (µs): the end of year 9999. Times and
+/// timestamps within it can be added and subtracted pairwise without overflow downstream.
+pub const MAX_TIME_US: i64 = 253_402_300_799_999_999;
+
+fn check_time(what: &'static str, us: i64) -> Result<(), ProtoError> {
+    if us.unsigned_abs() > MAX_TIME_US as u64 {
+        return Err(invalid(what, format!("{us} µs is out of range")));
+    }
+    Ok(())
+}
+
 impl TryFrom<wire::FrameChunk> for FrameChunk {
     type Error = ProtoError;
 
@@ -124,6 +138,18 @@ impl TryFrom<wire::FrameChunk> for FrameChunk {
         if w.stream_id.is_empty() {
             return Err(invalid("stream_id", "empty"));
         }
+        if w.stream_id.len() > MAX_STREAM_ID_LEN {
+            return Err(invalid(
+                "stream_id",
+                format!("{} bytes, more than {MAX_STREAM_ID_LEN}", w.stream_id.len()),
+            ));
+        }
+        if w.stream_id.chars().any(char::is_control) {
+            return Err(invalid("stream_id", "holds a control character"));
+        }
+        check_time("stream_start_time_us", w.stream_start_time_us)?;
+        check_time("start_pts_us", w.start_pts_us)?;
+        check_time("end_pts_us", w.end_pts_us)?;
         if w.chunk_id != chunk_id(&w.stream_id, w.sequence) {
             return Err(invalid(
                 "chunk_id",
@@ -155,6 +181,8 @@ impl TryFrom<wire::FrameChunk> for FrameChunk {
             if f.data.is_empty() {
                 return Err(invalid("frame data", format!("frame {i} is empty")));
             }
+            check_time("frame pts", f.pts_us)?;
+            check_time("frame capture time", f.capture_time_us)?;
             if encoding == FrameEncoding::Rgb24
                 && f.data.len() != w.width as usize * w.height as usize * 3
             {
@@ -489,8 +517,8 @@ mod tests {
             1u32..4096,
             proptest::collection::vec(
                 (
-                    any::<i64>(),
-                    any::<i64>(),
+                    -MAX_TIME_US..=MAX_TIME_US,
+                    -MAX_TIME_US..=MAX_TIME_US,
                     proptest::collection::vec(any::<u8>(), 1..64),
                 ),
                 0..8,
@@ -679,6 +707,53 @@ mod tests {
     fn empty_message_is_invalid_not_a_panic() {
         let err = FrameChunk::decode(&[]).unwrap_err();
         assert_eq!(err, invalid("stream_id", "empty"));
+    }
+
+    #[test]
+    fn hostile_stream_ids_and_out_of_range_times_are_refused() {
+        let ok = wire::FrameChunk::from(FrameChunk {
+            stream_id: "s".into(),
+            sequence: 0,
+            start_pts_us: 0,
+            end_pts_us: 1,
+            fps_num: 10,
+            fps_den: 1,
+            width: 2,
+            height: 1,
+            source: String::new(),
+            encoding: FrameEncoding::Rgb24,
+            stream_start_time_us: MAX_TIME_US,
+            frames: vec![Frame {
+                index: 0,
+                pts_us: -MAX_TIME_US,
+                capture_time_us: MAX_TIME_US,
+                data: vec![0; 6],
+            }],
+        });
+        assert!(FrameChunk::try_from(ok.clone()).is_ok());
+        let refused = |edit: &dyn Fn(&mut wire::FrameChunk), what: &str| {
+            let mut w = ok.clone();
+            edit(&mut w);
+            w.chunk_id = chunk_id(&w.stream_id, w.sequence);
+            match FrameChunk::try_from(w) {
+                Err(ProtoError::Invalid { what: got, .. }) => assert_eq!(got, what),
+                other => panic!("{what}: {other:?}"),
+            }
+        };
+        refused(&|w| w.stream_id = "s".repeat(129), "stream_id");
+        refused(&|w| w.stream_id = "cam\0".into(), "stream_id");
+        refused(&|w| w.stream_id = "cam\n1".into(), "stream_id");
+        refused(
+            &|w| w.stream_start_time_us = i64::MAX,
+            "stream_start_time_us",
+        );
+        refused(&|w| w.start_pts_us = i64::MIN, "start_pts_us");
+        refused(&|w| w.end_pts_us = MAX_TIME_US + 1, "end_pts_us");
+        refused(&|w| w.frames[0].pts_us = i64::MIN, "frame pts");
+        refused(
+            &|w| w.frames[0].capture_time_us = i64::MAX,
+            "frame capture time",
+        );
     }
 
     #[test]

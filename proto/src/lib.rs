@@ -9,7 +9,8 @@ pub mod testing;
 
 pub use domain::{
     BoundingBox, ChunkProcessed, Detection, Event, EventKind, Frame, FrameChunk, FrameEncoding,
-    FrameResult, ProcessedChunk, ProtoError, StreamStatus, chunk_id,
+    FrameResult, MAX_FRAME_SIDE, MAX_STREAM_ID_LEN, MAX_TIME_US, ProcessedChunk, ProtoError,
+    StreamStatus, chunk_id,
 };
 pub use live::{AlertRaised, DetectionUpdate, FrameBoxes, HorseUpdate, MetricsUpdate, TrackedBox};
 
