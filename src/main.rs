@@ -22,7 +22,8 @@ struct Cli {
 enum Command {
     /// Ingest → dataflow → store in one process: in-process bus, embedded SQLite store.
     Demo(commands::demo::Args),
-    /// Decode a video file and publish its chunks to the chunks topic.
+    /// Decode a video source (or every enabled stream of the streams table) into chunks on
+    /// the chunks topic.
     Ingest(commands::ingest::Args),
     /// Run the timely dataflow over the chunks topic into TimescaleDB and the events topic.
     Dataflow(commands::dataflow::Args),

@@ -63,4 +63,22 @@ impl CameraCredentials {
     pub fn onvif_port(&self) -> u16 {
         self.onvif_port.unwrap_or(Self::DEFAULT_ONVIF_PORT)
     }
+
+    /// `user:password@`, percent-encoded, for a URL's authority (FFmpeg reads it from
+    /// there). The result holds the password: never log it.
+    pub fn user_info(&self) -> String {
+        format!("{}:{}@", pct(&self.username), pct(&self.password))
+    }
+}
+
+fn pct(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }

@@ -80,10 +80,17 @@ pub struct Chunker<T> {
 
 impl<T: Clone> Chunker<T> {
     pub fn new(layout: ChunkLayout) -> Self {
+        Self::starting_at(layout, 0)
+    }
+
+    /// A chunker that never cuts a chunk numbered below `first_sequence`: frames that fall
+    /// only in earlier chunks are dropped. A restarted live stream continues after the chunks
+    /// its earlier runs published, so no chunk id is used twice.
+    pub fn starting_at(layout: ChunkLayout, first_sequence: u64) -> Self {
         Chunker {
             layout,
             open: VecDeque::new(),
-            next_sequence: 0,
+            next_sequence: first_sequence,
             last_emitted_pts: None,
             last_index: None,
         }
@@ -294,6 +301,22 @@ mod tests {
         assert_eq!(chunks.len(), 1);
         assert_eq!(chunks[0].0.end_pts_us, 3_500_000);
         assert!(cut(layout(10, 1), 0).is_empty());
+    }
+
+    #[test]
+    fn a_chunker_starting_later_never_cuts_earlier_chunks() {
+        // 10 s chunks overlapping by 1 s at 10 fps start every 90 slots: chunk 1 is slots
+        // 90..190, chunk 2 is 180..280. Starting at chunk 2, slots 120..180 go nowhere.
+        let mut c = Chunker::starting_at(layout(10, 1), 2);
+        let mut out = Vec::new();
+        for i in 120..400 {
+            out.extend(c.push(i, i));
+        }
+        out.extend(c.finish());
+        let seqs: Vec<u64> = out.iter().map(|c| c.sequence).collect();
+        assert_eq!(seqs, vec![2, 3, 4]);
+        assert_eq!(out[0].frames.first().map(|f| f.index), Some(180));
+        assert_eq!(out[0].frames.len(), 100);
     }
 
     #[test]

@@ -66,6 +66,10 @@ pub struct IngestConfig {
     pub stream_start_time_us: Option<i64>,
     /// Also write HLS playback segments of the stream (default: no).
     pub hls: Option<HlsConfig>,
+    /// The first chunk sequence to cut (default 0); see [`Chunker::starting_at`]. A live
+    /// stream restarted on the same `stream_start_time_us` passes the sequence after its
+    /// last recorded chunk.
+    pub first_sequence: u64,
 }
 
 impl Default for IngestConfig {
@@ -78,6 +82,7 @@ impl Default for IngestConfig {
             decode_threads: 0,
             stream_start_time_us: None,
             hls: None,
+            first_sequence: 0,
         }
     }
 }
@@ -95,6 +100,8 @@ pub struct IngestStats {
     pub frames_published: u64,
     /// Decoded duration: first pts to the end of the last frame.
     pub duration_us: i64,
+    /// The run was stopped before the end of the file.
+    pub stopped: bool,
 }
 
 /// A decoded source frame waiting to be shown in one or more slots (sample-and-hold repeats
@@ -201,6 +208,22 @@ pub fn ingest_file<E>(
 where
     E: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    ingest_file_until(path, stream_id, cfg, &StopSignal::new(), publish)
+}
+
+/// [`ingest_file`] that ends early when `stop` is signalled: the chunks of the frames
+/// decoded so far are published (the last one ends after its last frame) and the stats say
+/// `stopped`.
+pub fn ingest_file_until<E>(
+    path: &Path,
+    stream_id: &str,
+    cfg: &IngestConfig,
+    stop: &StopSignal,
+    publish: &mut dyn FnMut(FrameChunk) -> Result<(), E>,
+) -> Result<IngestStats, IngestError>
+where
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     if stream_id.is_empty() {
         return Err(IngestError::Config("empty stream id".into()));
     }
@@ -231,7 +254,7 @@ where
     tracing::info!(path = %path.display(), stream_id, codec = source.codec_name(), "ingest started");
 
     let mut resampler: Resampler<Rc<Held>> = Resampler::new(source.time_base(), cfg.fps);
-    let mut chunker: Chunker<Rc<Vec<u8>>> = Chunker::new(layout);
+    let mut chunker: Chunker<Rc<Vec<u8>>> = Chunker::starting_at(layout, cfg.first_sequence);
     let mut stats = IngestStats::default();
 
     let mut on_slots = |slots: Vec<Slot<Rc<Held>>>,
@@ -270,13 +293,19 @@ where
     };
 
     while let Some(Decoded { pts, frame }) = source.next_frame()? {
+        if stop.is_stopped() {
+            stats.stopped = true;
+            break;
+        }
         stats.frames_decoded += 1;
         let slots = resampler.push(pts, Held::new(frame));
         for chunk in on_slots(slots, &mut encoder, &mut chunker, &mut stats)? {
             send(chunk, &encoder, &mut stats)?;
         }
     }
-    if let (Some(end), Some(origin)) = (source.end_pts(), resampler.origin()) {
+    if !stats.stopped
+        && let (Some(end), Some(origin)) = (source.end_pts(), resampler.origin())
+    {
         let slots = resampler.finish(end);
         for chunk in on_slots(slots, &mut encoder, &mut chunker, &mut stats)? {
             send(chunk, &encoder, &mut stats)?;
@@ -285,6 +314,11 @@ where
             send(chunk, &encoder, &mut stats)?;
         }
         stats.duration_us = source.time_base().to_us(end - origin);
+    }
+    if stats.stopped {
+        for chunk in chunker.finish() {
+            send(chunk, &encoder, &mut stats)?;
+        }
     }
     if let Some(h) = hls.as_mut() {
         h.finish()?;

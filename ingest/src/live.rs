@@ -553,7 +553,7 @@ where
         cfg: &cfg.ingest,
         encoder: FrameEncoder::new(&name, cfg.ingest.encode)?,
         name,
-        chunker: Chunker::new(layout),
+        chunker: Chunker::starting_at(layout, cfg.ingest.first_sequence),
         description: shown.clone(),
         publish,
         last_sequence: None,

@@ -248,6 +248,12 @@ impl Store {
         dispatch!(self.record_ingested(chunk))
     }
 
+    /// The highest chunk sequence recorded for a stream (ingested or processed), if any: a
+    /// restarted live stream continues after it.
+    pub async fn last_chunk_sequence(&self, stream_id: &str) -> Result<Option<u64>, SinkError> {
+        dispatch!(self.last_chunk_sequence(stream_id))
+    }
+
     /// `(sequence, status)` of every `video_chunks` row of a stream, by sequence.
     pub async fn chunk_statuses(&self, stream_id: &str) -> Result<Vec<(u64, String)>, SinkError> {
         dispatch!(self.chunk_statuses(stream_id))

@@ -633,6 +633,8 @@ async fn ingested_chunks_turn_processed_and_status_reports_respect_stops(store: 
         store.chunk_statuses(&id).await.unwrap(),
         vec![(0, "ingested".to_owned()), (1, "ingested".to_owned())]
     );
+    assert_eq!(store.last_chunk_sequence(&id).await.unwrap(), Some(1));
+    assert_eq!(store.last_chunk_sequence(&unique("none")).await.unwrap(), None);
     // Ingested chunks are not results: no frames, not counted.
     assert!(store.frames(&id).await.unwrap().is_empty());
 

@@ -2,9 +2,14 @@
 //! yt-dlp) → chunks on the chunks topic, keyed by stream id, each acknowledged by the broker
 //! before the next is produced. Live sources reconnect by themselves and report
 //! `stream:status` events on the events topic. `--hls-dir` also writes 2 s HLS playback
-//! segments per stream.
+//! segments per stream. Without `--input`, the process runs every enabled stream of the
+//! `streams` table of `--database-url` and follows the table's changes ([`catalogue`]).
+
+mod catalogue;
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
@@ -13,6 +18,7 @@ use horsestream_ingest::{
     StreamState, VideoSource, YoutubeOptions, ingest_file, ingest_source,
 };
 use horsestream_proto::{EVENT_SCHEMA_VERSION, Event, EventKind, StreamStatus};
+use horsestream_sinks::Store;
 use horsestream_sinks::kafka::{TopicProducer, ensure_topics};
 
 use crate::options::{KafkaOptions, runtime};
@@ -22,11 +28,25 @@ pub struct Args {
     /// A video file; rtsp://host/path (`?transport=tcp|udp` allowed); rtmp://ADDR:PORT/app/key
     /// to listen for a pushing encoder; http(s):// (HLS playlist or file); youtube:ID,
     /// youtube:URL or a youtube.com URL (resolved by yt-dlp).
-    #[arg(long)]
-    pub input: String,
+    /// Without it, the streams come from the `streams` table of `--database-url`.
+    #[arg(long, requires = "stream_id")]
+    pub input: Option<String>,
     /// The stream the chunks belong to (the Kafka key).
-    #[arg(long)]
-    pub stream_id: String,
+    #[arg(long, requires = "input")]
+    pub stream_id: Option<String>,
+    /// Run the enabled streams of this store's `streams` table (without `--input`): started
+    /// and stopped as the table changes, each chunk recorded in `video_chunks`.
+    #[arg(long, env = "HORSESTREAM_DATABASE_URL", conflicts_with = "input")]
+    pub database_url: Option<String>,
+    /// How often the streams table is read, in milliseconds.
+    #[arg(long, env = "HORSESTREAM_INGEST_POLL_MS", default_value_t = 1000)]
+    pub poll_ms: u64,
+    /// Several ingest processes split the table: this one runs the streams whose routing
+    /// hash modulo `--shard-count` is its index.
+    #[arg(long, env = "HORSESTREAM_INGEST_SHARD_INDEX", default_value_t = 0)]
+    pub shard_index: u64,
+    #[arg(long, env = "HORSESTREAM_INGEST_SHARD_COUNT", default_value_t = 1)]
+    pub shard_count: u64,
     /// RTSP transport of a live source: tcp or udp (default tcp). The URL's `?transport=`
     /// must agree if both are given.
     #[arg(long, env = "HORSESTREAM_RTSP_TRANSPORT")]
@@ -59,8 +79,8 @@ pub struct Args {
 }
 
 /// The source and the transport to use, the URL's `?transport=` and the flag reconciled.
-fn source(args: &Args) -> anyhow::Result<(SourceSpec, RtspTransport)> {
-    let spec = SourceSpec::parse(&args.input)?;
+fn source(args: &Args, input: &str) -> anyhow::Result<(SourceSpec, RtspTransport)> {
+    let spec = SourceSpec::parse(input)?;
     let flag = args.rtsp_transport;
     let transport = match (&spec, flag) {
         (
@@ -82,12 +102,61 @@ fn source(args: &Args) -> anyhow::Result<(SourceSpec, RtspTransport)> {
     Ok((spec, transport))
 }
 
+/// How live sources are read, from the flags.
+fn live_config(args: &Args, transport: RtspTransport) -> LiveConfig {
+    LiveConfig {
+        ingest: IngestConfig {
+            hls: args.hls_dir.clone().map(HlsConfig::new),
+            ..IngestConfig::default()
+        },
+        transport,
+        youtube: YoutubeOptions {
+            yt_dlp: args.yt_dlp.clone(),
+            cookies: args.yt_cookies.clone(),
+            proxies: args.yt_proxies.clone(),
+            proxy_interval: args.yt_proxy_interval.map(Duration::from_secs),
+            ..YoutubeOptions::default()
+        },
+        rebroadcast: (args.rebroadcast_cache > 0).then(|| RebroadcastConfig {
+            cache: Duration::from_secs(args.rebroadcast_cache),
+            max_fill: Duration::from_secs(args.rebroadcast_max),
+        }),
+        ..LiveConfig::default()
+    }
+}
+
+/// A stop signal raised by SIGINT or SIGTERM.
+fn stop_on_signal() -> StopSignal {
+    let stop = StopSignal::new();
+    let raised = stop.clone();
+    std::thread::spawn(move || {
+        if let Ok(rt) = runtime() {
+            rt.block_on(async {
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(mut term) => {
+                        tokio::select! {
+                            _ = tokio::signal::ctrl_c() => {}
+                            _ = term.recv() => {}
+                        }
+                    }
+                    Err(_) => {
+                        let _ = tokio::signal::ctrl_c().await;
+                    }
+                }
+            });
+        }
+        raised.stop();
+    });
+    stop
+}
+
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let (spec, transport) = source(&args)?;
-    let ingest_cfg = IngestConfig {
-        hls: args.hls_dir.clone().map(HlsConfig::new),
-        ..IngestConfig::default()
+    let (Some(input), Some(stream_id)) = (args.input.clone(), args.stream_id.clone()) else {
+        return run_catalogue(&args);
     };
+    let (spec, transport) = source(&args, &input)?;
+    let cfg = live_config(&args, transport);
+    let ingest_cfg = cfg.ingest.clone();
     if let SourceSpec::File(path) = &spec {
         // Refuse a file that is not a video before touching the broker.
         VideoSource::open(path, 1)?;
@@ -104,7 +173,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .map(|_| ())
     };
     if let SourceSpec::File(path) = &spec {
-        let stats = ingest_file(path, &args.stream_id, &ingest_cfg, &mut publish)?;
+        let stats = ingest_file(path, &stream_id, &ingest_cfg, &mut publish)?;
         producer.flush()?;
         println!(
             "{}: {} chunks ({} frames) published to {}",
@@ -117,73 +186,122 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
 
     let events = TopicProducer::new(&kafka, &kafka.events_topic)?;
-    let stop = StopSignal::new();
-    {
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            if let Ok(rt) = runtime() {
-                let _ = rt.block_on(tokio::signal::ctrl_c());
-            }
-            stop.stop();
-        });
-    }
-    let cfg = LiveConfig {
-        ingest: ingest_cfg,
-        transport,
-        youtube: YoutubeOptions {
-            yt_dlp: args.yt_dlp.clone(),
-            cookies: args.yt_cookies.clone(),
-            proxies: args.yt_proxies.clone(),
-            proxy_interval: args.yt_proxy_interval.map(Duration::from_secs),
-            ..YoutubeOptions::default()
-        },
-        rebroadcast: (args.rebroadcast_cache > 0).then(|| RebroadcastConfig {
-            cache: Duration::from_secs(args.rebroadcast_cache),
-            max_fill: Duration::from_secs(args.rebroadcast_max),
-        }),
-        ..LiveConfig::default()
-    };
+    let stop = stop_on_signal();
     let status_rt = runtime()?;
     let mut on_status = |s: horsestream_ingest::StreamStatus| {
-        let (reason, attempt, gap) = match &s.state {
-            StreamState::Connecting { attempt } => (String::new(), *attempt, None),
-            StreamState::Active { attempt, gap } => {
-                (String::new(), *attempt, gap.map(|g| (g.from_us, g.to_us)))
-            }
-            StreamState::Stalled { silent_for, .. } => {
-                (format!("no frame for {silent_for:?}"), 0, None)
-            }
-            StreamState::Error { reason, .. } => (reason.clone(), 0, None),
-            StreamState::Stopped => (String::new(), 0, None),
-        };
+        let (reason, attempt, gap) = status_details(&s.state);
         tracing::info!(stream = %s.stream_id, state = s.state.name(), %reason, "stream status");
-        let event = Event {
-            version: EVENT_SCHEMA_VERSION,
-            emitted_at_us: now_us(),
-            kind: EventKind::StreamStatus(StreamStatus {
-                stream_id: s.stream_id.clone(),
-                state: s.state.name().to_owned(),
-                reason,
-                at_us: s.at_us,
-                attempt,
-                gap,
-            }),
-        };
+        let event = status_event(&s.stream_id, s.state.name(), reason, s.at_us, attempt, gap);
         if let Err(e) = status_rt.block_on(events.send(&s.stream_id, &event.encode_to_vec())) {
             tracing::warn!(error = %e, "stream:status event not delivered");
         }
     };
-    let stats = ingest_source(
-        &spec,
-        &args.stream_id,
-        &cfg,
-        &stop,
-        &mut publish,
-        &mut on_status,
-    )?;
+    let stats = ingest_source(&spec, &stream_id, &cfg, &stop, &mut publish, &mut on_status)?;
     producer.flush()?;
     println!("{}: stopped; {:?}", spec.redacted(), stats);
     Ok(())
+}
+
+/// Follows the `streams` table until SIGINT or SIGTERM (see [`catalogue`]).
+fn run_catalogue(args: &Args) -> anyhow::Result<()> {
+    let url = args.database_url.clone().context(
+        "give --input and --stream-id, or --database-url (HORSESTREAM_DATABASE_URL) to run \
+         the streams registered there",
+    )?;
+    if args.shard_count == 0 || args.shard_index >= args.shard_count {
+        anyhow::bail!(
+            "--shard-index {} is not below --shard-count {}",
+            args.shard_index,
+            args.shard_count
+        );
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let kafka = args.kafka.config();
+    rt.block_on(ensure_topics(&kafka))
+        .with_context(|| format!("creating topics on {}", kafka.brokers))?;
+    let store = rt
+        .block_on(Store::connect(&url))
+        .context("connecting to the database")?;
+    let shared = Arc::new(catalogue::Shared {
+        rt: rt.handle().clone(),
+        store,
+        chunks: TopicProducer::new(&kafka, &kafka.chunks_topic)?,
+        events: TopicProducer::new(&kafka, &kafka.events_topic)?,
+        live: live_config(args, args.rtsp_transport.unwrap_or_default()),
+        unrecorded_chunks: AtomicU64::new(0),
+    });
+    let shard = catalogue::Shard {
+        index: args.shard_index,
+        count: args.shard_count,
+    };
+    let stop = stop_on_signal();
+    let mut supervisor = catalogue::Supervisor::new(Arc::clone(&shared), shard);
+    println!(
+        "ingest: running the enabled streams of the streams table (shard {} of {})",
+        shard.index, shard.count
+    );
+    let poll = Duration::from_millis(args.poll_ms.max(50));
+    let mut table_errors = 0u64;
+    while !stop.is_stopped() {
+        if let Err(e) = supervisor.poll() {
+            table_errors += 1;
+            tracing::warn!(error = %e, table_errors, running = supervisor.running(),
+                           "streams table not read; running streams carry on");
+        }
+        let next = std::time::Instant::now() + poll;
+        while !stop.is_stopped() && std::time::Instant::now() < next {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    supervisor.shutdown();
+    shared.chunks.flush()?;
+    shared.events.flush()?;
+    println!(
+        "ingest: stopped ({} chunks published but not recorded, {table_errors} failed reads of the streams table)",
+        shared.unrecorded_chunks.load(Ordering::Relaxed)
+    );
+    Ok(())
+}
+
+/// The `reason`, `attempt` and `gap` fields of a state's `stream:status` event.
+fn status_details(state: &StreamState) -> (String, u64, Option<(i64, i64)>) {
+    match state {
+        StreamState::Connecting { attempt } => (String::new(), *attempt, None),
+        StreamState::Active { attempt, gap } => {
+            (String::new(), *attempt, gap.map(|g| (g.from_us, g.to_us)))
+        }
+        StreamState::Stalled { silent_for, .. } => {
+            (format!("no frame for {silent_for:?}"), 0, None)
+        }
+        StreamState::Error { reason, .. } => (reason.clone(), 0, None),
+        StreamState::Stopped => (String::new(), 0, None),
+    }
+}
+
+/// A `stream:status` event.
+fn status_event(
+    stream_id: &str,
+    state: &str,
+    reason: String,
+    at_us: i64,
+    attempt: u64,
+    gap: Option<(i64, i64)>,
+) -> Event {
+    Event {
+        version: EVENT_SCHEMA_VERSION,
+        emitted_at_us: now_us(),
+        kind: EventKind::StreamStatus(StreamStatus {
+            stream_id: stream_id.to_owned(),
+            state: state.to_owned(),
+            reason,
+            at_us,
+            attempt,
+            gap,
+        }),
+    }
 }
 
 fn now_us() -> i64 {

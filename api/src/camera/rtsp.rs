@@ -121,21 +121,9 @@ async fn relay(client: TcpStream, camera: TcpStream, redirected: Arc<AtomicBool>
 /// stored credentials as user info (percent-encoded).
 pub fn relay_url(relay_port: u16, path: &str, credentials: Option<&CameraCredentials>) -> String {
     let userinfo = credentials
-        .map(|c| format!("{}:{}@", pct(&c.username), pct(&c.password)))
+        .map(CameraCredentials::user_info)
         .unwrap_or_default();
     format!("rtsp://{userinfo}127.0.0.1:{relay_port}{path}")
-}
-
-fn pct(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// Grabs one JPEG frame from `target` (the `rtsp://` source URL registered with the stream,

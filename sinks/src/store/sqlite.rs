@@ -395,6 +395,15 @@ impl SqliteStore {
         Ok(())
     }
 
+    pub async fn last_chunk_sequence(&self, stream_id: &str) -> Result<Option<u64>, SinkError> {
+        let (last,): (Option<i64>,) =
+            sqlx::query_as("SELECT max(sequence) FROM video_chunks WHERE stream_id = ?")
+                .bind(stream_id)
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(last.map(|q| q as u64))
+    }
+
     pub async fn chunk_statuses(&self, stream_id: &str) -> Result<Vec<(u64, String)>, SinkError> {
         let rows: Vec<(i64, String)> = sqlx::query_as(
             "SELECT sequence, status FROM video_chunks WHERE stream_id = ? ORDER BY sequence",
