@@ -148,23 +148,32 @@ impl ChunkAnalyzer {
     }
 }
 
-/// The pixels of one frame of `chunk`.
+/// The pixels of one frame of `chunk`. A JPEG's size is checked from its header before it is
+/// decoded (a hostile header must not make the worker allocate for it), and a JPEG cut short
+/// (no end-of-image marker) is refused rather than decoded with its missing rows filled in.
 pub fn frame_image(chunk: &FrameChunk, data: &[u8]) -> Result<RgbImage, String> {
     match chunk.encoding {
         FrameEncoding::Jpeg => {
-            let img = image::load_from_memory_with_format(data, image::ImageFormat::Jpeg)
-                .map_err(|e| format!("bad JPEG: {e}"))?
-                .into_rgb8();
-            if img.dimensions() != (chunk.width, chunk.height) {
+            use image::ImageDecoder;
+            let mut decoder = image::codecs::jpeg::JpegDecoder::new(std::io::Cursor::new(data))
+                .map_err(|e| format!("bad JPEG: {e}"))?;
+            decoder
+                .set_limits(image::Limits::default())
+                .map_err(|e| format!("bad JPEG: {e}"))?;
+            let (w, h) = decoder.dimensions();
+            if (w, h) != (chunk.width, chunk.height) {
                 return Err(format!(
-                    "JPEG is {}x{}, chunk says {}x{}",
-                    img.width(),
-                    img.height(),
-                    chunk.width,
-                    chunk.height
+                    "JPEG is {w}x{h}, chunk says {}x{}",
+                    chunk.width, chunk.height
                 ));
             }
-            Ok(img)
+            let end = data.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+            if !data[..end].ends_with(&[0xFF, 0xD9]) {
+                return Err("bad JPEG: truncated (no end-of-image marker)".to_owned());
+            }
+            Ok(image::DynamicImage::from_decoder(decoder)
+                .map_err(|e| format!("bad JPEG: {e}"))?
+                .into_rgb8())
         }
         FrameEncoding::Rgb24 => RgbImage::from_raw(chunk.width, chunk.height, data.to_vec())
             .ok_or_else(|| "RGB frame has the wrong size".to_owned()),
@@ -268,6 +277,38 @@ mod tests {
         let xs: Vec<f32> = p.frames.iter().map(|f| f.detections[0].bbox.x).collect();
         assert_eq!(xs, vec![0.0, 10.0, 20.0, 30.0, 40.0, 50.0, 60.0]);
         assert_eq!(p.frames[6].detections[0].pts_us, 600_000);
+    }
+
+    #[test]
+    fn a_truncated_jpeg_or_one_of_another_size_is_refused() {
+        let mut c = chunk(1);
+        c.encoding = FrameEncoding::Jpeg;
+        let mut jpeg = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new(&mut jpeg)
+            .encode(
+                &[200, 10, 10, 10, 200, 10],
+                2,
+                1,
+                image::ExtendedColorType::Rgb8,
+            )
+            .unwrap();
+        assert_eq!(
+            frame_image(&c, &jpeg).unwrap().get_pixel(0, 0).0[0] > 150,
+            true
+        );
+        let mut padded = jpeg.clone();
+        padded.extend([0, 0]);
+        assert!(frame_image(&c, &padded).is_ok());
+        let cut = &jpeg[..jpeg.len() - 4];
+        assert_eq!(
+            frame_image(&c, cut).unwrap_err(),
+            "bad JPEG: truncated (no end-of-image marker)"
+        );
+        c.width = 3;
+        assert_eq!(
+            frame_image(&c, &jpeg).unwrap_err(),
+            "JPEG is 2x1, chunk says 3x1"
+        );
     }
 
     #[test]
