@@ -147,6 +147,18 @@ impl<T: Clone> Chunker<T> {
         out
     }
 
+    /// Closes the open chunks whose end is at or before `pts_us` although no frame reached
+    /// it (the source went quiet): a live stream's chunk is not held back through an outage
+    /// once its time is over. Later frames go to later chunks as usual.
+    pub fn close_until(&mut self, pts_us: i64) -> Vec<Chunk<T>> {
+        let mut out = Vec::new();
+        while self.open.front().is_some_and(|c| c.end_pts_us <= pts_us) {
+            let c = self.open.pop_front().expect("checked");
+            self.emit(c, &mut out);
+        }
+        out
+    }
+
     /// Ends the stream: returns the trailing chunks that hold frames not in the previously
     /// emitted chunk, each ending one frame period after its last frame.
     pub fn finish(&mut self) -> Vec<Chunk<T>> {
@@ -317,6 +329,35 @@ mod tests {
         assert_eq!(seqs, vec![2, 3, 4]);
         assert_eq!(out[0].frames.first().map(|f| f.index), Some(180));
         assert_eq!(out[0].frames.len(), 100);
+    }
+
+    #[test]
+    fn chunks_whose_time_is_over_close_without_a_frame() {
+        let mut c = Chunker::new(layout(10, 1));
+        let mut out = Vec::new();
+        // Frames for 12 s, then the source goes quiet: chunk 0 (0..10 s) came out with its
+        // last frame, chunk 1 (9..19 s) is open.
+        for i in 0..120 {
+            out.extend(c.push(i, i));
+        }
+        assert_eq!(out.len(), 1);
+        assert!(
+            c.close_until(18_900_000).is_empty(),
+            "chunk 1 is not over yet"
+        );
+        let closed = c.close_until(19_000_000);
+        assert_eq!(closed.len(), 1);
+        assert_eq!(closed[0].sequence, 1);
+        assert_eq!(closed[0].frames.len(), 30, "9.0 .. 11.9 s");
+        // Frames again at 25 s: chunk 2 (18..28 s) opens with them, nothing is repeated.
+        let mut later = Vec::new();
+        for i in 250..300 {
+            later.extend(c.push(i, i));
+        }
+        later.extend(c.finish());
+        let seqs: Vec<u64> = later.iter().map(|c| c.sequence).collect();
+        assert_eq!(seqs, vec![2, 3]);
+        assert_eq!(later[0].frames.first().map(|f| f.index), Some(250));
     }
 
     #[test]

@@ -24,7 +24,7 @@ use horsestream_proto::FrameChunk;
 use crate::chunker::{Chunk, ChunkLayout, Chunker};
 use crate::encode::FrameEncoder;
 use crate::hls::HlsWriter;
-use crate::resample::Slot;
+use crate::resample::{Slot, slot_pts_us};
 use crate::{Held, IngestConfig, IngestError, SourceSpec, YoutubeOptions, now_us};
 
 pub use backoff::{Backoff, BackoffConfig, SplitMix64};
@@ -237,8 +237,9 @@ where
     }
 
     /// While no connection delivers frames: fills the outage slots up to now with frames
-    /// replayed from the re-broadcast cache (if on), and keeps the timeline after them.
-    fn rebroadcast(
+    /// replayed from the re-broadcast cache (if on), and keeps the timeline after them; then
+    /// publishes the chunks whose time is over, so an outage holds no chunk back.
+    fn idle(
         &mut self,
         timeline: &mut Timeline<Rc<Held>>,
         stats: &mut LiveStats,
@@ -246,11 +247,27 @@ where
         if timeline.in_segment() {
             return Ok(());
         }
-        let (Some(r), Some(start), Some(now_slot)) = (
-            self.rebroadcast.as_mut(),
-            timeline.stream_start_us(),
-            timeline.wall_slot(now_us()),
-        ) else {
+        let (Some(start), Some(now_slot)) =
+            (timeline.stream_start_us(), timeline.wall_slot(now_us()))
+        else {
+            return Ok(());
+        };
+        self.rebroadcast(timeline, start, now_slot, stats)?;
+        let now_pts = slot_pts_us(now_slot, self.cfg.fps);
+        for chunk in self.chunker.close_until(now_pts) {
+            self.send(chunk, start, stats)?;
+        }
+        Ok(())
+    }
+
+    fn rebroadcast(
+        &mut self,
+        timeline: &mut Timeline<Rc<Held>>,
+        start: i64,
+        now_slot: u64,
+        stats: &mut LiveStats,
+    ) -> Result<(), IngestError> {
+        let Some(r) = self.rebroadcast.as_mut() else {
             return Ok(());
         };
         let filled = r.fill(timeline.next_index(), now_slot);
@@ -603,7 +620,7 @@ where
                 LiveSource::open(target, cfg, wd)
             });
             while !task.is_finished() {
-                if let Err(e) = asm.rebroadcast(&mut timeline, &mut stats) {
+                if let Err(e) = asm.idle(&mut timeline, &mut stats) {
                     return (task.join(), Err(e));
                 }
                 std::thread::sleep(TICK);
@@ -707,7 +724,7 @@ where
         emit(state);
         let until = Instant::now() + delay;
         loop {
-            fatal!(asm.rebroadcast(&mut timeline, &mut stats));
+            fatal!(asm.idle(&mut timeline, &mut stats));
             let left = until.saturating_duration_since(Instant::now());
             if left.is_zero() || stop.wait(left.min(TICK)) {
                 break;

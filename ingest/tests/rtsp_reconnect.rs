@@ -303,9 +303,10 @@ fn camera_restart_reconnects_with_gap_and_unique_sequences() {
         count_chunks(ev) >= 2
     });
 
-    let killed_us = wall_us();
+    let (killed, killed_us) = (Instant::now(), wall_us());
     camera.kill();
-    std::thread::sleep(Duration::from_secs(3));
+    // Longer than a chunk (2 s): the chunk open when the camera died ends during the outage.
+    std::thread::sleep(Duration::from_secs(4));
     let camera = Camera::start(port, &[]);
     let (back, back_us) = (Instant::now(), wall_us());
     let before = actives(&run.events).len();
@@ -361,7 +362,19 @@ fn camera_restart_reconnects_with_gap_and_unique_sequences() {
         "{gap:?} vs kill at {killed_us}"
     );
     assert!(gap.to_us >= back_us, "{gap:?} vs camera back at {back_us}");
-    assert!(gap.duration() >= Duration::from_secs(3), "{gap:?}");
+    assert!(gap.duration() >= Duration::from_secs(4), "{gap:?}");
+
+    // That chunk was published while the camera was down, not held until it came back.
+    let during_outage = run
+        .events
+        .iter()
+        .filter(|(t, e)| matches!(e, Event::Chunk(_)) && *t > killed && *t < back)
+        .count();
+    assert!(
+        during_outage >= 1,
+        "no chunk published during the outage: {:#?}",
+        run.summary()
+    );
 
     let chunks = run.chunks();
     assert_sequences_strictly_increase(&chunks);
