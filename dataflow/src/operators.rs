@@ -24,13 +24,22 @@ pub enum Outcome {
 pub struct Processed {
     pub chunk: ProcessedChunk,
     pub analysis: ChunkAnalysis,
+    /// Where the chunk's record sits (topic, partition, offset): a refusal by the sink is
+    /// recorded there, like the earlier stages' refusals.
+    pub source: String,
+    pub partition: i32,
+    pub offset: i64,
 }
 
 impl Processed {
-    pub fn new(chunk: ProcessedChunk) -> Self {
+    /// `chunk`, made of the record `from` was decoded from.
+    pub fn new(chunk: ProcessedChunk, from: &decode::Located) -> Self {
         Processed {
             chunk,
             analysis: ChunkAnalysis::default(),
+            source: from.source.clone(),
+            partition: from.partition,
+            offset: from.offset,
         }
     }
 }

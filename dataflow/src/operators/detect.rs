@@ -201,7 +201,7 @@ impl<'scope, T: Timestamp> Detect<'scope, T>
                             let outcome = match item {
                                 Err(e) => Outcome::Failed(e),
                                 Ok(located) => match analyzer.process(&located.chunk) {
-                                    Ok(p) => Outcome::Processed(super::Processed::new(p)),
+                                    Ok(p) => Outcome::Processed(super::Processed::new(p, &located)),
                                     Err(reason) => Outcome::Failed(located.error(
                                         "inference",
                                         format!("chunk {}: {reason}", located.chunk.chunk_id()),

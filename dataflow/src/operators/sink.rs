@@ -157,9 +157,9 @@ impl SinkWriter {
             Err(e) => {
                 error!(chunk = %chunk.chunk_id(), error = %e, "chunk could not be stored");
                 self.write_failed(&ChunkErrorRecord {
-                    source: "sink".into(),
-                    partition: -1,
-                    offset: chunk.sequence as i64,
+                    source: p.source.clone(),
+                    partition: p.partition,
+                    offset: p.offset,
                     stage: "store".into(),
                     reason: format!("chunk {}: {e}", chunk.chunk_id()),
                 });
