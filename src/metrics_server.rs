@@ -1,15 +1,19 @@
-//! `GET /metrics` (Prometheus text format) for a process's dataflow counters, served from a
-//! thread of its own so the timely workers never wait on it.
+//! `GET /metrics` (Prometheus text format) for a process's counters, served from a thread of
+//! its own so the workers (timely's, ingest's) never wait on it.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::get;
-use horsestream_dataflow::Metrics;
 
-/// Binds `addr` now (so a taken port is an error at start-up) and serves until the process ends.
-pub fn spawn(addr: SocketAddr, metrics: Arc<Metrics>) -> anyhow::Result<()> {
+/// Binds `addr` now (so a taken port is an error at start-up) and serves `render()` until the
+/// process ends.
+pub fn spawn(
+    addr: SocketAddr,
+    render: impl Fn() -> String + Send + Sync + 'static,
+) -> anyhow::Result<()> {
+    let render = Arc::new(render);
     let listener = std::net::TcpListener::bind(addr)?;
     listener.set_nonblocking(true)?;
     std::thread::Builder::new()
@@ -23,7 +27,7 @@ pub fn spawn(addr: SocketAddr, metrics: Arc<Metrics>) -> anyhow::Result<()> {
                 let app = Router::new().route(
                     "/metrics",
                     get(move || {
-                        let text = metrics.snapshot().to_prometheus();
+                        let text = render();
                         async move { ([("content-type", "text/plain; version=0.0.4")], text) }
                     }),
                 );

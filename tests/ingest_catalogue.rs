@@ -173,6 +173,22 @@ fn read_topic(k: &KafkaConfig, topic: &str) -> Vec<(String, Vec<u8>)> {
     out
 }
 
+/// The body of `GET path` from a plain HTTP/1.1 server.
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        conn,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    conn.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    body.to_owned()
+}
+
 #[test]
 fn twenty_camera_streams_start_and_stop_through_the_streams_table() {
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -200,8 +216,10 @@ fn twenty_camera_streams_start_and_stop_through_the_streams_table() {
         .unwrap();
 
     let log = tempfile::NamedTempFile::new().unwrap();
+    let metrics_addr = format!("127.0.0.1:{}", free_port());
     let mut ingest = Command::new(env!("CARGO_BIN_EXE_horsestream"))
         .args(["ingest", "--database-url", &db.url, "--poll-ms", "500"])
+        .args(["--metrics-listen", &metrics_addr])
         .args(topic_args(&k))
         .env("HORSESTREAM_LOG", "info")
         .stdout(Stdio::piped())
@@ -295,6 +313,31 @@ fn twenty_camera_streams_start_and_stop_through_the_streams_table() {
     });
     let after = chunks_recorded(&store, &rt, again);
     assert!(after[before.len()] > *before.last().unwrap());
+
+    // The process's metrics: 11 cameras and the dead one run (the file ended); the counters
+    // agree with the records.
+    let metrics = http_get(&metrics_addr, "/metrics");
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "horsestream_ingest_streams_running 12"),
+        "{metrics}"
+    );
+    let file_chunks = "horsestream_ingest_chunks_total{stream=\"file-1\"} 3";
+    assert!(metrics.lines().any(|l| l == file_chunks), "{metrics}");
+    assert!(
+        metrics.lines().any(|l| l.starts_with(
+            "horsestream_ingest_status_changes_total{stream=\"dead-cam\",state=\"error\"}"
+        )),
+        "{metrics}"
+    );
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "horsestream_ingest_stream_active{stream=\"cam-19\"} 1"),
+        "{metrics}"
+    );
+    assert!(!metrics.contains(PASSWORD));
 
     // A clean stop of the process: every stream ends with its trailing chunk published.
     let _ = Command::new("kill")

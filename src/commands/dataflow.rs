@@ -108,7 +108,8 @@ pub fn run_with(args: Args, replay: Option<Replay>) -> anyhow::Result<()> {
 
     let metrics = Arc::new(Metrics::default());
     if let Some(addr) = args.metrics_listen {
-        crate::metrics_server::spawn(addr, metrics.clone())
+        let metrics = metrics.clone();
+        crate::metrics_server::spawn(addr, move || metrics.snapshot().to_prometheus())
             .with_context(|| format!("serving metrics on {addr}"))?;
     }
     let source_cfg = KafkaSourceConfig {

@@ -6,10 +6,11 @@
 //! `streams` table of `--database-url` and follows the table's changes ([`catalogue`]).
 
 mod catalogue;
+mod metrics;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
@@ -47,6 +48,9 @@ pub struct Args {
     pub shard_index: u64,
     #[arg(long, env = "HORSESTREAM_INGEST_SHARD_COUNT", default_value_t = 1)]
     pub shard_count: u64,
+    /// With `--database-url`: serve Prometheus `GET /metrics` on this address.
+    #[arg(long, env = "HORSESTREAM_METRICS_LISTEN", requires = "database_url")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
     /// RTSP transport of a live source: tcp or udp (default tcp). The URL's `?transport=`
     /// must agree if both are given.
     #[arg(long, env = "HORSESTREAM_RTSP_TRANSPORT")]
@@ -231,8 +235,13 @@ fn run_catalogue(args: &Args) -> anyhow::Result<()> {
         chunks: TopicProducer::new(&kafka, &kafka.chunks_topic)?,
         events: TopicProducer::new(&kafka, &kafka.events_topic)?,
         live: live_config(args, args.rtsp_transport.unwrap_or_default()),
-        unrecorded_chunks: AtomicU64::new(0),
+        metrics: metrics::IngestMetrics::default(),
     });
+    if let Some(addr) = args.metrics_listen {
+        let shared = Arc::clone(&shared);
+        crate::metrics_server::spawn(addr, move || shared.metrics.render(now_us()))
+            .with_context(|| format!("serving metrics on {addr}"))?;
+    }
     let shard = catalogue::Shard {
         index: args.shard_index,
         count: args.shard_count,
@@ -244,10 +253,9 @@ fn run_catalogue(args: &Args) -> anyhow::Result<()> {
         shard.index, shard.count
     );
     let poll = Duration::from_millis(args.poll_ms.max(50));
-    let mut table_errors = 0u64;
     while !stop.is_stopped() {
         if let Err(e) = supervisor.poll() {
-            table_errors += 1;
+            let table_errors = shared.metrics.table_errors.fetch_add(1, Ordering::Relaxed) + 1;
             tracing::warn!(error = %e, table_errors, running = supervisor.running(),
                            "streams table not read; running streams carry on");
         }
@@ -260,8 +268,9 @@ fn run_catalogue(args: &Args) -> anyhow::Result<()> {
     shared.chunks.flush()?;
     shared.events.flush()?;
     println!(
-        "ingest: stopped ({} chunks published but not recorded, {table_errors} failed reads of the streams table)",
-        shared.unrecorded_chunks.load(Ordering::Relaxed)
+        "ingest: stopped ({} chunks published but not recorded, {} failed reads of the streams table)",
+        shared.metrics.unrecorded_chunks.load(Ordering::Relaxed),
+        shared.metrics.table_errors.load(Ordering::Relaxed)
     );
     Ok(())
 }

@@ -25,8 +25,9 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use horsestream_api::camera::CameraCredentials;
 use horsestream_dataflow::shard::route;
@@ -39,6 +40,7 @@ use horsestream_sinks::kafka::TopicProducer;
 use horsestream_sinks::{SinkError, Store, Stream};
 use tokio::runtime::Handle;
 
+use super::metrics::IngestMetrics;
 use super::{now_us, status_event};
 
 /// Which streams of the table this process runs.
@@ -62,8 +64,7 @@ pub struct Shared {
     pub events: TopicProducer,
     /// Configuration every stream starts from (its timeline fields are set per stream).
     pub live: LiveConfig,
-    /// `video_chunks` records that failed (the chunk itself was published).
-    pub unrecorded_chunks: AtomicU64,
+    pub metrics: IngestMetrics,
 }
 
 /// What a stream thread runs: the source with its credentials (never logged) and where its
@@ -177,6 +178,10 @@ impl Supervisor {
                 },
             );
         }
+        self.shared
+            .metrics
+            .running
+            .store(self.running.len() as u64, Ordering::Relaxed);
         Ok(())
     }
 
@@ -240,12 +245,25 @@ fn with_credentials(url: &str, secret: Option<&str>) -> String {
 /// (the chunk is on the bus and the sink will record it when it is processed).
 fn publish(shared: &Shared, chunk: &FrameChunk) -> Result<(), SinkError> {
     let bytes = chunk.encode_to_vec();
-    let end_ms = (chunk.stream_start_time_us + chunk.end_pts_us) / 1000;
-    shared
-        .rt
-        .block_on(shared.chunks.send_at(&chunk.stream_id, &bytes, end_ms))?;
+    let end_us = chunk.stream_start_time_us + chunk.end_pts_us;
+    let sent = Instant::now();
+    shared.rt.block_on(
+        shared
+            .chunks
+            .send_at(&chunk.stream_id, &bytes, end_us / 1000),
+    )?;
+    shared.metrics.chunk(
+        &chunk.stream_id,
+        chunk.frames.len() as u64,
+        bytes.len() as u64,
+        end_us,
+        sent.elapsed().as_secs_f64(),
+    );
     if let Err(e) = shared.rt.block_on(shared.store.record_ingested(chunk)) {
-        shared.unrecorded_chunks.fetch_add(1, Ordering::Relaxed);
+        shared
+            .metrics
+            .unrecorded_chunks
+            .fetch_add(1, Ordering::Relaxed);
         tracing::warn!(chunk = %chunk.chunk_id(), error = %e, "chunk published but not recorded");
     }
     Ok(())
@@ -260,6 +278,7 @@ fn report(
     attempt: u64,
     gap: Option<(i64, i64)>,
 ) {
+    shared.metrics.state(id, state);
     if let Err(e) = shared
         .rt
         .block_on(shared.store.report_stream_status(id, state))
