@@ -86,7 +86,8 @@ struct Cursor {
     i: i32,
 }
 
-pub(crate) fn encode_cursor(stream: &str, k: &DetectionKey) -> String {
+/// The opaque `cursor` of the page that follows `k` in `stream`.
+pub fn encode_cursor(stream: &str, k: &DetectionKey) -> String {
     let c = Cursor {
         s: stream.to_owned(),
         t: k.time.timestamp_micros(),
@@ -97,7 +98,9 @@ pub(crate) fn encode_cursor(stream: &str, k: &DetectionKey) -> String {
     B64.encode(serde_json::to_vec(&c).unwrap_or_default())
 }
 
-pub(crate) fn decode_cursor(stream: &str, s: &str) -> Result<DetectionKey, AppError> {
+/// The position a `cursor` of `stream` holds; anything else is a 400 `invalid_cursor`
+/// (public for the fuzz harness in `fuzz/`).
+pub fn decode_cursor(stream: &str, s: &str) -> Result<DetectionKey, AppError> {
     let bad = || AppError::bad_request("invalid_cursor", "cursor is not one this API issued");
     let bytes = B64.decode(s).map_err(|_| bad())?;
     let c: Cursor = serde_json::from_slice(&bytes).map_err(|_| bad())?;
