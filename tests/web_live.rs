@@ -68,8 +68,11 @@ fn spawn(name: &'static str, cmd: &mut Command) -> Proc {
 
 fn horsestream_cmd(args: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_horsestream"));
+    // Every store is named by a flag: `ingest --input` refuses a database URL, even from the
+    // environment `scripts/services.sh env` sets.
     c.args(args)
         .env("HORSESTREAM_LOG", "warn")
+        .env_remove("HORSESTREAM_DATABASE_URL")
         .stdin(Stdio::null());
     c
 }
