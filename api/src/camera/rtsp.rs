@@ -137,6 +137,10 @@ pub async fn snapshot(
     if target.scheme != "rtsp" {
         return Err(GuardError::Scheme(target.scheme.clone()).into());
     }
+    // The URL goes into FFmpeg's playlist below, one directive a line.
+    if target.path.chars().any(char::is_control) {
+        return Err(GuardError::Malformed.into());
+    }
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(|e| SnapshotError::Grab(e.kind().to_string()))?;
@@ -167,13 +171,18 @@ pub async fn snapshot(
         })
     };
     let url = relay_url(port, &target.path, credentials);
+    // The URL holds the camera's password: FFmpeg reads it from stdin, as a one-entry concat
+    // playlist, never from its argv, which every local user can read (`ps`).
+    let playlist = format!(
+        "ffconcat version 1.0\nfile '{}'\noption rtsp_transport tcp\noption timeout {}\n",
+        url.replace('\'', "'\\''"),
+        timeout.as_micros()
+    );
     let run = async {
-        tokio::process::Command::new(ffmpeg)
+        let mut child = tokio::process::Command::new(ffmpeg)
             .args(["-hide_banner", "-loglevel", "error", "-nostdin"])
-            .args(["-rtsp_transport", "tcp", "-protocol_whitelist", "rtsp,tcp"])
-            .args(["-timeout", &(timeout.as_micros()).to_string()])
-            .arg("-i")
-            .arg(&url)
+            .args(["-f", "concat", "-safe", "0"])
+            .args(["-protocol_whitelist", "pipe,rtsp,tcp", "-i", "pipe:0"])
             .args([
                 "-frames:v",
                 "1",
@@ -185,12 +194,15 @@ pub async fn snapshot(
                 "3",
                 "pipe:1",
             ])
-            .stdin(Stdio::null())
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true)
-            .output()
-            .await
+            .spawn()?;
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin.write_all(playlist.as_bytes()).await?;
+        }
+        child.wait_with_output().await
     };
     let out = tokio::time::timeout(timeout, run).await;
     relay_task.abort();
