@@ -3,7 +3,9 @@
 // matched by PTS: the segments' MPEG-TS timestamps are the frames' PTS, so the PTS on screen is
 // `currentTime + initPTS − fragment start`. Boxes come from live `detection:update` events and,
 // for the stretch being played, from `GET /streams/{id}/overlay`. Plays ~24 s behind the live
-// edge (the analysis runs 10–30 s behind the video); a finished file stream loops.
+// edge (the analysis runs 10–30 s behind the video); a finished file stream loops. Below it, a
+// timeline of the stretch buffered: the processed chunks (`chunk:processed`) and the playhead;
+// a click seeks.
 
 import Hls from "hls.js";
 import { useEffect, useRef, useState } from "react";
@@ -17,6 +19,16 @@ export function Player({ streamId, live }: { streamId: string; live: Live }) {
   const video = useRef<HTMLVideoElement>(null);
   const canvas = useRef<HTMLCanvasElement>(null);
   const [status, setStatus] = useState("loading playlist…");
+  const [chunks, setChunks] = useState<{ start: number; end: number; detections: number }[]>([]);
+  const [timeline, setTimeline] = useState({ pts: 0, end: 0, offset: 0 });
+
+  useEffect(() => {
+    setChunks([]);
+    return live.on((name, p) => {
+      if (name === "chunk:processed" && p.streamId === streamId)
+        setChunks((c) => [...c.slice(-500), { start: p.startPtsUs, end: p.endPtsUs, detections: p.detections }]);
+    });
+  }, [streamId, live]);
 
   useEffect(() => {
     const v = video.current!;
@@ -81,7 +93,11 @@ export function Player({ streamId, live }: { streamId: string; live: Live }) {
         }
       }
     };
-    const filler = window.setInterval(fill, 1000);
+    const filler = window.setInterval(() => {
+      void fill();
+      const end = Number.isFinite(v.duration) ? v.duration : v.seekable.length ? v.seekable.end(0) : 0;
+      setTimeline({ pts: (v.currentTime + ptsOffset) * 1e6, end: (end + ptsOffset) * 1e6, offset: ptsOffset });
+    }, 1000);
 
     let raf = 0;
     const draw = () => {
@@ -132,11 +148,35 @@ export function Player({ streamId, live }: { streamId: string; live: Live }) {
     };
   }, [streamId, live]);
 
+  const span = Math.max(timeline.end, ...chunks.map((c) => c.end), 1);
+  const pct = (us: number) => `${Math.min(100, Math.max(0, (us / span) * 100))}%`;
   return (
-    <div className="player">
-      <video ref={video} muted playsInline controls data-testid="video" />
-      <canvas ref={canvas} className="overlay" data-testid="overlay" />
-      <div className="player-status">{status}</div>
-    </div>
+    <>
+      <div className="player">
+        <video ref={video} muted playsInline controls data-testid="video" />
+        <canvas ref={canvas} className="overlay" data-testid="overlay" />
+        <div className="player-status">{status}</div>
+      </div>
+      <div
+        className="timeline"
+        data-testid="timeline"
+        title="processed chunks; click to seek"
+        onClick={(e) => {
+          const r = e.currentTarget.getBoundingClientRect();
+          const us = ((e.clientX - r.left) / r.width) * span;
+          if (video.current) video.current.currentTime = Math.max(0, us / 1e6 - timeline.offset);
+        }}
+      >
+        {chunks.map((c, i) => (
+          <span
+            key={i}
+            className="chunk"
+            style={{ left: pct(c.start), width: `calc(${pct(c.end)} - ${pct(c.start)})` }}
+            title={`${(c.start / 1e6).toFixed(0)}–${(c.end / 1e6).toFixed(0)} s: ${c.detections} detections`}
+          />
+        ))}
+        <span className="playhead" style={{ left: pct(timeline.pts) }} />
+      </div>
+    </>
   );
 }
