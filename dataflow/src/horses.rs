@@ -38,7 +38,9 @@ use crate::tracking::gallery::{Gallery, inv_norm};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HorseConfig {
-    /// A horse unseen for this long may be taken by a new track, seconds.
+    /// A horse unseen for this long may be taken by a new track, seconds. The default, 3 s,
+    /// is how long the tracker keeps a missed track (`max_age` 30 frames at 10 fps): until
+    /// then the horse's own track may still resume, and a new track is another horse.
     pub absent_after_s: f64,
     /// How long after its last sighting a horse can still be re-identified, seconds.
     pub reid_window_s: f64,
@@ -60,7 +62,7 @@ pub struct HorseConfig {
 impl Default for HorseConfig {
     fn default() -> Self {
         HorseConfig {
-            absent_after_s: 0.5,
+            absent_after_s: 3.0,
             reid_window_s: 30.0,
             max_reid_distance: 0.3,
             gallery_size: 32,
@@ -216,24 +218,32 @@ impl StreamHorses {
         for frame in &chunk.frames {
             let t = frame.capture_time_us;
             let fresh = state.last_us.is_none_or(|last| t > last);
+            // Horses already given to a track in this frame: one horse is never two tracks
+            // at once.
+            let mut in_frame: Vec<(usize, u64)> = Vec::new();
             for (i, d) in frame.detections.iter().enumerate() {
                 let Some(track) = d.track_id else { continue };
                 let embedding = frame.embeddings.get(i).map(Vec::as_slice);
                 let idx = match state.by_track.get(&track) {
-                    Some(&idx) => idx,
+                    Some(&idx) if !in_frame.iter().any(|&(h, t)| h == idx && t != track) => idx,
+                    // This track's horse is another track in the same frame: the re-ID that
+                    // joined them was wrong, and this track becomes a horse of its own.
+                    Some(_) if fresh => {
+                        let idx = new_horse(cfg, &mut state.horses);
+                        state.by_track.insert(track, idx);
+                        idx
+                    }
+                    Some(_) => continue,
                     None if !fresh => continue,
                     None => {
-                        let idx = identify(cfg, &state.horses, embedding, t);
-                        let idx = idx.unwrap_or_else(|| {
-                            state
-                                .horses
-                                .push(Horse::new(state.horses.len() as u32 + 1, cfg));
-                            state.horses.len() - 1
-                        });
+                        let taken: Vec<usize> = in_frame.iter().map(|&(h, _)| h).collect();
+                        let idx = identify(cfg, &state.horses, &taken, embedding, t)
+                            .unwrap_or_else(|| new_horse(cfg, &mut state.horses));
                         state.by_track.insert(track, idx);
                         idx
                     }
                 };
+                in_frame.push((idx, track));
                 let horse = &mut state.horses[idx];
                 out.horse_of_track.insert(track, horse.number);
                 let entry = seen.entry(horse.number).or_insert_with(|| HorseSeen {
@@ -323,10 +333,18 @@ impl Horse {
     }
 }
 
-/// The absent horse a new track at time `t` with `embedding` is, if any.
+/// The next horse of the stream; its index.
+fn new_horse(cfg: &HorseConfig, horses: &mut Vec<Horse>) -> usize {
+    horses.push(Horse::new(horses.len() as u32 + 1, cfg));
+    horses.len() - 1
+}
+
+/// The absent horse a new track at time `t` with `embedding` is, if any; horses in `taken`
+/// are in the frame as other tracks.
 fn identify(
     cfg: &HorseConfig,
     horses: &[Horse],
+    taken: &[usize],
     embedding: Option<&[f32]>,
     t: i64,
 ) -> Option<usize> {
@@ -335,6 +353,7 @@ fn identify(
     horses
         .iter()
         .enumerate()
+        .filter(|(i, _)| !taken.contains(i))
         .filter(|(_, h)| {
             h.last_seen_us <= t - secs_to_us(cfg.absent_after_s)
                 && h.last_seen_us >= t - secs_to_us(cfg.reid_window_s)
@@ -609,6 +628,41 @@ mod tests {
             a.horse_of_track.values().copied().collect::<Vec<_>>(),
             vec![1, 2]
         );
+    }
+
+    #[test]
+    fn a_horse_missed_for_a_moment_is_not_taken_by_a_new_track() {
+        // Track 1 is missed for 1 s (frames 10..20); a look-alike track 2 starts at frame 20
+        // and track 1 resumes beside it: two horses, by default (absent after 3 s) ...
+        let scene = |k: i64| {
+            let mut v = Vec::new();
+            if !(10..20).contains(&k) {
+                v.push((1, bbox(0.0, 0.0), BAY.to_vec()));
+            }
+            if k >= 20 {
+                v.push((2, bbox(300.0, 0.0), BAY.to_vec()));
+            }
+            v
+        };
+        let mut h = horses(HorseConfig::default(), StreamProfile::default());
+        let a = h.process(&chunk(0, 0, 40, scene));
+        assert_eq!((a.horse_of_track[&1], a.horse_of_track[&2]), (1, 2));
+        // ... and with a short absence the re-ID joins them at frame 20, but the frame in
+        // which both are seen splits them again: never one horse twice in a frame.
+        let cfg = HorseConfig {
+            absent_after_s: 0.5,
+            ..HorseConfig::default()
+        };
+        let mut h = horses(cfg, StreamProfile::default());
+        let a = h.process(&chunk(0, 0, 40, |k| {
+            let mut v = scene(k);
+            if k == 20 {
+                v.retain(|(track, ..)| *track == 2);
+            }
+            v
+        }));
+        assert_eq!(a.horse_of_track[&1], 1);
+        assert_eq!(a.horse_of_track[&2], 2, "split from horse 1 at frame 21");
     }
 
     #[test]
