@@ -35,9 +35,10 @@ pub struct Args {
     /// The stream the chunks belong to (the Kafka key).
     #[arg(long, requires = "input")]
     pub stream_id: Option<String>,
-    /// Run the enabled streams of this store's `streams` table (without `--input`): started
-    /// and stopped as the table changes, each chunk recorded in `video_chunks`.
-    #[arg(long, env = "HORSESTREAM_DATABASE_URL", conflicts_with = "input")]
+    /// Run the enabled streams of this store's `streams` table (without `--input`; with it,
+    /// this is not used): started and stopped as the table changes, each chunk recorded in
+    /// `video_chunks`.
+    #[arg(long, env = "HORSESTREAM_DATABASE_URL")]
     pub database_url: Option<String>,
     /// How often the streams table is read, in milliseconds.
     #[arg(long, env = "HORSESTREAM_INGEST_POLL_MS", default_value_t = 1000)]
@@ -48,8 +49,8 @@ pub struct Args {
     pub shard_index: u64,
     #[arg(long, env = "HORSESTREAM_INGEST_SHARD_COUNT", default_value_t = 1)]
     pub shard_count: u64,
-    /// With `--database-url`: serve Prometheus `GET /metrics` on this address.
-    #[arg(long, env = "HORSESTREAM_METRICS_LISTEN", requires = "database_url")]
+    /// Without `--input`: serve Prometheus `GET /metrics` on this address.
+    #[arg(long, env = "HORSESTREAM_METRICS_LISTEN")]
     pub metrics_listen: Option<std::net::SocketAddr>,
     /// RTSP transport of a live source: tcp or udp (default tcp). The URL's `?transport=`
     /// must agree if both are given.
