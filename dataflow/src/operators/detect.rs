@@ -171,9 +171,13 @@ pub fn frame_image(chunk: &FrameChunk, data: &[u8]) -> Result<RgbImage, String> 
             if !data[..end].ends_with(&[0xFF, 0xD9]) {
                 return Err("bad JPEG: truncated (no end-of-image marker)".to_owned());
             }
-            Ok(image::DynamicImage::from_decoder(decoder)
-                .map_err(|e| format!("bad JPEG: {e}"))?
-                .into_rgb8())
+            // The decoder has panicked on hostile input (zune-jpeg 0.5.15's AVX2 upsampler,
+            // found by `fuzz/`): a panic must cost the frame, not the worker.
+            let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                image::DynamicImage::from_decoder(decoder)
+            }))
+            .map_err(|_| "bad JPEG: the decoder failed on it".to_owned())?;
+            Ok(decoded.map_err(|e| format!("bad JPEG: {e}"))?.into_rgb8())
         }
         FrameEncoding::Rgb24 => RgbImage::from_raw(chunk.width, chunk.height, data.to_vec())
             .ok_or_else(|| "RGB frame has the wrong size".to_owned()),
@@ -277,6 +281,40 @@ mod tests {
         let xs: Vec<f32> = p.frames.iter().map(|f| f.detections[0].bbox.x).collect();
         assert_eq!(xs, vec![0.0, 10.0, 20.0, 30.0, 40.0, 50.0, 60.0]);
         assert_eq!(p.frames[6].detections[0].pts_us, 600_000);
+    }
+
+    #[test]
+    fn a_jpeg_that_panicked_the_decoder_is_a_bad_frame() {
+        // A progressive 4x3 JPEG found by the `chunk` fuzz target (fuzz/), which made
+        // zune-jpeg's AVX2 upsampler fail an assertion.
+        let hex: String = [
+            "ffd8ffe000104a46494600010200000100010000ffc20011080003000403011100022101031201ffdb00430006040506",
+            "050406060506070706080a100a0a09090a140e0f0c10171418010000000000039a1f1a1b231c1616202c20232627292a",
+            "29191f2d302d283025282928ffdb0043010707070a080a130a0a13281a161a2828282828282828282828282828282828",
+            "2828282828d8df282835363738393a434445696a737475767778797a82838485868788898a92939495969798999aa2a3",
+            "a4a5a6a7a8a9aad3d4d5d6d7d8d9dae2e3e4e5e6e7e8e9eaf2f3f4f5f6f7f8f9faffda000c03010002110301000000ff",
+            "ff0000f0ff00000f3ff122b3ff00be4ff8d65a47ffd96880e0fc8ab0919803c3c4c5c668b0919803d3d4d5d6d7d8d9da",
+            "e2e3e4e5e6e7e8e9eaf2f3f4f5f6f7f8f9faffda000c03010002110301000000ffff0000f0ff00000f3ff122b3ff00be",
+            "4ff8d65a47ffd968b09198030102031104052131061241510761711322328108144291a1b1c109233352f0156272d10a",
+            "162434e125f11718191a262728292a35363738393a434445464748494a535455565758595a636465666768696a737475",
+            "767778797a82838485868788898a92939495969798999aa2a3a4a5a6a7a8a9aab2b3b4b5b6b7b8b9bac2c3c4c5c6c7c8",
+            "c954d2d3d4d5d6d7d8d9dae2e3e4e5e6e7e8e9eaf2f3f4f5f6f7f8f9fa0000001003010002110301000000ffff0000f0",
+            "ff00000f3ff122b3ff00be4ff8d65a47ffd96880e0fc8ab0919803c3c4c5c6c7c8c954d2d3d4d5d6d7d8d9dae2e3e4e5",
+            "e6e7e8e9eaf2f3f4f5f6f7f8f9faffda000c03010002110301000000ffff0000f0ff00000f3ff122b3ff00be4ff8d65a",
+            "47ffd968b09198033ff122b3ff00be4ff8d65a47ffd9",
+        ]
+        .concat();
+        let jpeg: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect();
+        let mut c = chunk(1);
+        (c.encoding, c.width, c.height) = (FrameEncoding::Jpeg, 4, 3);
+        // Whatever the decoder makes of it on this CPU, no panic leaves frame_image.
+        match frame_image(&c, &jpeg) {
+            Ok(img) => assert_eq!(img.dimensions(), (4, 3)),
+            Err(e) => assert!(e.starts_with("bad JPEG"), "{e}"),
+        }
     }
 
     #[test]
