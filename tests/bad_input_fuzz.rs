@@ -12,7 +12,7 @@ mod harness;
 use horsestream_proto::{Frame, FrameChunk, FrameEncoding};
 
 /// Mutations per seed.
-const ROUNDS: usize = 400;
+const ROUNDS: usize = 2000;
 
 struct Rng(u64);
 
