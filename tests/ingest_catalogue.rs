@@ -404,3 +404,169 @@ fn twenty_camera_streams_start_and_stop_through_the_streams_table() {
     assert!(dead.iter().any(|s| s == "error"), "{dead:?}");
     assert!(!dead.iter().any(|s| s == "active"), "{dead:?}");
 }
+
+/// `(id, owner)` of every stream of the table, by id.
+fn owners(db: &OwnDatabase, rt: &tokio::runtime::Runtime) -> Vec<(String, Option<String>)> {
+    rt.block_on(async {
+        let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+        sqlx::query_as("SELECT id, ingest_owner FROM streams ORDER BY id")
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+    })
+}
+
+/// An ingest process, killed if still running when dropped (a failed assertion).
+struct Ingest(Child);
+
+impl Drop for Ingest {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_ingest(
+    db: &OwnDatabase,
+    k: &KafkaConfig,
+    id: &str,
+    metrics_addr: &str,
+    log: &tempfile::NamedTempFile,
+) -> Ingest {
+    let child = Command::new(env!("CARGO_BIN_EXE_horsestream"))
+        .args(["ingest", "--database-url", &db.url, "--poll-ms", "500"])
+        .args(["--ingest-id", id, "--max-streams", "3", "--lease-secs", "3"])
+        .args(["--metrics-listen", metrics_addr])
+        .args(topic_args(k))
+        .env("HORSESTREAM_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(log.reopen().unwrap())
+        .spawn()
+        .unwrap();
+    Ingest(child)
+}
+
+#[test]
+fn two_ingest_processes_split_the_table_and_take_over_from_a_killed_one() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let db = OwnDatabase::create(&rt);
+    let store = rt.block_on(Store::connect(&db.url)).unwrap();
+    let k = fresh_topics(&unique("leases"));
+    let port = free_port();
+    let _camera = Camera::start(port);
+    let secret = format!(r#"{{"username":"viewer","password":"{PASSWORD}"}}"#);
+    let url = format!("rtsp://127.0.0.1:{port}/cam");
+    let cams: Vec<String> = (0..4).map(|i| format!("cam-{i}")).collect();
+    for id in &cams {
+        let mut s = stream(id, &url, Some(&secret));
+        s.enabled = true;
+        rt.block_on(store.create_stream(&s)).unwrap();
+    }
+
+    // Two processes of at most 3 streams each share the 4 streams; each runs on one only.
+    let (log_a, log_b) = (
+        tempfile::NamedTempFile::new().unwrap(),
+        tempfile::NamedTempFile::new().unwrap(),
+    );
+    let (metrics_a, metrics_b) = (
+        format!("127.0.0.1:{}", free_port()),
+        format!("127.0.0.1:{}", free_port()),
+    );
+    let mut a = start_ingest(&db, &k, "ingest-a", &metrics_a, &log_a);
+    let mut b = start_ingest(&db, &k, "ingest-b", &metrics_b, &log_b);
+    let limit = Duration::from_secs(120);
+    wait_for("every stream held and active", limit, || {
+        owners(&db, &rt).iter().all(|(_, o)| o.is_some())
+            && cams.iter().all(|id| status(&store, &rt, id) == "active")
+    });
+    let split = owners(&db, &rt);
+    let held = |name: &str| {
+        split
+            .iter()
+            .filter(|(_, o)| o.as_deref() == Some(name))
+            .count()
+    };
+    assert_eq!(held("ingest-a") + held("ingest-b"), 4, "{split:?}");
+    assert!(held("ingest-a") <= 3 && held("ingest-b") <= 3, "{split:?}");
+    wait_for("a chunk of every stream", limit, || {
+        cams.iter()
+            .all(|id| !chunks_recorded(&store, &rt, id).is_empty())
+    });
+
+    // `kill -9` one: once its leases run out the other takes streams up to its 3; one
+    // stream waits, and says so in the metrics.
+    let (victim, survivor, survivor_metrics) = if held("ingest-a") >= held("ingest-b") {
+        (&mut a, "ingest-b", &metrics_b)
+    } else {
+        (&mut b, "ingest-a", &metrics_a)
+    };
+    victim.0.kill().unwrap();
+    victim.0.wait().unwrap();
+    wait_for("the survivor to hold 3 streams", limit, || {
+        owners(&db, &rt)
+            .iter()
+            .filter(|(_, o)| o.as_deref() == Some(survivor))
+            .count()
+            == 3
+    });
+    wait_for("the waiting stream counted", limit, || {
+        http_get(survivor_metrics, "/metrics")
+            .lines()
+            .any(|l| l == "horsestream_ingest_pending_streams 1")
+    });
+    let taken: Vec<String> = owners(&db, &rt)
+        .into_iter()
+        .filter(|(_, o)| o.as_deref() == Some(survivor))
+        .map(|(id, _)| id)
+        .collect();
+    let before: BTreeMap<String, usize> = taken
+        .iter()
+        .map(|id| (id.clone(), chunks_recorded(&store, &rt, id).len()))
+        .collect();
+    wait_for(
+        "new chunks of every stream the survivor holds",
+        limit,
+        || {
+            taken
+                .iter()
+                .all(|id| chunks_recorded(&store, &rt, id).len() > before[id])
+        },
+    );
+
+    // The survivor stops cleanly and gives its streams back.
+    let survivor_child = if survivor == "ingest-a" {
+        &mut a
+    } else {
+        &mut b
+    };
+    let _ = Command::new("kill")
+        .args(["-TERM", &survivor_child.0.id().to_string()])
+        .status();
+    wait_for("the survivor to exit", limit, || {
+        survivor_child.0.try_wait().unwrap().is_some()
+    });
+    assert!(survivor_child.0.wait().unwrap().success());
+    for (id, owner) in owners(&db, &rt) {
+        assert!(
+            owner.is_none() || owner.as_deref() != Some(survivor),
+            "{id} still held by {owner:?}"
+        );
+    }
+
+    // No chunk id was published twice, across both processes and the takeover.
+    let mut sequences: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for (key, bytes) in read_topic(&k, &k.chunks_topic) {
+        let chunk = FrameChunk::decode(&bytes).unwrap();
+        sequences.entry(key).or_default().push(chunk.sequence);
+    }
+    assert_eq!(sequences.len(), 4);
+    for (id, seqs) in &sequences {
+        assert!(
+            seqs.windows(2).all(|w| w[0] < w[1]),
+            "{id}: sequences {seqs:?} repeat or go back"
+        );
+    }
+    let logs = std::fs::read_to_string(log_a.path()).unwrap()
+        + &std::fs::read_to_string(log_b.path()).unwrap();
+    assert!(!logs.contains(PASSWORD), "the password leaked into a log");
+}

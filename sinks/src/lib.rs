@@ -13,5 +13,5 @@ pub use store::{
     Alert, AlertQuery, Calibration, ChunkErrorRecord, DetectionProblem, EMBEDDING_DIM, FrameRow,
     GALLERY_LIMIT, GaitRow, Horse, HorseMatch, HorseObservation, HorseSighting, NewAlert,
     NewStream, NewUser, RetentionJob, RetentionReport, Role, Severity, Store, StoreStats, Stream,
-    StreamPatch, User, Zone,
+    StreamClaims, StreamPatch, User, Zone,
 };

@@ -21,7 +21,7 @@ pub use query::{DetectionKey, DetectionQuery, ModelRow, StoredDetection};
 pub use records::{
     Alert, AlertQuery, Calibration, EMBEDDING_DIM, GALLERY_LIMIT, GaitRow, Horse, HorseMatch,
     HorseObservation, HorseSighting, NewAlert, NewStream, NewUser, RetentionReport, Role, Severity,
-    Stream, StreamPatch, User, Zone,
+    Stream, StreamClaims, StreamPatch, User, Zone,
 };
 pub use sqlite::SqliteStore;
 pub use validate::{
@@ -239,6 +239,28 @@ impl Store {
     /// True when the row changed.
     pub async fn report_stream_status(&self, id: &str, status: &str) -> Result<bool, SinkError> {
         dispatch!(self.report_stream_status(id, status))
+    }
+
+    /// Ingest process `owner`'s turn at the streams table: its leases on enabled streams are
+    /// renewed for `lease`, those on disabled streams and on files read to their end (status
+    /// `ended`) released, and free streams (no owner, or a lease that ran out because its
+    /// process died) are taken until it holds `max`.
+    /// Returns the enabled streams it holds and how many enabled streams nobody holds a live
+    /// lease on (waiting for capacity). Concurrent callers never take the same stream.
+    pub async fn claim_streams(
+        &self,
+        owner: &str,
+        max: usize,
+        lease: Duration,
+    ) -> Result<StreamClaims, SinkError> {
+        let max = i64::try_from(max).unwrap_or(i64::MAX);
+        dispatch!(self.claim_streams(owner, max, lease))
+    }
+
+    /// Gives up `owner`'s leases on `ids` (a stream it stopped, or all at shutdown), so
+    /// another process may take them at once.
+    pub async fn release_streams(&self, owner: &str, ids: &[String]) -> Result<(), SinkError> {
+        dispatch!(self.release_streams(owner, ids))
     }
 
     /// Ingest's record of a chunk it published: a `video_chunks` row with status `ingested`

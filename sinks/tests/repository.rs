@@ -634,7 +634,10 @@ async fn ingested_chunks_turn_processed_and_status_reports_respect_stops(store: 
         vec![(0, "ingested".to_owned()), (1, "ingested".to_owned())]
     );
     assert_eq!(store.last_chunk_sequence(&id).await.unwrap(), Some(1));
-    assert_eq!(store.last_chunk_sequence(&unique("none")).await.unwrap(), None);
+    assert_eq!(
+        store.last_chunk_sequence(&unique("none")).await.unwrap(),
+        None
+    );
     // Ingested chunks are not results: no frames, not counted.
     assert!(store.frames(&id).await.unwrap().is_empty());
 
@@ -983,4 +986,68 @@ async fn retention_job_runs_at_start_and_stops(store: &Store) {
         .await
         .unwrap()
         .unwrap();
+}
+
+/// Ingest leases, on the embedded store: on the shared PostgreSQL other tests' enabled
+/// streams would be claimed too (`tests/ingest_catalogue.rs` covers PostgreSQL with a
+/// database of its own).
+#[tokio::test]
+async fn ingest_processes_split_streams_by_lease() {
+    let b = sqlite().await;
+    let store = &b.store;
+    let ids: Vec<String> = ["a", "b", "c", "d"].iter().map(|s| s.to_string()).collect();
+    for id in &ids {
+        let mut s = new_stream(id);
+        s.enabled = id != "d";
+        store.create_stream(&s).await.unwrap();
+    }
+    let lease = Duration::from_secs(60);
+    let one = store.claim_streams("one", 2, lease).await.unwrap();
+    assert_eq!((one.owned, one.pending), (vec!["a".into(), "b".into()], 1));
+    let two = store.claim_streams("two", 2, lease).await.unwrap();
+    assert_eq!((two.owned, two.pending), (vec!["c".into()], 0));
+    // Renewing changes nothing; a disabled stream is released, an enabled one is free.
+    let one = store.claim_streams("one", 2, lease).await.unwrap();
+    assert_eq!(one.owned, vec!["a".to_owned(), "b".to_owned()]);
+    store
+        .update_stream(
+            "b",
+            &StreamPatch {
+                enabled: Some(false),
+                ..StreamPatch::default()
+            },
+        )
+        .await
+        .unwrap();
+    store
+        .update_stream(
+            "d",
+            &StreamPatch {
+                enabled: Some(true),
+                ..StreamPatch::default()
+            },
+        )
+        .await
+        .unwrap();
+    let one = store.claim_streams("one", 2, lease).await.unwrap();
+    assert_eq!((one.owned, one.pending), (vec!["a".into(), "d".into()], 0));
+    // A process that stops renewing loses its streams when the lease runs out.
+    let one = store
+        .claim_streams("one", 2, Duration::from_millis(1))
+        .await
+        .unwrap();
+    assert_eq!(one.owned.len(), 2);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let two = store.claim_streams("two", 10, lease).await.unwrap();
+    assert_eq!(
+        two.owned,
+        vec!["a".to_owned(), "c".to_owned(), "d".to_owned()]
+    );
+    // Released streams are free at once.
+    store
+        .release_streams("two", &["c".to_owned()])
+        .await
+        .unwrap();
+    let one = store.claim_streams("one", 2, lease).await.unwrap();
+    assert_eq!((one.owned, one.pending), (vec!["c".into()], 0));
 }

@@ -43,12 +43,16 @@ pub struct Args {
     /// How often the streams table is read, in milliseconds.
     #[arg(long, env = "HORSESTREAM_INGEST_POLL_MS", default_value_t = 1000)]
     pub poll_ms: u64,
-    /// Several ingest processes split the table: this one runs the streams whose routing
-    /// hash modulo `--shard-count` is its index.
-    #[arg(long, env = "HORSESTREAM_INGEST_SHARD_INDEX", default_value_t = 0)]
-    pub shard_index: u64,
-    #[arg(long, env = "HORSESTREAM_INGEST_SHARD_COUNT", default_value_t = 1)]
-    pub shard_count: u64,
+    /// This process's name in the streams table's leases (default: host name and pid);
+    /// unique among the ingest processes sharing a table.
+    #[arg(long, env = "HORSESTREAM_INGEST_ID")]
+    pub ingest_id: Option<String>,
+    /// Most streams this process runs (0: no limit); the rest wait for another process.
+    #[arg(long, env = "HORSESTREAM_INGEST_MAX_STREAMS", default_value_t = 0)]
+    pub max_streams: usize,
+    /// How long a stream stays this process's without a renewal (renewed every poll), s.
+    #[arg(long, env = "HORSESTREAM_INGEST_LEASE_SECS", default_value_t = 15)]
+    pub lease_secs: u64,
     /// Without `--input`: serve Prometheus `GET /metrics` on this address.
     #[arg(long, env = "HORSESTREAM_METRICS_LISTEN")]
     pub metrics_listen: Option<std::net::SocketAddr>,
@@ -213,13 +217,29 @@ fn run_catalogue(args: &Args) -> anyhow::Result<()> {
         "give --input and --stream-id, or --database-url (HORSESTREAM_DATABASE_URL) to run \
          the streams registered there",
     )?;
-    if args.shard_count == 0 || args.shard_index >= args.shard_count {
+    let lease = Duration::from_secs(args.lease_secs);
+    let poll = Duration::from_millis(args.poll_ms.max(50));
+    if lease < poll * 3 {
         anyhow::bail!(
-            "--shard-index {} is not below --shard-count {}",
-            args.shard_index,
-            args.shard_count
+            "--lease-secs {} must cover at least three polls of --poll-ms {}",
+            args.lease_secs,
+            args.poll_ms
         );
     }
+    let claims = catalogue::Claims {
+        owner: args.ingest_id.clone().unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_owned())
+                .unwrap_or_else(|_| "ingest".into());
+            format!("{host}:{}", std::process::id())
+        }),
+        max_streams: if args.max_streams == 0 {
+            usize::MAX
+        } else {
+            args.max_streams
+        },
+        lease,
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -243,22 +263,22 @@ fn run_catalogue(args: &Args) -> anyhow::Result<()> {
         crate::metrics_server::spawn(addr, move || shared.metrics.render(now_us()))
             .with_context(|| format!("serving metrics on {addr}"))?;
     }
-    let shard = catalogue::Shard {
-        index: args.shard_index,
-        count: args.shard_count,
-    };
     let stop = stop_on_signal();
-    let mut supervisor = catalogue::Supervisor::new(Arc::clone(&shared), shard);
     println!(
-        "ingest: running the enabled streams of the streams table (shard {} of {})",
-        shard.index, shard.count
+        "ingest {}: running the enabled streams of the streams table (at most {})",
+        claims.owner,
+        if args.max_streams == 0 {
+            "all".to_owned()
+        } else {
+            args.max_streams.to_string()
+        }
     );
-    let poll = Duration::from_millis(args.poll_ms.max(50));
+    let mut supervisor = catalogue::Supervisor::new(Arc::clone(&shared), claims);
     while !stop.is_stopped() {
         if let Err(e) = supervisor.poll() {
             let table_errors = shared.metrics.table_errors.fetch_add(1, Ordering::Relaxed) + 1;
             tracing::warn!(error = %e, table_errors, running = supervisor.running(),
-                           "streams table not read; running streams carry on");
+                           "streams table not read; running streams carry on while their leases last");
         }
         let next = std::time::Instant::now() + poll;
         while !stop.is_stopped() && std::time::Instant::now() < next {

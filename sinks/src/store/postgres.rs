@@ -2,6 +2,7 @@
 //! per chunk.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use horsestream_proto::{FrameChunk, ProcessedChunk};
@@ -10,7 +11,8 @@ use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 
 use super::records::{
     Alert, AlertQuery, GALLERY_LIMIT, GaitRow, Horse, HorseMatch, HorseObservation, HorseSighting,
-    NewAlert, NewStream, NewUser, RetentionReport, Role, Severity, Stream, StreamPatch, User,
+    NewAlert, NewStream, NewUser, RetentionReport, Role, Severity, Stream, StreamClaims,
+    StreamPatch, User,
 };
 use super::{
     ChunkErrorRecord, Counters, DetectionRow, FrameRow, StoreStats, bbox_json, check_chunk,
@@ -487,6 +489,76 @@ impl PgStore {
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() > 0)
+    }
+
+    pub async fn claim_streams(
+        &self,
+        owner: &str,
+        max: i64,
+        lease: Duration,
+    ) -> Result<StreamClaims, SinkError> {
+        let lease = lease.as_secs_f64();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "UPDATE streams SET ingest_owner = NULL, ingest_lease_until = NULL \
+             WHERE ingest_owner = $1 AND (NOT enabled OR status = 'ended')",
+        )
+        .bind(owner)
+        .execute(&mut *tx)
+        .await?;
+        let (held,): (i64,) = sqlx::query_as(
+            "WITH renewed AS ( \
+               UPDATE streams SET ingest_lease_until = now() + make_interval(secs => $2) \
+               WHERE ingest_owner = $1 AND enabled RETURNING 1) \
+             SELECT count(*) FROM renewed",
+        )
+        .bind(owner)
+        .bind(lease)
+        .fetch_one(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE streams SET ingest_owner = $1, \
+               ingest_lease_until = now() + make_interval(secs => $2) \
+             WHERE id IN (SELECT id FROM streams \
+               WHERE enabled AND status <> 'ended' \
+                 AND (ingest_owner IS NULL OR ingest_lease_until < now()) \
+               ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED)",
+        )
+        .bind(owner)
+        .bind(lease)
+        .bind((max - held).max(0))
+        .execute(&mut *tx)
+        .await?;
+        let owned: Vec<(String,)> = sqlx::query_as(
+            "SELECT id FROM streams WHERE ingest_owner = $1 AND enabled ORDER BY id",
+        )
+        .bind(owner)
+        .fetch_all(&mut *tx)
+        .await?;
+        let (pending,): (i64,) = sqlx::query_as(
+            "SELECT count(*) FROM streams \
+             WHERE enabled AND status <> 'ended' \
+               AND (ingest_owner IS NULL OR ingest_lease_until < now())",
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(StreamClaims {
+            owned: owned.into_iter().map(|(id,)| id).collect(),
+            pending: pending as u64,
+        })
+    }
+
+    pub async fn release_streams(&self, owner: &str, ids: &[String]) -> Result<(), SinkError> {
+        sqlx::query(
+            "UPDATE streams SET ingest_owner = NULL, ingest_lease_until = NULL \
+             WHERE ingest_owner = $1 AND id = ANY($2)",
+        )
+        .bind(owner)
+        .bind(ids)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     pub async fn record_ingested(&self, chunk: &FrameChunk) -> Result<(), SinkError> {

@@ -86,6 +86,15 @@ pub struct Stream {
     pub updated_at: DateTime<Utc>,
 }
 
+/// What [`Store::claim_streams`](crate::Store::claim_streams) found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StreamClaims {
+    /// Enabled streams the caller holds, by id.
+    pub owned: Vec<String>,
+    /// Enabled streams nobody holds a live lease on.
+    pub pending: u64,
+}
+
 /// What `Store::create_stream` takes; the status starts as `stopped`.
 #[derive(Clone, PartialEq)]
 pub struct NewStream {

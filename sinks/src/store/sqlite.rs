@@ -2,6 +2,7 @@
 
 use std::str::FromStr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use horsestream_proto::{FrameChunk, ProcessedChunk};
@@ -12,7 +13,8 @@ use sqlx::sqlite::{
 
 use super::records::{
     Alert, AlertQuery, GALLERY_LIMIT, GaitRow, Horse, HorseMatch, HorseObservation, HorseSighting,
-    NewAlert, NewStream, NewUser, RetentionReport, Role, Severity, Stream, StreamPatch, User,
+    NewAlert, NewStream, NewUser, RetentionReport, Role, Severity, Stream, StreamClaims,
+    StreamPatch, User,
 };
 use super::validate::cosine_distance;
 use super::{
@@ -373,6 +375,77 @@ impl SqliteStore {
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() > 0)
+    }
+
+    pub async fn claim_streams(
+        &self,
+        owner: &str,
+        max: i64,
+        lease: Duration,
+    ) -> Result<StreamClaims, SinkError> {
+        let now = chrono::Utc::now().timestamp_micros();
+        let until = now + lease.as_micros() as i64;
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "UPDATE streams SET ingest_owner = NULL, ingest_lease_us = NULL \
+             WHERE ingest_owner = ?1 AND (NOT enabled OR status = 'ended')",
+        )
+        .bind(owner)
+        .execute(&mut *tx)
+        .await?;
+        let held = sqlx::query(
+            "UPDATE streams SET ingest_lease_us = ?2 WHERE ingest_owner = ?1 AND enabled",
+        )
+        .bind(owner)
+        .bind(until)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected() as i64;
+        sqlx::query(
+            "UPDATE streams SET ingest_owner = ?1, ingest_lease_us = ?2 \
+             WHERE id IN (SELECT id FROM streams \
+               WHERE enabled AND status <> 'ended' \
+                 AND (ingest_owner IS NULL OR ingest_lease_us < ?3) \
+               ORDER BY id LIMIT ?4)",
+        )
+        .bind(owner)
+        .bind(until)
+        .bind(now)
+        .bind((max - held).max(0))
+        .execute(&mut *tx)
+        .await?;
+        let owned: Vec<(String,)> =
+            sqlx::query_as("SELECT id FROM streams WHERE ingest_owner = ? AND enabled ORDER BY id")
+                .bind(owner)
+                .fetch_all(&mut *tx)
+                .await?;
+        let (pending,): (i64,) = sqlx::query_as(
+            "SELECT count(*) FROM streams \
+             WHERE enabled AND status <> 'ended' \
+               AND (ingest_owner IS NULL OR ingest_lease_us < ?)",
+        )
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(StreamClaims {
+            owned: owned.into_iter().map(|(id,)| id).collect(),
+            pending: pending as u64,
+        })
+    }
+
+    pub async fn release_streams(&self, owner: &str, ids: &[String]) -> Result<(), SinkError> {
+        for id in ids {
+            sqlx::query(
+                "UPDATE streams SET ingest_owner = NULL, ingest_lease_us = NULL \
+                 WHERE ingest_owner = ? AND id = ?",
+            )
+            .bind(owner)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        }
+        Ok(())
     }
 
     pub async fn record_ingested(&self, chunk: &FrameChunk) -> Result<(), SinkError> {

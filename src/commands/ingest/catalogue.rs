@@ -5,9 +5,11 @@
 //! effect within one poll plus the stream's stop latency (about a second), without a
 //! restart of the process.
 //!
-//! - **Ownership:** with `--shard-count N`, process `--shard-index I` runs the streams whose
-//!   routing hash (the dataflow's FNV-1a of the stream id) is `I` modulo `N`, so several
-//!   ingest processes split one table without coordination.
+//! - **Ownership:** each process holds a lease on the streams it runs (renewed every poll,
+//!   `--lease-secs`, default 15 s) and takes free ones up to `--max-streams`, so several
+//!   ingest processes (a Deployment scaled by the streams waiting) split one table and never
+//!   run a stream twice. A process that dies loses its streams when its leases run out; one
+//!   that cannot renew stops its streams before then. Stopping releases the leases at once.
 //! - **Status:** every state change is written to the stream's `status` (`connecting`,
 //!   `active`, `stalled`, `error`, `ended` for a file read to its end, `stopped`) and sent as
 //!   a `stream:status` event. A report never overrides a stop request (see
@@ -27,10 +29,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use horsestream_api::camera::CameraCredentials;
-use horsestream_dataflow::shard::route;
 use horsestream_ingest::{
     IngestConfig, IngestError, LiveConfig, SourceSpec, StopSignal, StreamStatus, ingest_file_until,
     ingest_source,
@@ -43,17 +44,14 @@ use tokio::runtime::Handle;
 use super::metrics::IngestMetrics;
 use super::{now_us, status_event};
 
-/// Which streams of the table this process runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Shard {
-    pub index: u64,
-    pub count: u64,
-}
-
-impl Shard {
-    pub fn owns(&self, stream_id: &str) -> bool {
-        self.count <= 1 || route(stream_id.as_bytes()) % self.count == self.index
-    }
+/// How this process takes its share of the table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claims {
+    /// This process's name in `streams.ingest_owner`; unique among the ingest processes.
+    pub owner: String,
+    /// Most streams this process runs.
+    pub max_streams: usize,
+    pub lease: Duration,
 }
 
 /// Everything the stream threads share.
@@ -85,7 +83,9 @@ struct Running {
 
 pub struct Supervisor {
     shared: Arc<Shared>,
-    shard: Shard,
+    claims: Claims,
+    /// When the leases were last renewed.
+    renewed: Option<Instant>,
     running: HashMap<String, Running>,
     /// Threads told to stop, joined once they have.
     stopping: Vec<JoinHandle<()>>,
@@ -95,10 +95,11 @@ pub struct Supervisor {
 }
 
 impl Supervisor {
-    pub fn new(shared: Arc<Shared>, shard: Shard) -> Self {
+    pub fn new(shared: Arc<Shared>, claims: Claims) -> Self {
         Supervisor {
             shared,
-            shard,
+            claims,
+            renewed: None,
             running: HashMap::new(),
             stopping: Vec::new(),
             done: HashMap::new(),
@@ -110,10 +111,31 @@ impl Supervisor {
     pub fn poll(&mut self) -> Result<(), SinkError> {
         self.reap();
         let shared = Arc::clone(&self.shared);
+        let c = &self.claims;
+        let claims =
+            match shared
+                .rt
+                .block_on(shared.store.claim_streams(&c.owner, c.max_streams, c.lease))
+            {
+                Ok(claims) => claims,
+                Err(e) => {
+                    // Another process takes these streams once the leases run out: stop them
+                    // first, so that no stream ever runs twice.
+                    if self.renewed.is_none_or(|t| t.elapsed() >= c.lease * 2 / 3) {
+                        self.stop_all();
+                    }
+                    return Err(e);
+                }
+            };
+        self.renewed = Some(Instant::now());
+        shared
+            .metrics
+            .pending_streams
+            .store(claims.pending, Ordering::Relaxed);
         let streams = shared.rt.block_on(shared.store.list_streams())?;
         let mut wanted: HashMap<&str, (&Stream, Option<String>)> = HashMap::new();
         for s in &streams {
-            if !s.enabled || !self.shard.owns(&s.id) {
+            if !s.enabled || !claims.owned.contains(&s.id) {
                 continue;
             }
             let secret = if s.has_credentials {
@@ -213,14 +235,35 @@ impl Supervisor {
         }
     }
 
-    /// Stops every stream and waits for their last chunks and statuses.
-    pub fn shutdown(mut self) {
+    /// Tells every stream to stop (they are joined by later polls).
+    fn stop_all(&mut self) {
+        if !self.running.is_empty() {
+            tracing::error!(
+                streams = self.running.len(),
+                "stream leases not renewed: stopping the streams before another process takes them"
+            );
+        }
         for (_, r) in self.running.drain() {
             r.stop.stop();
             self.stopping.push(r.thread);
         }
+        self.shared.metrics.running.store(0, Ordering::Relaxed);
+    }
+
+    /// Stops every stream, waits for their last chunks and statuses, and releases their
+    /// leases so that another process may take them at once.
+    pub fn shutdown(mut self) {
+        let ids: Vec<String> = self.running.keys().cloned().collect();
+        self.stop_all();
         for t in self.stopping.drain(..) {
             let _ = t.join();
+        }
+        let shared = &self.shared;
+        if let Err(e) = shared
+            .rt
+            .block_on(shared.store.release_streams(&self.claims.owner, &ids))
+        {
+            tracing::warn!(error = %e, "stream leases not released; they run out by themselves");
         }
     }
 }
@@ -349,13 +392,7 @@ fn run_stream(shared: &Shared, job: Job, stop: &StopSignal) {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashSet;
-
     use super::*;
-
-    fn owned<'a>(shard: Shard, ids: impl IntoIterator<Item = &'a str>) -> HashSet<&'a str> {
-        ids.into_iter().filter(|id| shard.owns(id)).collect()
-    }
 
     #[test]
     fn credentials_become_user_info_of_camera_urls_only() {
@@ -378,23 +415,6 @@ mod tests {
         assert_eq!(
             with_credentials("rtsp://cam/s", Some("user:pw")),
             "rtsp://cam/s"
-        );
-    }
-
-    #[test]
-    fn shards_split_streams_without_overlap() {
-        let ids: Vec<String> = (0..200).map(|i| format!("cam-{i}")).collect();
-        let shards: Vec<HashSet<&str>> = (0..3)
-            .map(|index| owned(Shard { index, count: 3 }, ids.iter().map(String::as_str)))
-            .collect();
-        let total: usize = shards.iter().map(HashSet::len).sum();
-        assert_eq!(total, ids.len());
-        for s in &shards {
-            assert!(!s.is_empty());
-        }
-        assert_eq!(
-            owned(Shard { index: 0, count: 1 }, ids.iter().map(String::as_str)).len(),
-            200
         );
     }
 }

@@ -1,8 +1,8 @@
 //! What an ingest process reports on `GET /metrics` (`--metrics-listen`): per stream, the
 //! chunks, frames and bytes it published, the time spent waiting for the broker's
 //! acknowledgements, how far the last published chunk is behind the wall clock, its state
-//! and its state changes; for the process, the streams running, failed reads of the streams
-//! table and chunks published but not recorded.
+//! and its state changes; for the process, the streams running, the streams waiting for an
+//! ingest process, failed reads of the streams table and chunks published but not recorded.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub struct IngestMetrics {
     streams: Mutex<BTreeMap<String, StreamMetrics>>,
     pub running: AtomicU64,
+    pub pending_streams: AtomicU64,
     pub table_errors: AtomicU64,
     pub unrecorded_chunks: AtomicU64,
 }
@@ -138,6 +139,12 @@ impl IngestMetrics {
                 "gauge",
                 "Streams this process runs now.",
                 self.running.load(Ordering::Relaxed),
+            ),
+            (
+                "pending_streams",
+                "gauge",
+                "Enabled streams no ingest process holds (waiting for capacity).",
+                self.pending_streams.load(Ordering::Relaxed),
             ),
             (
                 "table_errors_total",
