@@ -59,10 +59,10 @@ impl IngestMetrics {
             .clone();
         let mut out = String::new();
         let mut family = |name: &str, kind: &str, help: &str, rows: Vec<(String, String)>| {
-            let _ = writeln!(out, "# HELP horsestream_ingest_{name} {help}");
-            let _ = writeln!(out, "# TYPE horsestream_ingest_{name} {kind}");
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} {kind}");
             for (labels, value) in rows {
-                let _ = writeln!(out, "horsestream_ingest_{name}{labels} {value}");
+                let _ = writeln!(out, "{name}{labels} {value}");
             }
         };
         let per_stream = |f: &dyn Fn(&StreamMetrics) -> String| -> Vec<(String, String)> {
@@ -72,31 +72,31 @@ impl IngestMetrics {
                 .collect()
         };
         family(
-            "chunks_total",
+            "horsestream_ingest_chunks_total",
             "counter",
             "Chunks published and acknowledged by the broker.",
             per_stream(&|s| s.chunks.to_string()),
         );
         family(
-            "frames_total",
+            "horsestream_ingest_frames_total",
             "counter",
             "Frames in published chunks (overlap frames counted in each chunk).",
             per_stream(&|s| s.frames.to_string()),
         );
         family(
-            "bytes_total",
+            "horsestream_ingest_bytes_total",
             "counter",
             "Bytes of published chunk messages.",
             per_stream(&|s| s.bytes.to_string()),
         );
         family(
-            "publish_seconds_total",
+            "horsestream_ingest_publish_seconds_total",
             "counter",
             "Time spent waiting for the broker to acknowledge chunks.",
             per_stream(&|s| format!("{:.6}", s.publish_seconds)),
         );
         family(
-            "chunk_lag_seconds",
+            "horsestream_ingest_chunk_lag_seconds",
             "gauge",
             "Wall clock minus the capture time at the end of the last published chunk.",
             streams
@@ -112,13 +112,13 @@ impl IngestMetrics {
                 .collect(),
         );
         family(
-            "stream_active",
+            "horsestream_ingest_stream_active",
             "gauge",
             "1 while the stream's last state is active, else 0.",
             per_stream(&|s| u8::from(s.state == "active").to_string()),
         );
         family(
-            "status_changes_total",
+            "horsestream_ingest_status_changes_total",
             "counter",
             "State changes reported as stream:status, by state.",
             streams
@@ -135,25 +135,25 @@ impl IngestMetrics {
         );
         let process = [
             (
-                "streams_running",
+                "horsestream_ingest_streams_running",
                 "gauge",
                 "Streams this process runs now.",
                 self.running.load(Ordering::Relaxed),
             ),
             (
-                "pending_streams",
+                "horsestream_ingest_pending_streams",
                 "gauge",
                 "Enabled streams no ingest process holds (waiting for capacity).",
                 self.pending_streams.load(Ordering::Relaxed),
             ),
             (
-                "table_errors_total",
+                "horsestream_ingest_table_errors_total",
                 "counter",
                 "Failed reads of the streams table.",
                 self.table_errors.load(Ordering::Relaxed),
             ),
             (
-                "unrecorded_chunks_total",
+                "horsestream_ingest_unrecorded_chunks_total",
                 "counter",
                 "Chunks published but not recorded in video_chunks.",
                 self.unrecorded_chunks.load(Ordering::Relaxed),
