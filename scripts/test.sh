@@ -8,6 +8,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${HORSESTREAM_HOME:-$HOME/.cache/ho
 # Incremental caches are per checkout path: a fresh clone (CI) never reuses them and they
 # filled the disk here; dependencies are cached in the target dir either way.
 export CARGO_INCREMENTAL=0
+bash scripts/prune-target.sh
 bash scripts/install-deps.sh
 # Services this script starts, it stops again; ones already running are left alone.
 if ! bash scripts/services.sh status >/dev/null 2>&1; then
