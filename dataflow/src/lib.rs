@@ -8,6 +8,7 @@ pub mod gait;
 pub mod horses;
 mod metrics;
 pub mod operators;
+pub mod panics;
 mod run;
 pub mod shard;
 pub mod source;

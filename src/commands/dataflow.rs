@@ -95,6 +95,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
 /// Runs the dataflow live, or over a historical range of the topic when `replay` is given.
 pub fn run_with(args: Args, replay: Option<Replay>) -> anyhow::Result<()> {
+    // A worker that panics must end the process (for its supervisor to restart it), not
+    // leave the other workers waiting for it.
+    horsestream_dataflow::panics::exit_on_uncaught_panic();
     let cluster = cluster(&args)?;
     let registry = Arc::new(args.models.registry(args.workers)?);
     let kafka = args.kafka.config();

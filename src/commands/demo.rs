@@ -38,6 +38,7 @@ pub struct Args {
 const WORK_DIR: &str = ".horsestream";
 
 pub fn run(args: Args) -> anyhow::Result<()> {
+    horsestream_dataflow::panics::exit_on_uncaught_panic();
     let video = match &args.video {
         Some(v) => v.clone(),
         None => sample_video(&args.photo.path)?,

@@ -173,7 +173,7 @@ pub fn frame_image(chunk: &FrameChunk, data: &[u8]) -> Result<RgbImage, String> 
             }
             // The decoder has panicked on hostile input (zune-jpeg 0.5.15's AVX2 upsampler,
             // found by `fuzz/`): a panic must cost the frame, not the worker.
-            let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let decoded = crate::panics::catch(std::panic::AssertUnwindSafe(|| {
                 image::DynamicImage::from_decoder(decoder)
             }))
             .map_err(|_| "bad JPEG: the decoder failed on it".to_owned())?;
