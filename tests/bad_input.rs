@@ -438,7 +438,7 @@ fn bad_videos(dir: &Path) -> Vec<(&'static str, PathBuf, &'static str)> {
     let p = dir.join("header-only.y4m");
     std::fs::write(&p, b"YUV4MPEG2 W64 H48 F10:1 Ip A1:1 C420jpeg\n").unwrap();
     // The reason reads "truncated: video data ends at 0.000 s but the container says 0.000 s".
-    out.push(("header without frames (Y4M)", p, "truncated"));
+    out.push(("header without frames (Y4M)", p, "holds no frame"));
 
     // The sample's media data overwritten with noise from 10 % on: the index is intact, the
     // H.264 inside is garbage.

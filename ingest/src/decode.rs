@@ -282,10 +282,8 @@ impl VideoSource {
     fn check_complete(&self) -> Result<(), IngestError> {
         let (Some(expected), Some(end)) = (self.expected_end, self.end_pts()) else {
             if self.decoded == 0 {
-                return Err(IngestError::Truncated {
+                return Err(IngestError::NoFrames {
                     path: self.path.clone(),
-                    decoded_us: 0,
-                    expected_us: self.expected_end.map_or(0, |e| self.time_base.to_us(e)),
                 });
             }
             return Ok(());

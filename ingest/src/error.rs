@@ -27,6 +27,8 @@ pub enum IngestError {
     },
     #[error("{}: has no video stream", path.display())]
     NoVideoStream { path: PathBuf },
+    #[error("{}: the video stream holds no frame", path.display())]
+    NoFrames { path: PathBuf },
     #[error("{}: no decoder for video codec {codec}", path.display())]
     UnsupportedCodec { path: PathBuf, codec: String },
     #[error("{}: corrupt video data after {:.3} s", path.display(), *at_us as f64 / 1e6)]
