@@ -19,6 +19,8 @@ use crate::encode::Picturer;
 use crate::rotate::Rotation;
 use crate::{Fps, Held, IngestError};
 
+pub use horsestream_proto::stream_dir_name;
+
 /// Where and how playback segments are written.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HlsConfig {
@@ -43,25 +45,6 @@ impl HlsConfig {
     pub fn stream_dir(&self, stream_id: &str) -> PathBuf {
         self.dir.join(stream_dir_name(stream_id))
     }
-}
-
-/// A file-system-safe folder name for a stream id: ASCII letters, digits, `-`, `_` and `.`
-/// stay, every other byte becomes `_`; a name of only dots gets a leading `_`.
-pub fn stream_dir_name(stream_id: &str) -> String {
-    let mut name: String = stream_id
-        .bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.') {
-                b as char
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if name.is_empty() || name.bytes().all(|b| b == b'.') {
-        name.insert(0, '_');
-    }
-    name
 }
 
 /// Frames per segment for `fps`, or an error if the segment is not a whole number of frames.

@@ -22,6 +22,26 @@ pub(crate) fn invalid(what: &'static str, why: impl Into<String>) -> ProtoError 
     }
 }
 
+/// A file-system-safe folder name for a stream id, where ingest writes the stream's HLS
+/// playback and the API reads it: ASCII letters, digits, `-`, `_` and `.` stay, every other
+/// byte becomes `_`; a name of only dots gets a leading `_`.
+pub fn stream_dir_name(stream_id: &str) -> String {
+    let mut name: String = stream_id
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.') {
+                b as char
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if name.is_empty() || name.bytes().all(|b| b == b'.') {
+        name.insert(0, '_');
+    }
+    name
+}
+
 /// The id of the `sequence`-th chunk of a stream.
 pub fn chunk_id(stream_id: &str, sequence: u64) -> String {
     format!("{stream_id}:{sequence}")

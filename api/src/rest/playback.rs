@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
+use horsestream_proto::stream_dir_name;
 use horsestream_sinks::store::StoredDetection;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -29,26 +30,6 @@ use crate::rest::valid_stream_id;
 pub const MAX_OVERLAY_RANGE_US: i64 = 60_000_000;
 /// The most detection rows one overlay answer carries.
 pub const MAX_OVERLAY_ROWS: i64 = 10_000;
-
-/// The folder ingest writes a stream's segments to, under the HLS directory: the same mapping
-/// as `horsestream_ingest::stream_dir_name` (ASCII letters, digits, `-`, `_`, `.` stay, any
-/// other byte becomes `_`, a name of only dots gets a leading `_`).
-pub fn stream_dir_name(stream_id: &str) -> String {
-    let mut name: String = stream_id
-        .bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.') {
-                b as char
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if name.is_empty() || name.bytes().all(|b| b == b'.') {
-        name.insert(0, '_');
-    }
-    name
-}
 
 /// What a playback file name is, when it is one ingest's HLS muxer writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
