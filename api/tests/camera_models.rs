@@ -6,11 +6,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::http::StatusCode;
@@ -18,6 +17,7 @@ use horsestream_api::auth::Role;
 use horsestream_api::{ModelSettings, app};
 use horsestream_models::Manifest;
 
+use common::net::{bait, stub};
 use common::stores::{state_with_store, stores, unique};
 use common::*;
 
@@ -60,38 +60,6 @@ fn start_camera(port: u16) -> Camera {
         .unwrap();
     assert_eq!(line.trim(), "ready", "camera did not start");
     Camera(child)
-}
-
-/// A listener that counts connections (the host an attacker would like the proxy to reach).
-fn bait() -> (u16, Arc<AtomicUsize>) {
-    let l = TcpListener::bind("127.0.0.2:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    let hits = Arc::new(AtomicUsize::new(0));
-    let h = hits.clone();
-    std::thread::spawn(move || {
-        for s in l.incoming() {
-            if s.is_ok() {
-                h.fetch_add(1, Ordering::SeqCst);
-            }
-        }
-    });
-    (port, hits)
-}
-
-/// A server on the registered host answering every request with `reply`.
-fn stub(reply: String) -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for s in l.incoming() {
-            let Ok(mut s) = s else { continue };
-            let mut buf = [0u8; 8192];
-            let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-            let _ = s.read(&mut buf);
-            let _ = s.write_all(reply.as_bytes());
-        }
-    });
-    port
 }
 
 /// Creates a stream through the API (as `admin`), which must succeed.

@@ -13,10 +13,7 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpListener;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -25,6 +22,7 @@ use horsestream_api::app;
 use horsestream_api::auth::{ISSUER, Role, now_secs};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 
+use common::net::{bait, stub};
 use common::stores::{state_with_store, stores, unique};
 use common::*;
 
@@ -175,40 +173,12 @@ async fn tokens_of_another_algorithm_issuer_or_shape_get_401_and_a_refused_socke
     assert!(answer.starts_with("40"), "{answer}");
 }
 
-/// A listener on another loopback address that counts connections (the SSRF target).
-fn bait() -> (u16, Arc<AtomicUsize>) {
-    let l = TcpListener::bind("127.0.0.2:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    let hits = Arc::new(AtomicUsize::new(0));
-    let h = hits.clone();
-    std::thread::spawn(move || {
-        for s in l.incoming() {
-            if s.is_ok() {
-                h.fetch_add(1, Ordering::SeqCst);
-            }
-        }
-    });
-    (port, hits)
-}
-
 /// A device service on the registered host answering every request with `body`.
 fn device_service(body: String) -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for s in l.incoming() {
-            let Ok(mut s) = s else { continue };
-            let mut buf = [0u8; 8192];
-            let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-            let _ = s.read(&mut buf);
-            let _ = write!(
-                s,
-                "HTTP/1.1 200 OK\r\nContent-Type: application/soap+xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-        }
-    });
-    port
+    stub(format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/soap+xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    ))
 }
 
 #[tokio::test]

@@ -176,5 +176,6 @@ pub fn alg_none_token(valid: &str) -> String {
     format!("{}.{claims}.", b64url(br#"{"alg":"none","typ":"JWT"}"#))
 }
 
+pub mod net;
 pub mod routes;
 pub mod stores;

@@ -127,23 +127,7 @@ impl PgStore {
         .bind(q.limit)
         .fetch_all(self.pool())
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(StoredDetection {
-                    time: r.try_get("time")?,
-                    stream_id: r.try_get("stream_id")?,
-                    chunk_id: r.try_get("chunk_id")?,
-                    frame_index: r.try_get("frame_index")?,
-                    det_index: r.try_get("det_index")?,
-                    pts_us: r.try_get("pts_us")?,
-                    class_id: r.try_get("class_id")?,
-                    confidence: r.try_get("confidence")?,
-                    bbox: r.try_get("bbox")?,
-                    horse_id: r.try_get("horse_id")?,
-                    track_id: r.try_get("track_id")?,
-                })
-            })
-            .collect()
+        rows.iter().map(pg_detection).collect()
     }
 
     pub(super) async fn detections_by_pts(
@@ -164,23 +148,7 @@ impl PgStore {
         .bind(limit)
         .fetch_all(self.pool())
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(StoredDetection {
-                    time: r.try_get("time")?,
-                    stream_id: r.try_get("stream_id")?,
-                    chunk_id: r.try_get("chunk_id")?,
-                    frame_index: r.try_get("frame_index")?,
-                    det_index: r.try_get("det_index")?,
-                    pts_us: r.try_get("pts_us")?,
-                    class_id: r.try_get("class_id")?,
-                    confidence: r.try_get("confidence")?,
-                    bbox: r.try_get("bbox")?,
-                    horse_id: r.try_get("horse_id")?,
-                    track_id: r.try_get("track_id")?,
-                })
-            })
-            .collect()
+        rows.iter().map(pg_detection).collect()
     }
 
     pub(super) async fn rename_horse(&self, id: i64, name: &str) -> Result<(), SinkError> {
@@ -293,6 +261,45 @@ fn model_row(
     }
 }
 
+/// A `detections` row of TimescaleDB, selected with the columns of [`StoredDetection`].
+fn pg_detection(r: &sqlx::postgres::PgRow) -> Result<StoredDetection, SinkError> {
+    Ok(StoredDetection {
+        time: r.try_get("time")?,
+        stream_id: r.try_get("stream_id")?,
+        chunk_id: r.try_get("chunk_id")?,
+        frame_index: r.try_get("frame_index")?,
+        det_index: r.try_get("det_index")?,
+        pts_us: r.try_get("pts_us")?,
+        class_id: r.try_get("class_id")?,
+        confidence: r.try_get("confidence")?,
+        bbox: r.try_get("bbox")?,
+        horse_id: r.try_get("horse_id")?,
+        track_id: r.try_get("track_id")?,
+    })
+}
+
+/// A `detections` row of the embedded store (µs times, text JSON, double confidence).
+fn sqlite_detection(r: &sqlx::sqlite::SqliteRow) -> Result<StoredDetection, SinkError> {
+    let bbox: String = r.try_get("bbox")?;
+    let confidence: f64 = r.try_get("confidence")?;
+    Ok(StoredDetection {
+        time: time(r.try_get("time_us")?),
+        stream_id: r.try_get("stream_id")?,
+        chunk_id: r.try_get("chunk_id")?,
+        frame_index: r.try_get("frame_index")?,
+        det_index: r.try_get("det_index")?,
+        pts_us: r.try_get("pts_us")?,
+        class_id: r.try_get("class_id")?,
+        confidence: confidence as f32,
+        bbox: serde_json::from_str(&bbox).map_err(|e| SinkError::Invalid {
+            what: "stored bbox",
+            reason: e.to_string(),
+        })?,
+        horse_id: r.try_get("horse_id")?,
+        track_id: r.try_get("track_id")?,
+    })
+}
+
 impl SqliteStore {
     pub(super) async fn detections(
         &self,
@@ -326,28 +333,7 @@ impl SqliteStore {
         .bind(q.limit)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                let bbox: String = r.try_get("bbox")?;
-                let confidence: f64 = r.try_get("confidence")?;
-                Ok(StoredDetection {
-                    time: time(r.try_get("time_us")?),
-                    stream_id: r.try_get("stream_id")?,
-                    chunk_id: r.try_get("chunk_id")?,
-                    frame_index: r.try_get("frame_index")?,
-                    det_index: r.try_get("det_index")?,
-                    pts_us: r.try_get("pts_us")?,
-                    class_id: r.try_get("class_id")?,
-                    confidence: confidence as f32,
-                    bbox: serde_json::from_str(&bbox).map_err(|e| SinkError::Invalid {
-                        what: "stored bbox",
-                        reason: e.to_string(),
-                    })?,
-                    horse_id: r.try_get("horse_id")?,
-                    track_id: r.try_get("track_id")?,
-                })
-            })
-            .collect()
+        rows.iter().map(sqlite_detection).collect()
     }
 
     pub(super) async fn detections_by_pts(
@@ -368,28 +354,7 @@ impl SqliteStore {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                let bbox: String = r.try_get("bbox")?;
-                let confidence: f64 = r.try_get("confidence")?;
-                Ok(StoredDetection {
-                    time: time(r.try_get("time_us")?),
-                    stream_id: r.try_get("stream_id")?,
-                    chunk_id: r.try_get("chunk_id")?,
-                    frame_index: r.try_get("frame_index")?,
-                    det_index: r.try_get("det_index")?,
-                    pts_us: r.try_get("pts_us")?,
-                    class_id: r.try_get("class_id")?,
-                    confidence: confidence as f32,
-                    bbox: serde_json::from_str(&bbox).map_err(|e| SinkError::Invalid {
-                        what: "stored bbox",
-                        reason: e.to_string(),
-                    })?,
-                    horse_id: r.try_get("horse_id")?,
-                    track_id: r.try_get("track_id")?,
-                })
-            })
-            .collect()
+        rows.iter().map(sqlite_detection).collect()
     }
 
     pub(super) async fn rename_horse(&self, id: i64, name: &str) -> Result<(), SinkError> {
