@@ -84,16 +84,7 @@ fn main() {
             format!("{name}.events"),
         ];
         // Results are stored only for registered streams.
-        run(&[
-            "stream",
-            "add",
-            "--database-url",
-            &db,
-            "--id",
-            &name,
-            "--url",
-            video.to_str().unwrap(),
-        ]);
+        register(&db, &name, &video);
         let t = Instant::now();
         let mut a = vec![
             "ingest",
@@ -127,16 +118,7 @@ fn main() {
         // The same chunks replayed from the topic through the same dataflow into a fresh
         // store (so every result is written again), as a multiple of real time.
         let replayed = format!("sqlite://{}", dir.path().join("replay.db").display());
-        run(&[
-            "stream",
-            "add",
-            "--database-url",
-            &replayed,
-            "--id",
-            &name,
-            "--url",
-            video.to_str().unwrap(),
-        ]);
+        register(&replayed, &name, &video);
         let t = Instant::now();
         let mut a = vec![
             "replay",
@@ -187,6 +169,20 @@ fn main() {
         let fps = images.len() as f64 / t.elapsed().as_secs_f64();
         println!("ort (bare detect_tensor, batch {batch}):           {fps:7.1} frames/s");
     }
+}
+
+/// Registers stream `name` (source `video`) in the store at `db`.
+fn register(db: &str, name: &str, video: &Path) {
+    run(&[
+        "stream",
+        "add",
+        "--database-url",
+        db,
+        "--id",
+        name,
+        "--url",
+        video.to_str().unwrap(),
+    ]);
 }
 
 fn run(args: &[&str]) -> String {
