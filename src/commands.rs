@@ -3,6 +3,7 @@
 pub mod api;
 pub mod dataflow;
 pub mod demo;
+pub mod gallery;
 pub mod ingest;
 pub mod replay;
 pub mod sample;

@@ -33,6 +33,8 @@ enum Command {
     Api(commands::api::Args),
     /// Register streams in the store (results of unregistered streams are refused).
     Stream(commands::stream::Args),
+    /// Show the horse gallery's embedding size, or migrate it to the re-ID model's.
+    Gallery(commands::gallery::Args),
     /// Write the sample video (a pan and zoom over a photo of horses).
     SampleVideo(commands::sample::Args),
 }
@@ -61,6 +63,7 @@ fn main() -> std::process::ExitCode {
         Command::Api(a) => commands::api::run(a),
         Command::SampleVideo(a) => commands::sample::run(a),
         Command::Stream(a) => commands::stream::run(a),
+        Command::Gallery(a) => commands::gallery::run(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

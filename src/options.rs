@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use horsestream_models::{ExecutionProviderKind, ModelRegistry, ModelsConfig};
+use horsestream_models::{ExecutionProviderKind, Manifest, ModelRegistry, ModelsConfig};
+use horsestream_sinks::Store;
 use horsestream_sinks::kafka::KafkaConfig;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -72,6 +73,39 @@ impl ModelOptions {
                 .with_context(|| format!("loading re-ID model {:?}", self.reid_model))?;
         }
         Ok(registry)
+    }
+
+    /// The size of the embeddings the re-ID model gives (its manifest's `embedding_dim`, which
+    /// loading checks against the model's output); `None` with `--no-reid`.
+    pub fn reid_dim(&self) -> anyhow::Result<Option<usize>> {
+        if self.no_reid {
+            return Ok(None);
+        }
+        let manifest = Manifest::load(self.manifest.as_deref())?;
+        let entry = manifest.get(&self.reid_model)?;
+        let reid = entry
+            .reid
+            .as_ref()
+            .with_context(|| format!("{:?} is not a re-ID model", self.reid_model))?;
+        Ok(Some(reid.embedding_dim as usize))
+    }
+
+    /// Refuses to run with a re-ID model whose embeddings do not fit the store's horse gallery
+    /// (they would be refused one by one, and horses never re-identified).
+    pub fn check_gallery(&self, store: &Store) -> anyhow::Result<()> {
+        let Some(model) = self.reid_dim()? else {
+            return Ok(());
+        };
+        let gallery = store.embedding_dim();
+        anyhow::ensure!(
+            model == gallery,
+            "the re-ID model {:?} gives {model}-value embeddings, but this database's horse \
+             gallery holds {gallery}-value ones; run `horsestream gallery --migrate` with the \
+             same --database-url and model options (it empties the gallery; horses keep their \
+             names and history; see sinks/MIGRATIONS.md)",
+            self.reid_model
+        );
+        Ok(())
     }
 }
 

@@ -64,3 +64,49 @@ fn demo_refuses_bad_files_with_one_line() {
         );
     }
 }
+
+/// A store whose horse gallery holds another size than the re-ID model gives is refused at
+/// start-up with what to run; `horsestream gallery --migrate` moves it to the model's size.
+#[test]
+fn a_gallery_of_another_size_is_refused_until_migrated() {
+    let (video, _) = sample();
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("sqlite://{}", dir.path().join("demo.db").display());
+    let gallery = |extra: &[&str]| {
+        let mut args = vec!["gallery", "--database-url", &store];
+        args.extend_from_slice(extra);
+        horsestream(&args)
+    };
+    let out = gallery(&["--migrate", "--dim", "512"]);
+    assert!(out.status.success(), "{}", error_line(&out));
+    assert!(
+        stdout(&out).contains("now 512-value embeddings"),
+        "{}",
+        stdout(&out)
+    );
+
+    let out = horsestream(&["demo", video.to_str().unwrap(), "--store", &store]);
+    assert!(!out.status.success(), "ran with a 512-value gallery");
+    let line = error_line(&out);
+    assert!(
+        line.contains("gives 1280-value embeddings")
+            && line.contains("holds 512-value ones")
+            && line.contains("horsestream gallery --migrate"),
+        "{line}"
+    );
+
+    let out = gallery(&["--migrate"]);
+    assert!(out.status.success(), "{}", error_line(&out));
+    assert!(
+        stdout(&out).contains("now 1280-value embeddings"),
+        "{}",
+        stdout(&out)
+    );
+    let out = gallery(&[]);
+    assert!(
+        stdout(&out)
+            .contains("gallery: 1280-value embeddings; re-ID model \"reid_mobilenetv2\": 1280"),
+        "{}",
+        stdout(&out)
+    );
+}

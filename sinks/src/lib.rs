@@ -11,7 +11,7 @@ pub use error::SinkError;
 pub use events::EventPublisher;
 pub use store::{
     Alert, AlertQuery, Calibration, ChunkErrorRecord, DetectionProblem, EMBEDDING_DIM, FrameRow,
-    GALLERY_LIMIT, GaitRow, Horse, HorseMatch, HorseObservation, HorseSighting, NewAlert,
+    GALLERY_LIMIT, GaitRow, MAX_EMBEDDING_DIM, Horse, HorseMatch, HorseObservation, HorseSighting, NewAlert,
     NewStream, NewUser, RetentionJob, RetentionReport, Role, Severity, Store, StoreStats, Stream,
     StreamClaims, StreamPatch, User, Zone,
 };

@@ -20,8 +20,8 @@ pub use postgres::PgStore;
 pub use query::{DetectionKey, DetectionQuery, ModelRow, StoredDetection};
 pub use records::{
     Alert, AlertQuery, Calibration, EMBEDDING_DIM, GALLERY_LIMIT, GaitRow, Horse, HorseMatch,
-    HorseObservation, HorseSighting, NewAlert, NewStream, NewUser, RetentionReport, Role, Severity,
-    Stream, StreamClaims, StreamPatch, User, Zone,
+    HorseObservation, HorseSighting, MAX_EMBEDDING_DIM, NewAlert, NewStream, NewUser,
+    RetentionReport, Role, Severity, Stream, StreamClaims, StreamPatch, User, Zone,
 };
 pub use sqlite::SqliteStore;
 pub use validate::{
@@ -346,15 +346,45 @@ impl Store {
         dispatch!(self.list_horses(stream_id))
     }
 
-    /// Adds an appearance embedding ([`EMBEDDING_DIM`] values) to a horse's gallery; the same
-    /// horse and time again keeps the first. The gallery keeps the newest [`GALLERY_LIMIT`].
+    /// The size of the embeddings the horse gallery holds: `horse_features.embedding`'s
+    /// dimension, read when the store connected (or set by [`Store::migrate_gallery`]). A
+    /// process whose re-ID model gives another size must not start (see
+    /// `horsestream gallery`).
+    pub fn embedding_dim(&self) -> usize {
+        match self {
+            Store::Postgres(s) => s.embedding_dim(),
+            Store::Sqlite(s) => s.embedding_dim(),
+        }
+    }
+
+    /// Makes the gallery hold `dim`-value embeddings, for a re-ID model of that size: in one
+    /// transaction, every stored embedding is deleted (another model's embeddings are not
+    /// comparable with the new one's) and, on PostgreSQL, the column becomes `vector(dim)`
+    /// with its hnsw index rebuilt. Horses, their names, tracks and history stay. Returns how
+    /// many embeddings were deleted; the same `dim` again deletes nothing. Run it with the
+    /// dataflow stopped: a running process keeps the size it read at start.
+    pub async fn migrate_gallery(&self, dim: usize) -> Result<u64, SinkError> {
+        if !(1..=MAX_EMBEDDING_DIM).contains(&dim) {
+            return Err(SinkError::Invalid {
+                what: "embedding dimension",
+                reason: format!("{dim} is outside 1..={MAX_EMBEDDING_DIM}"),
+            });
+        }
+        if dim == self.embedding_dim() {
+            return Ok(0);
+        }
+        dispatch!(self.migrate_gallery(dim))
+    }
+
+    /// Adds an appearance embedding ([`Store::embedding_dim`] values) to a horse's gallery; the
+    /// same horse and time again keeps the first. The gallery keeps the newest [`GALLERY_LIMIT`].
     pub async fn add_horse_feature(
         &self,
         horse_id: i64,
         time: DateTime<Utc>,
         embedding: &[f32],
     ) -> Result<(), SinkError> {
-        validate_embedding(embedding)?;
+        validate_embedding(embedding, self.embedding_dim())?;
         dispatch!(self.add_horse_feature(horse_id, time, embedding))
     }
 
@@ -366,7 +396,7 @@ impl Store {
         embedding: &[f32],
         k: usize,
     ) -> Result<Vec<HorseMatch>, SinkError> {
-        validate_embedding(embedding)?;
+        validate_embedding(embedding, self.embedding_dim())?;
         if k == 0 {
             return Ok(Vec::new());
         }

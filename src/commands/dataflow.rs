@@ -105,8 +105,10 @@ pub fn run_with(args: Args, replay: Option<Replay>) -> anyhow::Result<()> {
     rt.block_on(ensure_topics(&kafka))
         .with_context(|| format!("creating topics on {}", kafka.brokers))?;
     // Apply migrations once, before workers connect.
-    rt.block_on(Store::connect(&args.database_url))
+    let store = rt
+        .block_on(Store::connect(&args.database_url))
         .context("connecting to the database")?;
+    args.models.check_gallery(&store)?;
     drop(rt);
 
     let metrics = Arc::new(Metrics::default());

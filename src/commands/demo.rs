@@ -61,6 +61,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let store = rt
         .block_on(Store::connect(&url))
         .context("opening the store")?;
+    args.models.check_gallery(&store)?;
     rt.block_on(super::stream::register(
         &store,
         &args.stream_id,

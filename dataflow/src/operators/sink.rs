@@ -2,20 +2,22 @@
 //! operator's output frontier passes an epoch only once every write of that epoch is
 //! committed, which is what lets the worker commit source positions.
 
+use std::cell::RefCell;
+use std::collections::BTreeSet;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use horsestream_proto::{
     AlertRaised, DetectionUpdate, EVENT_SCHEMA_VERSION, Event, EventKind, FrameBoxes, HorseUpdate,
-    MetricsUpdate, TrackedBox,
+    MetricsUpdate, StreamStatus, TrackedBox,
 };
 use horsestream_sinks::{
-    Alert, ChunkErrorRecord, EMBEDDING_DIM, EventPublisher, GaitRow, Horse, HorseObservation,
+    Alert, ChunkErrorRecord, EventPublisher, GaitRow, Horse, HorseObservation,
     NewAlert, SinkError, Store,
 };
 use timely::container::CapacityContainerBuilder;
@@ -36,6 +38,9 @@ pub struct SinkWriter {
     store: Store,
     events: EventPublisher,
     metrics: Arc<Metrics>,
+    /// Streams of this worker whose last chunk was degraded: their next processed chunk
+    /// announces that analysis resumed.
+    degraded: RefCell<BTreeSet<String>>,
 }
 
 const MAX_BACKOFF: Duration = Duration::from_secs(10);

@@ -2,6 +2,7 @@
 //! per chunk.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -25,6 +26,8 @@ use crate::error::classify;
 pub struct PgStore {
     pool: PgPool,
     counters: Arc<Counters>,
+    /// `horse_features.embedding`'s dimension, read at connect.
+    embedding_dim: Arc<AtomicUsize>,
 }
 
 /// Appends `s` escaped for COPY's text format.
@@ -76,10 +79,56 @@ impl PgStore {
             .connect(url)
             .await?;
         sqlx::migrate!("migrations/postgres").run(&pool).await?;
+        let embedding_dim = Arc::new(AtomicUsize::new(Self::column_dim(&pool).await?));
         Ok(PgStore {
             pool,
             counters: Arc::default(),
+            embedding_dim,
         })
+    }
+
+    /// The dimension in `horse_features.embedding`'s type (pgvector keeps it as the typmod).
+    async fn column_dim(pool: &PgPool) -> Result<usize, SinkError> {
+        let (typmod,): (i32,) = sqlx::query_as(
+            "SELECT atttypmod FROM pg_attribute \
+             WHERE attrelid = 'horse_features'::regclass AND attname = 'embedding'",
+        )
+        .fetch_one(pool)
+        .await?;
+        usize::try_from(typmod).map_err(|_| SinkError::Invalid {
+            what: "horse_features.embedding",
+            reason: format!("the column has no dimension (typmod {typmod})"),
+        })
+    }
+
+    pub fn embedding_dim(&self) -> usize {
+        self.embedding_dim.load(Ordering::Relaxed)
+    }
+
+    /// Empties the gallery and retypes its column, index included, in one transaction; the
+    /// table lock keeps writers out until it commits.
+    pub async fn migrate_gallery(&self, dim: usize) -> Result<u64, SinkError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("LOCK TABLE horse_features IN ACCESS EXCLUSIVE MODE")
+            .execute(&mut *tx)
+            .await?;
+        let (removed,): (i64,) = sqlx::query_as("SELECT count(*) FROM horse_features")
+            .fetch_one(&mut *tx)
+            .await?;
+        for statement in [
+            sql!("DROP INDEX IF EXISTS horse_features_embedding_hnsw"),
+            sql!("TRUNCATE horse_features"),
+            sql!("ALTER TABLE horse_features ALTER COLUMN embedding TYPE vector({dim})"),
+            sql!(
+                "CREATE INDEX horse_features_embedding_hnsw \
+                 ON horse_features USING hnsw (embedding vector_cosine_ops)"
+            ),
+        ] {
+            sqlx::query(statement).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        self.embedding_dim.store(dim, Ordering::Relaxed);
+        Ok(removed as u64)
     }
 
     pub(crate) fn counters(&self) -> &Counters {

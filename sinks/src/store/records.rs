@@ -5,9 +5,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::SinkError;
 
-/// Size of a re-ID embedding: the output of the shipped re-ID model, and the dimension of
-/// `horse_features.embedding`. A model with another size needs a migration (MIGRATIONS.md).
+/// Size of the shipped re-ID model's embeddings, the dimension the migrations give
+/// `horse_features.embedding`. The dimension a store holds is [`crate::Store::embedding_dim`];
+/// [`crate::Store::migrate_gallery`] changes it for a model of another size (MIGRATIONS.md).
 pub const EMBEDDING_DIM: usize = 1280;
+
+/// The largest embedding a gallery holds: pgvector indexes `vector` columns of up to 2,000
+/// dimensions with hnsw.
+pub const MAX_EMBEDDING_DIM: usize = 2000;
 
 /// How image pixels relate to the ground plane of a stream. Stored as JSON:
 /// `{"pixels_per_metre": 42.0}` or `{"homography": […]}`; the dataflow's gait metrics use it

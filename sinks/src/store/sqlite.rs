@@ -2,6 +2,7 @@
 
 use std::str::FromStr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -28,6 +29,8 @@ use crate::error::classify;
 pub struct SqliteStore {
     pub(super) pool: SqlitePool,
     counters: Arc<Counters>,
+    /// The gallery's embedding size (`settings.embedding_dim`), read at connect.
+    embedding_dim: Arc<AtomicUsize>,
 }
 
 impl SqliteStore {
@@ -42,10 +45,40 @@ impl SqliteStore {
             .connect_with(options)
             .await?;
         sqlx::migrate!("migrations/sqlite").run(&pool).await?;
+        let (dim,): (String,) =
+            sqlx::query_as("SELECT value FROM settings WHERE key = 'embedding_dim'")
+                .fetch_one(&pool)
+                .await?;
+        let dim = dim.parse().map_err(|_| SinkError::Invalid {
+            what: "settings.embedding_dim",
+            reason: format!("{dim:?} is not a size"),
+        })?;
         Ok(SqliteStore {
             pool,
             counters: Arc::default(),
+            embedding_dim: Arc::new(AtomicUsize::new(dim)),
         })
+    }
+
+    pub fn embedding_dim(&self) -> usize {
+        self.embedding_dim.load(Ordering::Relaxed)
+    }
+
+    /// Empties the gallery (embeddings are JSON arrays here, no column type to change) and
+    /// records the new size, in one transaction.
+    pub async fn migrate_gallery(&self, dim: usize) -> Result<u64, SinkError> {
+        let mut tx = self.pool.begin().await?;
+        let removed = sqlx::query("DELETE FROM horse_features")
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        sqlx::query("UPDATE settings SET value = ? WHERE key = 'embedding_dim'")
+            .bind(dim.to_string())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        self.embedding_dim.store(dim, Ordering::Relaxed);
+        Ok(removed)
     }
 
     pub(crate) fn counters(&self) -> &Counters {
@@ -53,6 +86,15 @@ impl SqliteStore {
     }
 
     pub async fn write_chunk(&self, chunk: &ProcessedChunk) -> Result<(), SinkError> {
+        self.write_chunk_checkpointed(chunk, None).await
+    }
+
+    /// [`Self::write_chunk`], storing `checkpoint` in the chunk's transaction.
+    pub async fn write_chunk_checkpointed(
+        &self,
+        chunk: &ProcessedChunk,
+        checkpoint: Option<&StreamCheckpoint>,
+    ) -> Result<(), SinkError> {
         check_chunk(chunk, &self.counters)?;
         let chunk_id = chunk.chunk_id();
         let mut tx = self.pool.begin().await?;

@@ -3,7 +3,7 @@
 
 use horsestream_proto::ProcessedChunk;
 
-use super::records::{Calibration, EMBEDDING_DIM, GaitRow, Zone};
+use super::records::{Calibration, GaitRow, Zone};
 use crate::SinkError;
 
 /// Coordinates beyond this (in source pixels) are not a camera frame: the chunk carries no
@@ -137,12 +137,15 @@ fn invalid(what: &'static str, reason: impl Into<String>) -> SinkError {
     }
 }
 
-/// An embedding must have the model's size, finite entries and a non-zero norm.
-pub fn validate_embedding(e: &[f32]) -> Result<(), SinkError> {
-    if e.len() != EMBEDDING_DIM {
+/// An embedding must have the gallery's size `dim`, finite entries and a non-zero norm.
+pub fn validate_embedding(e: &[f32], dim: usize) -> Result<(), SinkError> {
+    if e.len() != dim {
         return Err(invalid(
             "embedding",
-            format!("{} values, the re-ID model gives {EMBEDDING_DIM}", e.len()),
+            format!(
+                "{} values, the gallery holds {dim}-value embeddings",
+                e.len()
+            ),
         ));
     }
     if e.iter().any(|v| !v.is_finite()) {
@@ -215,6 +218,7 @@ mod tests {
     use horsestream_proto::{BoundingBox, Detection, FrameResult};
 
     use super::*;
+    use crate::store::records::EMBEDDING_DIM;
 
     fn chunk_with(b: BoundingBox, confidence: f32) -> ProcessedChunk {
         let ok = Detection {
@@ -373,12 +377,13 @@ mod tests {
 
     #[test]
     fn embeddings_must_match_the_model() {
-        assert!(validate_embedding(&vec![0.1; EMBEDDING_DIM]).is_ok());
-        assert!(validate_embedding(&vec![0.1; 512]).is_err());
-        assert!(validate_embedding(&vec![0.0; EMBEDDING_DIM]).is_err());
+        assert!(validate_embedding(&vec![0.1; EMBEDDING_DIM], EMBEDDING_DIM).is_ok());
+        assert!(validate_embedding(&vec![0.1; 512], EMBEDDING_DIM).is_err());
+        assert!(validate_embedding(&vec![0.1; 512], 512).is_ok());
+        assert!(validate_embedding(&vec![0.0; EMBEDDING_DIM], EMBEDDING_DIM).is_err());
         let mut e = vec![0.1; EMBEDDING_DIM];
         e[7] = f32::NAN;
-        assert!(validate_embedding(&e).is_err());
+        assert!(validate_embedding(&e, EMBEDDING_DIM).is_err());
     }
 
     #[test]
