@@ -40,11 +40,20 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
+    // HORSESTREAM_LOG_SPANS=1 also writes a line when a span closes, with its fields (a
+    // chunk's trace id among them) and its busy time: a chunk's trace across processes, read
+    // from the logs (`HORSESTREAM_LOG=horsestream::trace=info` selects the per-chunk spans).
+    let spans = std::env::var("HORSESTREAM_LOG_SPANS").is_ok_and(|v| !v.is_empty() && v != "0");
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("HORSESTREAM_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
+        .with_span_events(if spans {
+            tracing_subscriber::fmt::format::FmtSpan::CLOSE
+        } else {
+            tracing_subscriber::fmt::format::FmtSpan::NONE
+        })
         .with_writer(std::io::stderr)
         .init();
     horsestream_ingest::set_ffmpeg_log_level(

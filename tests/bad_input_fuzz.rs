@@ -119,6 +119,7 @@ fn chunk_seed(encoding: FrameEncoding, frames: Vec<Vec<u8>>, w: u32, h: u32) -> 
         source: "rtsp://cam/stream".into(),
         encoding,
         stream_start_time_us: 1_795_000_000_000_000,
+        trace_id: String::new(),
         frames: frames
             .into_iter()
             .enumerate()

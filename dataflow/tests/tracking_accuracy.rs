@@ -223,6 +223,7 @@ fn crossing_occluded_and_returning_horses_keep_their_identities() {
             source: "synthetic".into(),
             encoding: FrameEncoding::Jpeg,
             stream_start_time_us: start_us,
+            trace_id: String::new(),
             frames: (first..last)
                 .enumerate()
                 .map(|(i, t)| Frame {

@@ -171,8 +171,47 @@ pub(crate) fn frame_chunk(
         source: source.to_owned(),
         encoding: cfg.encode.encoding,
         stream_start_time_us: stream_start,
+        trace_id: new_trace_id(),
         frames,
     }
+}
+
+/// The tracing target of every per-chunk span (ingest's here, the dataflow's stages): show
+/// them with `HORSESTREAM_LOG=horsestream::trace=info` and `HORSESTREAM_LOG_SPANS=1`.
+pub const TRACE_TARGET: &str = "horsestream::trace";
+
+/// The span of one chunk's way out of ingest (its protobuf encoding and its publication are
+/// children, opened by the publish callback), carrying the chunk's trace id.
+pub fn ingest_span(chunk: &FrameChunk) -> tracing::Span {
+    tracing::info_span!(target: "horsestream::trace", "ingest", trace_id = %chunk.trace_id,
+                        chunk_id = %chunk.chunk_id(), frames = chunk.frames.len())
+}
+
+/// A fresh trace id for a chunk: 128 bits from the process's random hash keys, the clock and
+/// a counter, as 32 lowercase hex digits (W3C Trace Context's trace-id).
+pub fn new_trace_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static KEYS: OnceLock<(
+        std::collections::hash_map::RandomState,
+        std::collections::hash_map::RandomState,
+    )> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let (a, b) = KEYS.get_or_init(Default::default);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let t = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let half = |keys: &std::collections::hash_map::RandomState| {
+        let mut h = keys.build_hasher();
+        h.write_u128(t);
+        h.write_u64(n);
+        h.write_u32(std::process::id());
+        h.finish()
+    };
+    // All zeros is not a valid trace id; 2^-128 odds, but cheap to rule out.
+    format!("{:016x}{:016x}", half(a), half(b) | 1)
 }
 
 /// `h264 768x512` or `h264 768x512 rotated 90°` for source descriptions.
@@ -281,6 +320,7 @@ where
         let chunk = frame_chunk(chunk, stream_id, stream_start, cfg, size, &description);
         let chunk_id = chunk.chunk_id();
         let n = chunk.frames.len() as u64;
+        let _span = ingest_span(&chunk).entered();
         tracing::debug!(chunk_id, frames = n, "publishing chunk");
         publish(chunk).map_err(|e| IngestError::Publish {
             path: path.to_path_buf(),

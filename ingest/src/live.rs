@@ -324,6 +324,7 @@ where
         );
         let chunk_id = chunk.chunk_id();
         let n = chunk.frames.len() as u64;
+        let _span = crate::ingest_span(&chunk).entered();
         tracing::debug!(chunk_id, frames = n, "publishing chunk");
         (self.publish)(chunk).map_err(|e| IngestError::Publish {
             path: self.name.clone(),

@@ -75,7 +75,20 @@ pub struct FrameChunk {
     pub source: String,
     pub encoding: FrameEncoding,
     pub stream_start_time_us: i64,
+    /// 32 lowercase hex digits (a W3C trace-id) shared by every tracing span of this chunk,
+    /// in ingest and in the dataflow; empty when the producer set none.
+    pub trace_id: String,
     pub frames: Vec<Frame>,
+}
+
+/// Whether `id` is a trace id as [`FrameChunk::trace_id`] holds them: 32 lowercase hex
+/// digits, not all zero (W3C Trace Context).
+pub fn is_trace_id(id: &str) -> bool {
+    id.len() == 32
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        && id.bytes().any(|b| b != b'0')
 }
 
 impl FrameChunk {
@@ -120,6 +133,7 @@ impl From<FrameChunk> for wire::FrameChunk {
             source: c.source,
             encoding: wire::FrameEncoding::from(c.encoding) as i32,
             stream_start_time_us: c.stream_start_time_us,
+            trace_id: c.trace_id,
             frames: c
                 .frames
                 .into_iter()
@@ -230,6 +244,12 @@ impl TryFrom<wire::FrameChunk> for FrameChunk {
             source: w.source,
             encoding,
             stream_start_time_us: w.stream_start_time_us,
+            // A malformed trace id costs the chunk its trace, not its analysis.
+            trace_id: if is_trace_id(&w.trace_id) {
+                w.trace_id
+            } else {
+                String::new()
+            },
             frames,
         })
     }
@@ -558,6 +578,7 @@ mod tests {
                         source: "file:///x.mp4".into(),
                         encoding: FrameEncoding::Jpeg,
                         stream_start_time_us: 1_700_000_000_000_000,
+                        trace_id: format!("{:032x}", u128::from(sequence) + 1),
                         frames: frames
                             .into_iter()
                             .enumerate()
@@ -724,6 +745,37 @@ mod tests {
     }
 
     #[test]
+    fn a_malformed_trace_id_is_dropped_and_the_chunk_kept() {
+        let chunk = |trace_id: &str| FrameChunk {
+            stream_id: "s".into(),
+            sequence: 0,
+            start_pts_us: 0,
+            end_pts_us: 1,
+            fps_num: 10,
+            fps_den: 1,
+            width: 2,
+            height: 1,
+            source: String::new(),
+            encoding: FrameEncoding::Rgb24,
+            stream_start_time_us: 0,
+            trace_id: trace_id.into(),
+            frames: vec![],
+        };
+        let good = "4bf92f3577b34da6a3ce929d0e0e4736";
+        let back = FrameChunk::decode(&chunk(good).encode_to_vec()).unwrap();
+        assert_eq!(back.trace_id, good);
+        for bad in [
+            "4BF92F3577B34DA6A3CE929D0E0E4736",
+            "00000000000000000000000000000000",
+            "4bf92f35",
+            "4bf92f3577b34da6a3ce929d0e0e4736\n",
+        ] {
+            let back = FrameChunk::decode(&chunk(bad).encode_to_vec()).unwrap();
+            assert_eq!(back.trace_id, "", "{bad:?}");
+        }
+    }
+
+    #[test]
     fn empty_message_is_invalid_not_a_panic() {
         let err = FrameChunk::decode(&[]).unwrap_err();
         assert_eq!(err, invalid("stream_id", "empty"));
@@ -743,6 +795,7 @@ mod tests {
             source: String::new(),
             encoding: FrameEncoding::Rgb24,
             stream_start_time_us: MAX_TIME_US,
+            trace_id: String::new(),
             frames: vec![Frame {
                 index: 0,
                 pts_us: -MAX_TIME_US,
@@ -790,6 +843,7 @@ mod tests {
             source: String::new(),
             encoding: FrameEncoding::Jpeg,
             stream_start_time_us: 0,
+            trace_id: String::new(),
             frames: vec![],
         });
         w.width = 100_000;

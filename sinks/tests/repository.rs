@@ -606,6 +606,7 @@ fn published(c: &ProcessedChunk) -> FrameChunk {
         source: "test".into(),
         encoding: FrameEncoding::Jpeg,
         stream_start_time_us: c.stream_start_time_us,
+        trace_id: String::new(),
         frames: c
             .frames
             .iter()

@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::Context;
 use horsestream_ingest::{
     HlsConfig, IngestConfig, LiveConfig, RebroadcastConfig, RtspTransport, SourceSpec, StopSignal,
-    StreamState, VideoSource, YoutubeOptions, ingest_file, ingest_source,
+    StreamState, TRACE_TARGET, VideoSource, YoutubeOptions, ingest_file, ingest_source,
 };
 use horsestream_proto::{EVENT_SCHEMA_VERSION, Event, EventKind, StreamStatus};
 use horsestream_sinks::Store;
@@ -175,11 +175,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     rt.block_on(ensure_topics(&kafka))
         .with_context(|| format!("creating topics on {}", kafka.brokers))?;
     let producer = TopicProducer::new(&kafka, &kafka.chunks_topic)?;
+    // Runs inside the chunk's `ingest` span (horsestream_ingest::ingest_span).
     let mut publish = |chunk: horsestream_proto::FrameChunk| {
-        let bytes = chunk.encode_to_vec();
+        let bytes =
+            tracing::info_span!(target: TRACE_TARGET, "encode").in_scope(|| chunk.encode_to_vec());
         let end_ms = (chunk.stream_start_time_us + chunk.end_pts_us) / 1000;
-        rt.block_on(producer.send_at(&chunk.stream_id, &bytes, end_ms))
-            .map(|_| ())
+        tracing::info_span!(target: TRACE_TARGET, "publish", bytes = bytes.len()).in_scope(|| {
+            rt.block_on(producer.send_at(&chunk.stream_id, &bytes, end_ms))
+                .map(|_| ())
+        })
     };
     if let SourceSpec::File(path) = &spec {
         let stats = ingest_file(path, &stream_id, &ingest_cfg, &mut publish)?;

@@ -33,8 +33,8 @@ use std::time::{Duration, Instant};
 
 use horsestream_api::camera::CameraCredentials;
 use horsestream_ingest::{
-    IngestConfig, IngestError, LiveConfig, SourceSpec, StopSignal, StreamStatus, ingest_file_until,
-    ingest_source,
+    IngestConfig, IngestError, LiveConfig, SourceSpec, StopSignal, StreamStatus, TRACE_TARGET,
+    ingest_file_until, ingest_source,
 };
 use horsestream_proto::FrameChunk;
 use horsestream_sinks::kafka::TopicProducer;
@@ -287,14 +287,17 @@ fn with_credentials(url: &str, secret: Option<&str>) -> String {
 /// Publishes a chunk, then records it; a failed record is counted, never stops the stream
 /// (the chunk is on the bus and the sink will record it when it is processed).
 fn publish(shared: &Shared, chunk: &FrameChunk) -> Result<(), SinkError> {
-    let bytes = chunk.encode_to_vec();
+    let bytes =
+        tracing::info_span!(target: TRACE_TARGET, "encode").in_scope(|| chunk.encode_to_vec());
     let end_us = chunk.stream_start_time_us + chunk.end_pts_us;
     let sent = Instant::now();
-    shared.rt.block_on(
-        shared
-            .chunks
-            .send_at(&chunk.stream_id, &bytes, end_us / 1000),
-    )?;
+    tracing::info_span!(target: TRACE_TARGET, "publish", bytes = bytes.len()).in_scope(|| {
+        shared.rt.block_on(
+            shared
+                .chunks
+                .send_at(&chunk.stream_id, &bytes, end_us / 1000),
+        )
+    })?;
     shared.metrics.chunk(
         &chunk.stream_id,
         chunk.frames.len() as u64,
