@@ -10,7 +10,8 @@
 //! - `browser_shows_horse_boxes_over_the_playing_video`: Playwright (playwright-core) drives
 //!   Debian's Chromium (web/tests/browser.mjs) through the web client served by the API: log
 //!   in, add a file stream, start it, and see boxes drawn over the playing HLS video. The
-//!   stream is picked up by `horsestream ingest` in catalogue mode. The screenshot is saved in
+//!   stream is picked up by `horsestream ingest` in catalogue mode. It then changes the
+//!   stream's alert settings in the page and finds them stored. The screenshot is saved in
 //!   the target directory's `tmp/` (its path is printed).
 
 mod common;
@@ -507,6 +508,17 @@ fn browser_shows_horse_boxes_over_the_playing_video() {
         png.starts_with(b"\x89PNG"),
         "a PNG at {}",
         screenshot.display()
+    );
+
+    // The alert settings the page saved are the stream's rules in the store.
+    assert_eq!(result["alertSettingsSaved"], true, "{result}");
+    let rules = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let store = horsestream_sinks::Store::connect(&db.url).await.unwrap();
+        store.get_stream(&name).await.unwrap().alert_rules
+    });
+    assert_eq!(
+        (rules.no_movement_s, rules.lying_down_s, rules.zone_exit),
+        (Some(120.0), None, true)
     );
 
     // What the canvas drew is what the store holds for that PTS.

@@ -84,6 +84,50 @@ async fn streams_crud_start_stop_and_credentials_never_come_back() {
         );
         assert_eq!(store.stream_credentials(&id).await.unwrap(), None);
 
+        // Alert settings: the defaults, then the stream's own rules; bad ones are refused.
+        assert_eq!(
+            p.json["alertRules"],
+            serde_json::json!({"no_movement_s": 600.0, "lying_down_s": 30.0, "zone_exit": true})
+        );
+        let rules = json(serde_json::json!({
+            "alertRules": {"no_movement_s": 120, "lying_down_s": null, "zone_exit": false}
+        }));
+        let r = call(
+            &app,
+            "PATCH",
+            &format!("/api/v1/streams/{id}"),
+            Some(&rules),
+            &admin,
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.json);
+        assert_eq!(
+            r.json["alertRules"],
+            serde_json::json!({"no_movement_s": 120.0, "lying_down_s": null, "zone_exit": false})
+        );
+        let stored = store.get_stream(&id).await.unwrap().alert_rules;
+        assert_eq!(
+            (stored.no_movement_s, stored.lying_down_s, stored.zone_exit),
+            (Some(120.0), None, false)
+        );
+        for bad in [
+            serde_json::json!({"alertRules": {"no_movement_s": -1}}),
+            serde_json::json!({"alertRules": {"no_movement_s": "ten"}}),
+            serde_json::json!({"alertRules": {"snooze": 5}}),
+        ] {
+            let r = call(
+                &app,
+                "PATCH",
+                &format!("/api/v1/streams/{id}"),
+                Some(&json(bad.clone())),
+                &admin,
+            )
+            .await;
+            assert!(r.status.is_client_error(), "{bad}: {}", r.status);
+            assert!(r.json["error"]["code"].is_string(), "{bad}: {}", r.json);
+        }
+        assert_eq!(store.get_stream(&id).await.unwrap().alert_rules, stored);
+
         let s = call(
             &app,
             "POST",

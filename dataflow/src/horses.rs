@@ -12,12 +12,14 @@
 //! tracker's, so the same chunks give the same horses on any number of workers.
 //!
 //! # Alert rules (per horse)
-//! - `no_movement`: the gait class is `standstill` for [`HorseConfig::no_movement_s`].
+//! Each stream has its own rules and thresholds ([`AlertRules`], set through the API's alert
+//! settings and stored with the stream); a timed rule set to `None` is off.
+//! - `no_movement`: the gait class is `standstill` for [`AlertRules::no_movement_s`].
 //! - `lying_down`: the box is flat (height/width below [`HorseConfig::lying_aspect`]) for
-//!   [`HorseConfig::lying_s`]. A heuristic on boxes: a standing horse seen side-on is about as
-//!   tall as long (≈0.8–1.1), a lying one about half; pose keypoints would do better.
-//! - `zone_exit`: the ground contact point (bottom-centre of the box) leaves every zone
-//!   configured for the stream (zones are polygons in source pixels).
+//!   [`AlertRules::lying_down_s`]. A heuristic on boxes: a standing horse seen side-on is about
+//!   as tall as long (≈0.8–1.1), a lying one about half; pose keypoints would do better.
+//! - `zone_exit` (when [`AlertRules::zone_exit`]): the ground contact point (bottom-centre of
+//!   the box) leaves every zone configured for the stream (zones are polygons in source pixels).
 //!
 //! Each firing carries a dedup key (stream, horse, rule, start of the episode), so a replayed
 //! chunk raises the same alert once.
@@ -25,7 +27,7 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use horsestream_proto::{BoundingBox, ProcessedChunk};
-use horsestream_sinks::{Severity, Zone};
+use horsestream_sinks::{AlertRules, Severity, Zone};
 use serde::{Deserialize, Serialize};
 
 use crate::gait::{
@@ -51,12 +53,9 @@ pub struct HorseConfig {
     /// Every n-th sighting of a horse adds its feature to the gallery.
     pub gallery_every: u32,
     pub gait: GaitConfig,
-    /// `no_movement` fires after this long at standstill, seconds.
-    pub no_movement_s: f64,
-    /// `lying_down`: box height / width below this …
+    /// `lying_down`: box height / width below this (for the stream's
+    /// [`AlertRules::lying_down_s`]).
     pub lying_aspect: f32,
-    /// … for this long, seconds.
-    pub lying_s: f64,
 }
 
 impl Default for HorseConfig {
@@ -68,9 +67,7 @@ impl Default for HorseConfig {
             gallery_size: 32,
             gallery_every: 5,
             gait: GaitConfig::default(),
-            no_movement_s: 600.0,
             lying_aspect: 0.5,
-            lying_s: 30.0,
         }
     }
 }
@@ -81,6 +78,7 @@ pub struct StreamProfile {
     pub calibration: Option<Calibration>,
     /// Polygons in source pixels; no zones, no `zone_exit`.
     pub zones: Vec<Zone>,
+    pub rules: AlertRules,
 }
 
 /// A horse seen in a chunk.
@@ -307,7 +305,14 @@ impl StreamHorses {
         }
         for idx in touched {
             let horse = &mut state.horses[idx];
-            gait_windows(cfg, &state.analyzer, &chunk.stream_id, horse, &mut out);
+            gait_windows(
+                cfg,
+                &state.analyzer,
+                &state.profile.rules,
+                &chunk.stream_id,
+                horse,
+                &mut out,
+            );
         }
         out
     }
@@ -393,9 +398,11 @@ fn rules_on_sample(
     out: &mut ChunkAnalysis,
 ) {
     let flat = bbox.w > 0.0 && bbox.h / bbox.w < cfg.lying_aspect;
-    if flat {
+    if let Some(lying_s) = profile.rules.lying_down_s
+        && flat
+    {
         let since = *horse.flat_since.get_or_insert(t);
-        if !horse.flat_alerted && t - since >= secs_to_us(cfg.lying_s) {
+        if !horse.flat_alerted && t - since >= secs_to_us(lying_s) {
             horse.flat_alerted = true;
             out.alerts.push(AlertFired {
                 number: Some(horse.number),
@@ -414,7 +421,7 @@ fn rules_on_sample(
         horse.flat_since = None;
         horse.flat_alerted = false;
     }
-    if !profile.zones.is_empty() {
+    if profile.rules.zone_exit && !profile.zones.is_empty() {
         let p = ground_contact(&bbox);
         let now = profile.zones.iter().any(|z| inside(&z.polygon, p));
         if horse.in_zone == Some(true) && !now {
@@ -435,6 +442,7 @@ fn rules_on_sample(
 fn gait_windows(
     cfg: &HorseConfig,
     analyzer: &GaitAnalyzer,
+    rules: &AlertRules,
     stream: &str,
     horse: &mut Horse,
     out: &mut ChunkAnalysis,
@@ -472,7 +480,10 @@ fn gait_windows(
             horse.last_window_end = m.end_us;
             if class == GaitClass::Standstill {
                 let since = *horse.still_since.get_or_insert(m.start_us);
-                if !horse.still_alerted && m.end_us - since >= secs_to_us(cfg.no_movement_s) {
+                if let Some(no_movement_s) = rules.no_movement_s
+                    && !horse.still_alerted
+                    && m.end_us - since >= secs_to_us(no_movement_s)
+                {
                     horse.still_alerted = true;
                     out.alerts.push(AlertFired {
                         number: Some(horse.number),
@@ -691,7 +702,7 @@ mod tests {
         // 2 m/s at 50 px/m: 100 px/s, 10 px per frame, for 12 s.
         let profile = StreamProfile {
             calibration: Some(Calibration::PixelsPerMetre(50.0)),
-            zones: vec![],
+            ..StreamProfile::default()
         };
         let mut h = horses(HorseConfig::default(), profile);
         let a = h.process(&chunk(0, 0, 120, |k| {
@@ -714,6 +725,7 @@ mod tests {
                 name: "paddock".into(),
                 polygon: vec![[0.0, 0.0], [500.0, 0.0], [500.0, 500.0], [0.0, 500.0]],
             }],
+            rules: AlertRules::default(),
         };
         let mut h = horses(HorseConfig::default(), profile);
         // Walks right 10 px per frame: the ground point (x + 50) reaches the edge x = 500 at
@@ -729,12 +741,16 @@ mod tests {
 
     #[test]
     fn a_flat_box_for_long_enough_is_lying_down_and_standing_still_is_no_movement() {
-        let cfg = HorseConfig {
-            lying_s: 5.0,
-            no_movement_s: 8.0,
-            ..HorseConfig::default()
+        let rules = AlertRules {
+            lying_down_s: Some(5.0),
+            no_movement_s: Some(8.0),
+            zone_exit: true,
         };
-        let mut h = horses(cfg, StreamProfile::default());
+        let profile = StreamProfile {
+            rules,
+            ..StreamProfile::default()
+        };
+        let mut h = horses(HorseConfig::default(), profile);
         let lying = BoundingBox {
             x: 100.0,
             y: 300.0,
@@ -755,6 +771,53 @@ mod tests {
         // Replaying nothing new raises nothing again.
         let b = h.process(&chunk(0, 0, 150, |_| vec![(1, lying, BAY.to_vec())]));
         assert!(b.alerts.is_empty(), "{:?}", b.alerts);
+    }
+
+    #[test]
+    fn rules_a_stream_turned_off_raise_nothing() {
+        let lying = BoundingBox {
+            x: 100.0,
+            y: 300.0,
+            w: 200.0,
+            h: 60.0,
+        };
+        let off = StreamProfile {
+            zones: vec![Zone {
+                name: "paddock".into(),
+                polygon: vec![[0.0, 0.0], [400.0, 0.0], [400.0, 500.0], [0.0, 500.0]],
+            }],
+            rules: AlertRules {
+                lying_down_s: None,
+                no_movement_s: None,
+                zone_exit: false,
+            },
+            ..StreamProfile::default()
+        };
+        let mut h = horses(HorseConfig::default(), off.clone());
+        // Lying still for 15 s, its ground point (x + 100) leaving the zone halfway.
+        let moving = |k: i64| BoundingBox {
+            x: lying.x + if k < 75 { 0.0 } else { 200.0 },
+            ..lying
+        };
+        let a = h.process(&chunk(0, 0, 150, |k| vec![(1, moving(k), BAY.to_vec())]));
+        assert!(a.alerts.is_empty(), "{:?}", a.alerts);
+        // The same chunk with the rules on raises each one.
+        let on = StreamProfile {
+            rules: AlertRules {
+                lying_down_s: Some(5.0),
+                no_movement_s: Some(8.0),
+                zone_exit: true,
+            },
+            ..off
+        };
+        let mut h = horses(HorseConfig::default(), on);
+        let a = h.process(&chunk(0, 0, 150, |k| vec![(1, moving(k), BAY.to_vec())]));
+        let kinds: Vec<_> = a.alerts.iter().map(|a| a.kind).collect();
+        assert!(
+            kinds.contains(&"lying_down") && kinds.contains(&"zone_exit"),
+            "{:?}",
+            a.alerts
+        );
     }
 
     #[test]

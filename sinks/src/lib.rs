@@ -10,8 +10,8 @@ pub mod store;
 pub use error::SinkError;
 pub use events::EventPublisher;
 pub use store::{
-    Alert, AlertQuery, Calibration, ChunkErrorRecord, DetectionProblem, EMBEDDING_DIM, FrameRow,
-    GALLERY_LIMIT, GaitRow, MAX_EMBEDDING_DIM, Horse, HorseMatch, HorseObservation, HorseSighting, NewAlert,
-    NewStream, NewUser, RetentionJob, RetentionReport, Role, Severity, Store, StoreStats, Stream,
-    StreamClaims, StreamPatch, User, Zone,
+    Alert, AlertQuery, AlertRules, Calibration, ChunkErrorRecord, DetectionProblem, EMBEDDING_DIM,
+    FrameRow, GALLERY_LIMIT, GaitRow, Horse, HorseMatch, HorseObservation, HorseSighting,
+    MAX_EMBEDDING_DIM, NewAlert, NewStream, NewUser, RetentionJob, RetentionReport, Role, Severity,
+    Store, StoreStats, Stream, StreamClaims, StreamPatch, User, Zone,
 };

@@ -19,7 +19,7 @@ use crate::SinkError;
 pub use postgres::PgStore;
 pub use query::{DetectionKey, DetectionQuery, ModelRow, StoredDetection};
 pub use records::{
-    Alert, AlertQuery, Calibration, EMBEDDING_DIM, GALLERY_LIMIT, GaitRow, Horse, HorseMatch,
+    Alert, AlertQuery, AlertRules, Calibration, EMBEDDING_DIM, GALLERY_LIMIT, GaitRow, Horse, HorseMatch,
     HorseObservation, HorseSighting, MAX_EMBEDDING_DIM, NewAlert, NewStream, NewUser,
     RetentionReport, Role, Severity, Stream, StreamClaims, StreamPatch, User, Zone,
 };
@@ -223,6 +223,12 @@ impl Store {
         }
         if let Some(Some(c)) = &patch.calibration {
             validate::validate_geometry(Some(c), &[])?;
+        }
+        if let Some(rules) = &patch.alert_rules {
+            rules.validate().map_err(|reason| SinkError::Invalid {
+                what: "alert rules",
+                reason,
+            })?;
         }
         dispatch!(self.update_stream(id, patch))
     }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 use horsestream_proto::{Frame, FrameChunk, FrameEncoding, ProcessedChunk, testing};
 use horsestream_sinks::{
-    AlertQuery, Calibration, DetectionProblem, EMBEDDING_DIM, GALLERY_LIMIT, GaitRow,
+    AlertQuery, AlertRules, Calibration, DetectionProblem, EMBEDDING_DIM, GALLERY_LIMIT, GaitRow,
     HorseObservation, HorseSighting, NewAlert, NewStream, NewUser, RetentionJob, Role, Severity,
     SinkError, Store, StreamPatch, Zone,
 };
@@ -75,6 +75,7 @@ macro_rules! on_both_backends {
 
 on_both_backends!(
     stream_crud,
+    alert_rules_default_and_change_per_stream,
     unknown_ids_are_not_found,
     same_chunk_written_three_times_is_stored_once,
     chunk_replayed_after_its_row_aged_out_is_stored_once,
@@ -1051,4 +1052,69 @@ async fn ingest_processes_split_streams_by_lease() {
         .unwrap();
     let one = store.claim_streams("one", 2, lease).await.unwrap();
     assert_eq!((one.owned, one.pending), (vec!["c".into()], 0));
+}
+
+async fn alert_rules_default_and_change_per_stream(store: &Store) {
+    let id = stream(store).await;
+    let created = store.get_stream(&id).await.unwrap();
+    assert_eq!(created.alert_rules, AlertRules::default());
+    assert_eq!(created.alert_rules.no_movement_s, Some(600.0));
+
+    let rules = AlertRules {
+        no_movement_s: Some(90.0),
+        lying_down_s: None,
+        zone_exit: false,
+    };
+    let updated = store
+        .update_stream(
+            &id,
+            &StreamPatch {
+                alert_rules: Some(rules),
+                ..StreamPatch::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(updated.alert_rules, rules);
+    assert_eq!(updated.zones, created.zones, "other fields stay");
+    assert_eq!(store.get_stream(&id).await.unwrap().alert_rules, rules);
+    // A patch without rules keeps them.
+    let renamed = store
+        .update_stream(
+            &id,
+            &StreamPatch {
+                name: Some("renamed".into()),
+                ..StreamPatch::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(renamed.alert_rules, rules);
+
+    for bad in [0.0, -5.0, f64::NAN, f64::INFINITY, 90_000.0] {
+        let err = store
+            .update_stream(
+                &id,
+                &StreamPatch {
+                    alert_rules: Some(AlertRules {
+                        lying_down_s: Some(bad),
+                        ..rules
+                    }),
+                    ..StreamPatch::default()
+                },
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                SinkError::Invalid {
+                    what: "alert rules",
+                    ..
+                }
+            ),
+            "{bad}: {err}"
+        );
+    }
+    assert_eq!(store.get_stream(&id).await.unwrap().alert_rules, rules);
 }

@@ -186,6 +186,7 @@ pub fn store_stages(
             Ok(s) => StreamProfile {
                 calibration: s.calibration,
                 zones: s.zones,
+                rules: s.alert_rules,
             },
             Err(e) => {
                 tracing::warn!(stream = id, error = %e, "stream profile unavailable");

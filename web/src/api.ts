@@ -22,6 +22,15 @@ export interface Stream {
   status: string;
   enabled: boolean;
   hasCredentials: boolean;
+  zones: { name: string; polygon: [number, number][] }[];
+  alertRules: AlertRules;
+}
+
+/** The alert rules the dataflow applies to a stream's horses; `null` turns a timed rule off. */
+export interface AlertRules {
+  no_movement_s: number | null;
+  lying_down_s: number | null;
+  zone_exit: boolean;
 }
 
 export interface OverlayBox {
@@ -191,6 +200,9 @@ export class Api {
     this.call<Stream>("POST", "/api/v1/streams", s);
   start = (id: string) => this.call<Stream>("POST", `/api/v1/streams/${encodeURIComponent(id)}/start`);
   stop = (id: string) => this.call<Stream>("POST", `/api/v1/streams/${encodeURIComponent(id)}/stop`);
+  stream = (id: string) => this.call<Stream>("GET", `/api/v1/streams/${encodeURIComponent(id)}`);
+  setAlertRules = (id: string, alertRules: AlertRules) =>
+    this.call<Stream>("PATCH", `/api/v1/streams/${encodeURIComponent(id)}`, { alertRules });
   overlay = (id: string, fromPts: number, toPts: number) =>
     this.call<{ frames: OverlayFrame[]; truncated: boolean }>(
       "GET",

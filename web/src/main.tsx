@@ -7,7 +7,7 @@ import { createRoot } from "react-dom/client";
 import { api, ApiError, type Stream, type User } from "./api";
 import { Live } from "./live";
 import { Player } from "./components/Player";
-import { Alerts, ConnectionStatus, Horses, Metrics, ModelSelector } from "./components/Panels";
+import { Alerts, AlertSettings, ConnectionStatus, Horses, Metrics, ModelSelector } from "./components/Panels";
 
 function Login() {
   const [username, setUsername] = useState("");
@@ -200,6 +200,7 @@ function Dashboard({ user }: { user: User }) {
                 <Metrics streamId={selected} live={live} />
                 <Horses streamId={selected} live={live} />
                 <Alerts streamId={selected} live={live} />
+                <AlertSettings streamId={selected} />
                 <ModelSelector streamId={selected} />
               </div>
             </>

@@ -1,7 +1,8 @@
 // The browser test's driver, run by tests/web_live.rs: Playwright (playwright-core, no browser
 // download) drives Debian's Chromium through the web client served by a real `horsestream api`:
 // log in, add a file stream through the form, start it, select it, and wait until the overlay
-// canvas draws horse boxes over the playing video; then save a screenshot. Prints one JSON line
+// canvas draws horse boxes over the playing video; then save a screenshot, and change the
+// stream's alert settings (no movement after 2 min, lying down off). Prints one JSON line
 // with what it saw ({"type":"result", …}) or {"type":"error"}; progress lines go to stderr.
 //
 // Env: HS_URL, HS_USER, HS_PASSWORD, HS_STREAM (id to create), HS_VIDEO_URL (file:///…),
@@ -78,7 +79,16 @@ try {
   const result = await seen.jsonValue();
   const status = await card.getAttribute("data-status");
   await page.screenshot({ path: env.HS_SCREENSHOT });
-  out({ type: "result", ...result, streamStatus: status, h264, screenshot: env.HS_SCREENSHOT });
+
+  // Alert settings: no movement after 2 min, lying down off, saved through the API.
+  const settings = page.locator('[data-testid="alert-settings"]');
+  await settings.waitFor({ timeout: 10_000 });
+  await settings.locator('input[name="no-movement-min"]').fill("2");
+  await settings.locator('input[name="lying-down-s-on"]').uncheck();
+  await settings.getByRole("button", { name: "save" }).click();
+  await page.waitForSelector('[data-testid="alert-settings"][data-saved="true"]', { timeout: 10_000 });
+  log("alert settings saved");
+  out({ type: "result", ...result, streamStatus: status, h264, screenshot: env.HS_SCREENSHOT, alertSettingsSaved: true });
 } catch (e) {
   try {
     await page.screenshot({ path: env.HS_SCREENSHOT });

@@ -4,7 +4,7 @@
 
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
-use horsestream_sinks::{Calibration, NewStream, Stream, StreamPatch, Zone};
+use horsestream_sinks::{AlertRules, Calibration, NewStream, Stream, StreamPatch, Zone};
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 
@@ -36,6 +36,11 @@ pub struct StreamOut {
     pub calibration: Option<Calibration>,
     #[schema(value_type = Vec<Object>)]
     pub zones: Vec<Zone>,
+    /// The alert rules the dataflow applies to this stream's horses:
+    /// `{"no_movement_s": 600, "lying_down_s": 30, "zone_exit": true}` (seconds; `null` turns
+    /// a timed rule off).
+    #[schema(value_type = Object)]
+    pub alert_rules: AlertRules,
     pub enabled: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -52,6 +57,7 @@ impl From<Stream> for StreamOut {
             has_credentials: s.has_credentials,
             calibration: s.calibration,
             zones: s.zones,
+            alert_rules: s.alert_rules,
             enabled: s.enabled,
             created_at: s.created_at,
             updated_at: s.updated_at,
@@ -95,6 +101,9 @@ pub struct PatchStream {
     pub calibration: Option<Option<Calibration>>,
     #[schema(value_type = Option<Vec<Object>>)]
     pub zones: Option<Vec<Zone>>,
+    /// Replaces the stream's alert rules (fields left out take their defaults).
+    #[schema(value_type = Option<Object>)]
+    pub alert_rules: Option<AlertRules>,
     pub enabled: Option<bool>,
 }
 
@@ -230,6 +239,7 @@ pub async fn patch(
         credentials_secret,
         calibration: req.calibration,
         zones: req.zones,
+        alert_rules: req.alert_rules,
         enabled: req.enabled,
     };
     Ok(ApiJson(

@@ -376,8 +376,8 @@ impl PgStore {
 }
 
 const STREAM_COLUMNS: &str = "id, name, source_url, source_kind, status, \
-     credentials_secret IS NOT NULL AS has_credentials, calibration, zones, enabled, created_at, \
-     updated_at";
+     credentials_secret IS NOT NULL AS has_credentials, calibration, zones, alert_rules, enabled, \
+     created_at, updated_at";
 const HORSE_COLUMNS: &str = "id, stream_id, display_name, colour, first_seen, last_seen, track_ids";
 const ALERT_COLUMNS: &str = "id, time, stream_id, horse_id, kind, severity, message, dedup_key, \
      acknowledged_at, acknowledged_by";
@@ -393,6 +393,7 @@ fn json_err(what: &'static str, e: serde_json::Error) -> SinkError {
 fn stream_row(r: &PgRow) -> Result<Stream, SinkError> {
     let calibration: Option<serde_json::Value> = r.try_get("calibration")?;
     let zones: serde_json::Value = r.try_get("zones")?;
+    let alert_rules: Option<serde_json::Value> = r.try_get("alert_rules")?;
     Ok(Stream {
         id: r.try_get("id")?,
         name: r.try_get("name")?,
@@ -405,6 +406,11 @@ fn stream_row(r: &PgRow) -> Result<Stream, SinkError> {
             .transpose()
             .map_err(|e| json_err("stored calibration", e))?,
         zones: serde_json::from_value(zones).map_err(|e| json_err("stored zones", e))?,
+        alert_rules: alert_rules
+            .map(serde_json::from_value)
+            .transpose()
+            .map_err(|e| json_err("stored alert rules", e))?
+            .unwrap_or_default(),
         enabled: r.try_get("enabled")?,
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
@@ -508,7 +514,7 @@ impl PgStore {
             "UPDATE streams SET name = $2, source_url = $3, source_kind = $4, status = $5, \
                calibration = $6, zones = $7, enabled = $8, \
                credentials_secret = CASE WHEN $9 THEN $10 ELSE credentials_secret END, \
-               updated_at = greatest(now(), updated_at) \
+               alert_rules = $11, updated_at = greatest(now(), updated_at) \
              WHERE id = $1 RETURNING {STREAM_COLUMNS}"
         ))
         .bind(id)
@@ -521,6 +527,7 @@ impl PgStore {
         .bind(s.enabled)
         .bind(patch.credentials_secret.is_some())
         .bind(patch.credentials_secret.clone().flatten())
+        .bind(to_json(&s.alert_rules))
         .fetch_one(&mut *tx)
         .await?;
         let s = stream_row(&row)?;

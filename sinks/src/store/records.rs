@@ -74,6 +74,52 @@ pub struct Zone {
     pub polygon: Vec<[f64; 2]>,
 }
 
+/// Which alert rules the dataflow applies to a stream's horses, and their thresholds (the
+/// dataflow's `horses` module describes each rule). Stored as JSON; a field left out takes
+/// its default, `null` turns a timed rule off.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlertRules {
+    /// `no_movement`: a horse at standstill this long, seconds (default 600).
+    pub no_movement_s: Option<f64>,
+    /// `lying_down`: a horse's box flat this long, seconds (default 30).
+    pub lying_down_s: Option<f64>,
+    /// `zone_exit`: a horse leaves every zone of the stream (default on; needs zones).
+    pub zone_exit: bool,
+}
+
+impl Default for AlertRules {
+    fn default() -> Self {
+        AlertRules {
+            no_movement_s: Some(600.0),
+            lying_down_s: Some(30.0),
+            zone_exit: true,
+        }
+    }
+}
+
+/// The longest a timed alert rule waits: a day.
+pub const MAX_ALERT_WAIT_S: f64 = 86_400.0;
+
+impl AlertRules {
+    /// Every timed threshold finite, above 0 and at most [`MAX_ALERT_WAIT_S`].
+    pub fn validate(&self) -> Result<(), String> {
+        for (name, v) in [
+            ("no_movement_s", self.no_movement_s),
+            ("lying_down_s", self.lying_down_s),
+        ] {
+            if let Some(v) = v
+                && !(v.is_finite() && v > 0.0 && v <= MAX_ALERT_WAIT_S)
+            {
+                return Err(format!(
+                    "{name} must be within (0, {MAX_ALERT_WAIT_S}] seconds"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// A camera or file the platform watches. The credentials are kept server-side and never
 /// part of this record: read them with `Store::stream_credentials`.
 #[derive(Debug, Clone, PartialEq)]
@@ -86,6 +132,7 @@ pub struct Stream {
     pub has_credentials: bool,
     pub calibration: Option<Calibration>,
     pub zones: Vec<Zone>,
+    pub alert_rules: AlertRules,
     pub enabled: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -141,6 +188,7 @@ pub struct StreamPatch {
     pub credentials_secret: Option<Option<String>>,
     pub calibration: Option<Option<Calibration>>,
     pub zones: Option<Vec<Zone>>,
+    pub alert_rules: Option<AlertRules>,
     pub enabled: Option<bool>,
 }
 
@@ -160,6 +208,7 @@ impl std::fmt::Debug for StreamPatch {
             )
             .field("calibration", &self.calibration)
             .field("zones", &self.zones)
+            .field("alert_rules", &self.alert_rules)
             .field("enabled", &self.enabled)
             .finish()
     }
@@ -185,6 +234,9 @@ impl StreamPatch {
         }
         if let Some(v) = &self.zones {
             s.zones.clone_from(v);
+        }
+        if let Some(v) = self.alert_rules {
+            s.alert_rules = v;
         }
         if let Some(v) = self.enabled {
             s.enabled = v;

@@ -245,8 +245,8 @@ impl SqliteStore {
 }
 
 const STREAM_COLUMNS: &str = "id, name, source_url, source_kind, status, \
-     credentials_secret IS NOT NULL AS has_credentials, calibration, zones, enabled, created_us, \
-     updated_us";
+     credentials_secret IS NOT NULL AS has_credentials, calibration, zones, alert_rules, enabled, \
+     created_us, updated_us";
 const HORSE_COLUMNS: &str =
     "id, stream_id, display_name, colour, first_seen_us, last_seen_us, track_ids";
 const ALERT_COLUMNS: &str = "id, time_us, stream_id, horse_id, kind, severity, message, \
@@ -271,6 +271,7 @@ fn to_json<T: serde::Serialize>(v: &T) -> String {
 fn stream_row(r: &SqliteRow) -> Result<Stream, SinkError> {
     let calibration: Option<String> = r.try_get("calibration")?;
     let zones: String = r.try_get("zones")?;
+    let alert_rules: Option<String> = r.try_get("alert_rules")?;
     Ok(Stream {
         id: r.try_get("id")?,
         name: r.try_get("name")?,
@@ -283,6 +284,11 @@ fn stream_row(r: &SqliteRow) -> Result<Stream, SinkError> {
             .map(|c| from_json("stored calibration", c))
             .transpose()?,
         zones: from_json("stored zones", &zones)?,
+        alert_rules: alert_rules
+            .as_deref()
+            .map(|a| from_json("stored alert rules", a))
+            .transpose()?
+            .unwrap_or_default(),
         enabled: r.try_get("enabled")?,
         created_at: time(r.try_get("created_us")?),
         updated_at: time(r.try_get("updated_us")?),
@@ -385,7 +391,7 @@ impl SqliteStore {
             "UPDATE streams SET name = ?2, source_url = ?3, source_kind = ?4, status = ?5, \
                calibration = ?6, zones = ?7, enabled = ?8, \
                credentials_secret = CASE WHEN ?9 THEN ?10 ELSE credentials_secret END, \
-               updated_us = max(?11, updated_us) \
+               updated_us = max(?11, updated_us), alert_rules = ?12 \
              WHERE id = ?1 RETURNING {STREAM_COLUMNS}"
         ))
         .bind(id)
@@ -399,6 +405,7 @@ impl SqliteStore {
         .bind(patch.credentials_secret.is_some())
         .bind(patch.credentials_secret.clone().flatten())
         .bind(us(Utc::now()))
+        .bind(to_json(&s.alert_rules))
         .fetch_one(&mut *tx)
         .await?;
         let s = stream_row(&row)?;

@@ -1,9 +1,10 @@
 // The side panels of a selected stream: connection status, alerts (list + live + acknowledge),
+// alert settings (the stream's rules and thresholds),
 // metrics (live gait windows and chunk throughput), horses with their profile and rename, and
 // the model selector.
 
 import { useEffect, useState } from "react";
-import { api, type Alert, type HorseProfile, type Horse, type Model } from "../api";
+import { api, type Alert, type AlertRules, type HorseProfile, type Horse, type Model } from "../api";
 import type { ConnInfo, Live, Payload } from "../live";
 
 export function ConnectionStatus({ live }: { live: Live }) {
@@ -68,6 +69,120 @@ export function Alerts({ streamId, live }: { streamId: string; live: Live }) {
           </li>
         ))}
       </ul>
+    </section>
+  );
+}
+
+/** One timed rule's row: on/off and its threshold in `unit`s (the API takes seconds). */
+function TimedRule(props: {
+  label: string;
+  name: string;
+  unit: string;
+  perUnit: number;
+  value: number | null;
+  /** Seconds to start from when the rule is turned on. */
+  initial: number;
+  disabled: boolean;
+  onChange: (v: number | null) => void;
+}) {
+  const { label, name, unit, perUnit, value, initial, disabled, onChange } = props;
+  return (
+    <label>
+      <input
+        type="checkbox"
+        name={`${name}-on`}
+        checked={value !== null}
+        disabled={disabled}
+        onChange={(e) => onChange(e.target.checked ? initial : null)}
+      />{" "}
+      {label} after{" "}
+      <input
+        type="number"
+        name={name}
+        min={1}
+        step={1}
+        style={{ width: "5em" }}
+        value={value === null ? "" : Math.round((value / perUnit) * 10) / 10}
+        disabled={disabled || value === null}
+        onChange={(e) => onChange(Number(e.target.value) * perUnit)}
+      />{" "}
+      {unit}
+    </label>
+  );
+}
+
+export function AlertSettings({ streamId }: { streamId: string }) {
+  const [rules, setRules] = useState<AlertRules | null>(null);
+  const [zones, setZones] = useState(0);
+  const [error, setError] = useState<string | null>(null);
+  const [saved, setSaved] = useState(false);
+  useEffect(() => {
+    setRules(null);
+    setSaved(false);
+    api.stream(streamId).then(
+      (s) => {
+        setRules(s.alertRules);
+        setZones(s.zones.length);
+      },
+      (e) => setError(e.message),
+    );
+  }, [streamId]);
+  if (!api.can("streams:read") || !rules) return null;
+  const readOnly = !api.can("streams:write");
+  const change = (r: AlertRules) => {
+    setRules(r);
+    setSaved(false);
+  };
+  return (
+    <section className="panel" data-testid="alert-settings" data-saved={saved}>
+      <h3>Alert settings</h3>
+      {error && <p className="error">{error}</p>}
+      <form
+        onSubmit={(e) => {
+          e.preventDefault();
+          api.setAlertRules(streamId, rules).then(
+            (s) => {
+              setRules(s.alertRules);
+              setError(null);
+              setSaved(true);
+            },
+            (err) => setError(err.message),
+          );
+        }}
+      >
+        <TimedRule
+          label="no movement"
+          name="no-movement-min"
+          unit="min"
+          perUnit={60}
+          value={rules.no_movement_s}
+          initial={600}
+          disabled={readOnly}
+          onChange={(v) => change({ ...rules, no_movement_s: v })}
+        />
+        <TimedRule
+          label="lying down"
+          name="lying-down-s"
+          unit="s"
+          perUnit={1}
+          value={rules.lying_down_s}
+          initial={30}
+          disabled={readOnly}
+          onChange={(v) => change({ ...rules, lying_down_s: v })}
+        />
+        <label>
+          <input
+            type="checkbox"
+            name="zone-exit"
+            checked={rules.zone_exit}
+            disabled={readOnly}
+            onChange={(e) => change({ ...rules, zone_exit: e.target.checked })}
+          />{" "}
+          leaving the zones <small className="muted">({zones} configured)</small>
+        </label>
+        {!readOnly && <button type="submit">save</button>}
+        {saved && <small> saved</small>}
+      </form>
     </section>
   );
 }
