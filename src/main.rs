@@ -54,6 +54,7 @@ fn main() -> std::process::ExitCode {
         } else {
             tracing_subscriber::fmt::format::FmtSpan::NONE
         })
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
     horsestream_ingest::set_ffmpeg_log_level(

@@ -1,13 +1,16 @@
-//! `horsestream dataflow --metrics-listen`: a running dataflow's counters over HTTP in
-//! Prometheus' text format, following what it processes.
+//! `horsestream dataflow --metrics-listen`: a running dataflow's metrics over HTTP in
+//! Prometheus' text format, following what it processes: the totals, and per stream, operator,
+//! model, table, partition and reason the families the Grafana dashboard charts.
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
+use horsestream_sinks::kafka::TopicProducer;
 
 fn scrape(port: u16) -> Option<String> {
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
@@ -19,9 +22,34 @@ fn scrape(port: u16) -> Option<String> {
     Some(text)
 }
 
+/// Every sample of a scrape, `name{labels}` → value.
+fn samples(text: &str) -> BTreeMap<String, f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| {
+            let (k, v) = l.rsplit_once(' ')?;
+            Some((k.to_owned(), v.parse().ok()?))
+        })
+        .collect()
+}
+
+/// Kills and reaps the dataflow whatever the test's outcome.
+struct Reap(Child);
+impl Drop for Reap {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[test]
-fn a_running_dataflow_serves_its_counters() {
+fn a_running_dataflow_serves_its_metrics() {
     let (name, k) = ingested_sample("metrics");
+    // One record that is not a chunk, on the stream's key: a dropped chunk, reason decode.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let producer = TopicProducer::new(&k, &k.chunks_topic).unwrap();
+    rt.block_on(producer.send(&name, b"not a protobuf chunk \xff\xff"))
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let store = format!("sqlite://{}", dir.path().join("m.db").display());
     register(&store, &name);
@@ -29,7 +57,7 @@ fn a_running_dataflow_serves_its_counters() {
     let listen = format!("127.0.0.1:{port}");
 
     // No --until-end: a live dataflow, stopped by the test.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_horsestream"))
+    let child = Command::new(env!("CARGO_BIN_EXE_horsestream"))
         .args([
             "dataflow",
             "--database-url",
@@ -42,30 +70,128 @@ fn a_running_dataflow_serves_its_counters() {
         .args(topic_args(&k))
         .env("HORSESTREAM_LOG", "error")
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
+        .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(180);
+    let child = Reap(child);
+    let deadline = Instant::now() + Duration::from_secs(300);
     let mut last = String::new();
     while Instant::now() < deadline {
         if let Some(text) = scrape(port) {
             last = text;
-            if last.contains("\nhorsestream_chunks_processed_total 3\n") {
+            if last.contains("\nhorsestream_chunks_processed_total 3\n")
+                && last.contains("\nhorsestream_chunk_errors_total 1\n")
+            {
                 break;
             }
         }
         std::thread::sleep(Duration::from_millis(500));
     }
-    let _ = child.kill();
-    let _ = child.wait();
+    // The lag gauges are read every 5 s: wait for the scrape that has them.
+    while Instant::now() < deadline && !last.contains("horsestream_kafka_consumer_lag{") {
+        std::thread::sleep(Duration::from_millis(500));
+        last = scrape(port).unwrap_or(last);
+    }
+    drop(child);
     assert!(last.starts_with("HTTP/1.1 200"), "{last}");
-    assert!(
-        last.contains("\nhorsestream_chunks_processed_total 3\n"),
-        "{last}"
+    let s = samples(&last);
+    let get = |key: &str| -> f64 {
+        *s.get(key)
+            .unwrap_or_else(|| panic!("{key} missing from\n{last}"))
+    };
+    assert_eq!(get("horsestream_chunks_processed_total"), 3.0);
+    assert_eq!(get("horsestream_frames_total"), 220.0);
+    assert_eq!(get("horsestream_chunk_errors_total"), 1.0);
+    assert_eq!(get("horsestream_sink_retries_total"), 0.0);
+
+    // Per stream: frames in and out, and a lag that is never negative.
+    let stream = format!("stream_id=\"{name}\"");
+    assert_eq!(
+        get(&format!("horsestream_stream_frames_in_total{{{stream}}}")),
+        220.0
     );
-    assert!(last.contains("\nhorsestream_frames_total 220\n"), "{last}");
-    assert!(
-        last.contains("\nhorsestream_chunk_errors_total 0\n"),
-        "{last}"
+    assert_eq!(
+        get(&format!("horsestream_stream_frames_out_total{{{stream}}}")),
+        220.0
     );
+    assert!(get(&format!("horsestream_chunk_lag_seconds{{{stream}}}")) >= 0.0);
+
+    // Each operator saw each of the 3 chunks once, and took some time over them.
+    for op in ["decode", "detect", "track", "horses", "sink"] {
+        let label = format!("{{operator=\"{op}\"}}");
+        assert_eq!(
+            get(&format!(
+                "horsestream_operator_latency_seconds_count{label}"
+            )),
+            3.0,
+            "{op}"
+        );
+        assert!(get(&format!("horsestream_operator_latency_seconds_sum{label}")) > 0.0);
+        assert_eq!(
+            get(&format!(
+                "horsestream_operator_latency_seconds_bucket{{operator=\"{op}\",le=\"+Inf\"}}"
+            )),
+            3.0
+        );
+    }
+
+    // Batches of 8 frames: chunks of 100, 100 and 20 frames are 12 + 12 + 2 full batches and
+    // three of 4 frames.
+    let fill = |what: &str| {
+        get(&format!(
+            "horsestream_inference_batch_fill_{what}{{model=\"detector\"}}"
+        ))
+    };
+    assert_eq!(fill("count"), 29.0);
+    assert_eq!(fill("sum"), 27.5);
+    assert_eq!(
+        get("horsestream_inference_seconds_count{model=\"detector\"}"),
+        29.0
+    );
+    for model in ["detector", "reid"] {
+        let ms = get(&format!(
+            "horsestream_inference_seconds_sum{{model=\"{model}\"}}"
+        )) * 1e3;
+        assert!(ms > 0.0, "{model}: {ms} ms");
+    }
+    assert_eq!(get("horsestream_model_available{model=\"detector\"}"), 1.0);
+
+    // The sink's rows are the rows stored.
+    let frames = stored(&store, &name);
+    let detections: usize = frames.iter().map(|f| f.boxes.len()).sum();
+    assert!(detections > 0);
+    assert_eq!(
+        get("horsestream_sink_rows_total{table=\"detections\"}"),
+        detections as f64
+    );
+    assert_eq!(
+        get("horsestream_sink_rows_total{table=\"video_chunks\"}"),
+        3.0
+    );
+    assert_eq!(
+        get("horsestream_sink_rows_total{table=\"chunk_errors\"}"),
+        1.0
+    );
+    let (horses, gait) = analysis(&store, &name);
+    assert_eq!(
+        get("horsestream_sink_rows_total{table=\"gait_metrics\"}"),
+        gait.len() as f64
+    );
+    // A horse's row is written again by every chunk it is seen in.
+    assert!(get("horsestream_sink_rows_total{table=\"horses\"}") >= horses.len() as f64);
+    assert_eq!(
+        get("horsestream_chunks_dropped_total{reason=\"decode\"}"),
+        1.0
+    );
+
+    // Kafka consumer lag: every partition of the topic, read by one of the two workers.
+    let lags: Vec<f64> = (0..k.partitions)
+        .map(|p| {
+            get(&format!(
+                "horsestream_kafka_consumer_lag{{topic=\"{}\",partition=\"{p}\"}}",
+                k.chunks_topic
+            ))
+        })
+        .collect();
+    assert!(lags.iter().all(|l| (0.0..=4.0).contains(l)), "{lags:?}");
 }

@@ -17,7 +17,9 @@ pub mod tracking;
 pub use error::DataflowError;
 pub use horses::{HorseConfig, StreamHorses, StreamProfile};
 pub use metrics::{Metrics, MetricsSnapshot};
-pub use operators::detect::{Analyzer, ChunkAnalyzer, Embed, Found};
+pub use operators::detect::{
+    Analyzer, ChunkAnalyzer, Embed, Failure, Found, Models, Reload, RetryPolicy,
+};
 pub use operators::sink::SinkWriter;
 pub use operators::track::StreamTracks;
 pub use run::{Cluster, DataflowConfig, WorkerParts, run};

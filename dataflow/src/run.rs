@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use timely::dataflow::operators::{Exchange, Input, Probe};
 use timely::dataflow::{InputHandle, ProbeHandle};
@@ -109,7 +109,7 @@ where
         // every worker, and the error is reported from the join below.
         let parts =
             make_parts(index, peers).unwrap_or_else(|e| panic!("worker {index} setup failed: {e}"));
-        drive(worker, &cfg, &metrics, parts)
+        drive(worker, &cfg, metrics.clone(), parts)
     })
     .map_err(DataflowError::Timely)?;
     for result in guards.join() {
@@ -121,7 +121,7 @@ where
 fn drive<S: ChunkSource>(
     worker: &mut timely::worker::Worker,
     cfg: &DataflowConfig,
-    metrics: &Metrics,
+    metrics: Arc<Metrics>,
     parts: WorkerParts<S>,
 ) -> Result<(), DataflowError> {
     let WorkerParts {
@@ -138,8 +138,8 @@ fn drive<S: ChunkSource>(
             .input_from(&mut input)
             .container::<Vec<Record>>()
             .exchange(|r: &Record| route(&r.key))
-            .decode_chunks(cfg.window_us)
-            .detect(analyzer)
+            .decode_chunks(cfg.window_us, metrics.clone())
+            .detect(analyzer, metrics.clone())
             .track(tracks)
             .horses(horses)
             .store_and_publish(sink)
@@ -151,7 +151,14 @@ fn drive<S: ChunkSource>(
     // Positions reached by the end of each epoch still in flight.
     let mut pending: VecDeque<(u64, Positions)> = VecDeque::new();
     let mut exhausted = false;
+    let mut lag_read: Option<Instant> = None;
     while !exhausted {
+        if lag_read.is_none_or(|t| t.elapsed() >= LAG_EVERY) {
+            lag_read = Some(Instant::now());
+            for (topic, partition, lag) in source.lag() {
+                metrics.consumer_lag(&topic, partition, lag);
+            }
+        }
         match source.poll(cfg.records_per_epoch, cfg.poll_timeout)? {
             Poll::Records(records) => {
                 metrics
@@ -188,6 +195,9 @@ fn drive<S: ChunkSource>(
     );
     Ok(())
 }
+
+/// How often a worker reads its source's lag for the metrics.
+const LAG_EVERY: Duration = Duration::from_secs(5);
 
 /// Commits the positions of the newest epoch that the sinks have finished.
 fn commit_done<S: ChunkSource>(

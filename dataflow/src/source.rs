@@ -41,4 +41,10 @@ pub trait ChunkSource {
 
     /// Records that everything before `positions` is processed and durably stored.
     fn commit(&mut self, positions: &Positions) -> Result<(), DataflowError>;
+
+    /// `(topic, partition, records not read yet)` of each partition this source reads, as
+    /// far as it knows; a source without partitions has none.
+    fn lag(&mut self) -> Vec<(String, i32, i64)> {
+        Vec::new()
+    }
 }

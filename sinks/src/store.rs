@@ -269,6 +269,14 @@ impl Store {
         dispatch!(self.release_streams(owner, ids))
     }
 
+    /// The dataflow's record of a chunk it could not analyse because a model was unavailable:
+    /// its `video_chunks` row turns `degraded` (nothing for an unregistered stream; a chunk
+    /// already `processed` keeps its status). A later replay of the chunk stores its analysis
+    /// and turns the row `processed`.
+    pub async fn record_degraded(&self, chunk: &ProcessedChunk) -> Result<(), SinkError> {
+        dispatch!(self.record_degraded(chunk))
+    }
+
     /// Ingest's record of a chunk it published: a `video_chunks` row with status `ingested`
     /// (nothing for an unregistered stream). The sink's commit turns it `processed`; a chunk
     /// processed first keeps its status.

@@ -1,12 +1,16 @@
 //! `DecodeChunks`: raw records → validated chunks, or error records naming where the bad
 //! message sits (topic, partition, offset).
 
+use std::sync::Arc;
+use std::time::Instant;
+
 use horsestream_proto::FrameChunk;
 use horsestream_sinks::ChunkErrorRecord;
 use timely::dataflow::StreamVec;
 use timely::dataflow::operators::vec::Map;
 use timely::progress::Timestamp;
 
+use crate::Metrics;
 use crate::source::Record;
 
 /// A chunk with the position of the record it came from.
@@ -16,6 +20,9 @@ pub struct Located {
     pub partition: i32,
     pub offset: i64,
     pub chunk: FrameChunk,
+    /// The chunk's trace id: ingest's, or one made from the record's position for a chunk
+    /// that carries none.
+    pub trace_id: String,
 }
 
 impl Located {
@@ -35,6 +42,11 @@ impl Located {
 pub fn decode_record(record: Record) -> Result<Located, ChunkErrorRecord> {
     match FrameChunk::decode(&record.payload) {
         Ok(chunk) => Ok(Located {
+            trace_id: if chunk.trace_id.is_empty() {
+                position_trace_id(&record.source, record.partition, record.offset)
+            } else {
+                chunk.trace_id.clone()
+            },
             source: record.source,
             partition: record.partition,
             offset: record.offset,
@@ -48,6 +60,13 @@ pub fn decode_record(record: Record) -> Result<Located, ChunkErrorRecord> {
             reason: e.to_string(),
         }),
     }
+}
+
+/// A trace id for a chunk that came without one: its record's position, so the same record
+/// gets the same id in every run.
+pub fn position_trace_id(source: &str, partition: i32, offset: i64) -> String {
+    let topic = crate::shard::route(source.as_bytes()) ^ u64::from(partition as u32);
+    format!("{topic:016x}{:016x}", offset as u64 | 1 << 63)
 }
 
 /// Whether a chunk's capture time range `[start, end)` meets the window `[from, to]` (µs).
@@ -64,6 +83,7 @@ pub trait DecodeChunks<'scope, T: Timestamp> {
     fn decode_chunks(
         self,
         window: Option<(i64, i64)>,
+        metrics: Arc<Metrics>,
     ) -> StreamVec<'scope, T, Result<Located, ChunkErrorRecord>>;
 }
 
@@ -71,10 +91,26 @@ impl<'scope, T: Timestamp> DecodeChunks<'scope, T> for StreamVec<'scope, T, Reco
     fn decode_chunks(
         self,
         window: Option<(i64, i64)>,
+        metrics: Arc<Metrics>,
     ) -> StreamVec<'scope, T, Result<Located, ChunkErrorRecord>> {
-        self.flat_map(move |r| match decode_record(r) {
-            Ok(l) if !in_window(&l.chunk, window) => None,
-            other => Some(other),
+        self.flat_map(move |r| {
+            use tracing::field::Empty;
+            // The trace id is in the message: recorded on the span once it is decoded.
+            let span = tracing::info_span!(target: super::TRACE_TARGET, "decode",
+                                           trace_id = Empty, chunk_id = Empty);
+            let _entered = span.enter();
+            let start = Instant::now();
+            let decoded = decode_record(r);
+            if let Ok(l) = &decoded {
+                span.record("trace_id", l.trace_id.as_str());
+                span.record("chunk_id", l.chunk.chunk_id().as_str());
+                if !in_window(&l.chunk, window) {
+                    return None;
+                }
+                metrics.frames_in(&l.chunk.stream_id, l.chunk.frames.len() as u64);
+                metrics.operator_latency("decode", start.elapsed().as_secs_f64());
+            }
+            Some(decoded)
         })
     }
 }

@@ -1,5 +1,11 @@
 //! `Detect`: runs the detector over every frame of a chunk, in batches, on the worker that
-//! owns the chunk's stream.
+//! owns the chunk's stream. A model that fails (a session error at run time, a model file
+//! that cannot be loaded again, a device gone) degrades the chunks instead of stopping the
+//! worker: they pass on as [`Outcome::Degraded`] without inference while the models are down,
+//! and the sessions are rebuilt with backoff until they work again ([`ChunkAnalyzer`]).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use horsestream_proto::{
     BoundingBox, Detection, FrameChunk, FrameEncoding, FrameResult, ProcessedChunk,
@@ -12,8 +18,9 @@ use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::Operator;
 use timely::progress::Timestamp;
 
-use super::Outcome;
 use super::decode::Located;
+use super::{Degraded, Outcome};
+use crate::Metrics;
 
 /// One object found on a frame.
 #[derive(Debug, Clone, PartialEq)]
@@ -62,17 +69,73 @@ impl Embed for horsestream_models::Embedder {
     }
 }
 
+/// Why a chunk was not analysed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// The chunk itself is bad (a frame that does not decode): an error record.
+    Input(String),
+    /// A model failed or is down: the chunk is degraded, the models retried later.
+    Model(String),
+}
+
+/// Builds the analyzer's models again (new sessions from the model files) after a failure.
+pub type Reload = Box<dyn FnMut() -> Result<Models, String>>;
+
+/// A detector and, optionally, a re-ID embedder.
+pub type Models = (Box<dyn Analyzer>, Option<Box<dyn Embed>>);
+
+/// How a failed model is retried: the first retry after `first`, then twice as long each
+/// time, at most `max`. `max` zero retries at every chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    pub first: Duration,
+    pub max: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            first: Duration::from_secs(1),
+            max: Duration::from_secs(30),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// A policy whose longest wait is `max` (the first retry waits at most 1 s).
+    pub fn up_to(max: Duration) -> Self {
+        RetryPolicy {
+            first: max.min(Duration::from_secs(1)),
+            max,
+        }
+    }
+}
+
+/// The models are down: chunks are degraded until `retry_at`, then the models are tried again.
+#[derive(Debug, Clone)]
+struct Down {
+    reason: String,
+    retry_at: Instant,
+    backoff: Duration,
+}
+
 /// The operator's logic: frames of a chunk → detections per frame (and their embeddings).
 pub struct ChunkAnalyzer {
-    analyzer: Box<dyn Analyzer>,
+    /// `None` after a failure when the sessions are rebuilt by `reload`.
+    analyzer: Option<Box<dyn Analyzer>>,
     embedder: Option<Box<dyn Embed>>,
     batch_size: usize,
+    reload: Option<Reload>,
+    retry: RetryPolicy,
+    down: Option<Down>,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl std::fmt::Debug for ChunkAnalyzer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ChunkAnalyzer")
             .field("batch_size", &self.batch_size)
+            .field("down", &self.down)
             .finish_non_exhaustive()
     }
 }
@@ -80,9 +143,13 @@ impl std::fmt::Debug for ChunkAnalyzer {
 impl ChunkAnalyzer {
     pub fn new(analyzer: Box<dyn Analyzer>, batch_size: usize) -> Self {
         ChunkAnalyzer {
-            analyzer,
+            analyzer: Some(analyzer),
             embedder: None,
             batch_size: batch_size.max(1),
+            reload: None,
+            retry: RetryPolicy::default(),
+            down: None,
+            metrics: None,
         }
     }
 
@@ -92,27 +159,128 @@ impl ChunkAnalyzer {
         self
     }
 
-    pub fn process(&mut self, chunk: &FrameChunk) -> Result<ProcessedChunk, String> {
+    /// After a model failure, drops the sessions and builds new ones with `reload` (retried
+    /// as `retry` says) instead of trying the same sessions again.
+    pub fn with_reload(mut self, reload: Reload, retry: RetryPolicy) -> Self {
+        self.reload = Some(reload);
+        self.retry = retry;
+        self
+    }
+
+    /// Times inference calls, batch fill and model availability into `metrics`.
+    pub fn set_metrics(&mut self, metrics: Arc<Metrics>) {
+        self.metrics = Some(metrics);
+        self.set_available(self.down.is_none());
+    }
+
+    /// Whether the models are down (chunks are being degraded).
+    pub fn is_degraded(&self) -> bool {
+        self.down.is_some()
+    }
+
+    /// The chunk's detections, or why there are none. While the models are down, a chunk
+    /// before the next retry fails at once with the models' failure.
+    pub fn process(&mut self, chunk: &FrameChunk) -> Result<ProcessedChunk, Failure> {
+        if let Some(down) = &self.down {
+            if Instant::now() < down.retry_at {
+                return Err(Failure::Model(down.reason.clone()));
+            }
+            if self.analyzer.is_none()
+                && let Some(reload) = &mut self.reload
+            {
+                match reload() {
+                    Ok((analyzer, embedder)) => {
+                        self.analyzer = Some(analyzer);
+                        self.embedder = embedder;
+                    }
+                    Err(e) => return Err(self.fail(format!("models not reloaded: {e}"))),
+                }
+            }
+        }
+        match self.run(chunk) {
+            Ok(p) => {
+                if let Some(down) = self.down.take() {
+                    tracing::warn!(was = %down.reason, "models work again, analysis resumed");
+                    self.set_available(true);
+                }
+                Ok(p)
+            }
+            Err(Failure::Model(reason)) => Err(self.fail(reason)),
+            Err(input) => Err(input),
+        }
+    }
+
+    /// Marks the models down after `reason`, schedules the next retry, and drops the
+    /// sessions when they are rebuilt for a retry.
+    fn fail(&mut self, reason: String) -> Failure {
+        let backoff = self
+            .down
+            .as_ref()
+            .map_or(self.retry.first, |d| d.backoff * 2)
+            .min(self.retry.max);
+        if self.down.is_none() {
+            tracing::error!(%reason, retry_in = ?backoff,
+                            "model failed: chunks are degraded (not analysed) until it works again");
+        } else {
+            tracing::warn!(%reason, retry_in = ?backoff, "models still unavailable");
+        }
+        self.down = Some(Down {
+            reason: reason.clone(),
+            retry_at: Instant::now() + backoff,
+            backoff,
+        });
+        if self.reload.is_some() {
+            self.analyzer = None;
+            self.embedder = None;
+        }
+        self.set_available(false);
+        Failure::Model(reason)
+    }
+
+    fn set_available(&self, up: bool) {
+        if let Some(m) = &self.metrics {
+            m.model_available("detector", up);
+        }
+    }
+
+    fn run(&mut self, chunk: &FrameChunk) -> Result<ProcessedChunk, Failure> {
+        let Some(analyzer) = self.analyzer.as_mut() else {
+            return Err(Failure::Model("no detector session".to_owned()));
+        };
         let mut frames = Vec::with_capacity(chunk.frames.len());
         for batch in chunk.frames.chunks(self.batch_size) {
             let images = batch
                 .iter()
                 .map(|f| frame_image(chunk, &f.data).map_err(|e| format!("frame {}: {e}", f.index)))
-                .collect::<Result<Vec<_>, _>>()?;
-            let found = self.analyzer.detect(&images)?;
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(Failure::Input)?;
+            let start = Instant::now();
+            let found = analyzer
+                .detect(&images)
+                .map_err(|e| Failure::Model(format!("detector: {e}")))?;
+            if let Some(m) = &self.metrics {
+                let fill = batch.len() as f64 / self.batch_size as f64;
+                m.inference("detector", start.elapsed().as_secs_f64(), Some(fill));
+            }
             if found.len() != batch.len() {
-                return Err(format!(
+                return Err(Failure::Model(format!(
                     "detector returned {} results for {} frames",
                     found.len(),
                     batch.len()
-                ));
+                )));
             }
             for ((f, found), image) in batch.iter().zip(found).zip(&images) {
                 let embeddings = match &mut self.embedder {
                     Some(e) if !found.is_empty() => {
                         let boxes: Vec<BoundingBox> = found.iter().map(|d| d.bbox).collect();
-                        e.embed(image, &boxes)
-                            .map_err(|e| format!("frame {}: re-ID: {e}", f.index))?
+                        let start = Instant::now();
+                        let embedded = e.embed(image, &boxes).map_err(|e| {
+                            Failure::Model(format!("frame {}: re-ID: {e}", f.index))
+                        })?;
+                        if let Some(m) = &self.metrics {
+                            m.inference("reid", start.elapsed().as_secs_f64(), None);
+                        }
+                        embedded
                     }
                     _ => Vec::new(),
                 };
@@ -135,17 +303,38 @@ impl ChunkAnalyzer {
                 });
             }
         }
-        Ok(ProcessedChunk {
-            stream_id: chunk.stream_id.clone(),
-            sequence: chunk.sequence,
-            start_pts_us: chunk.start_pts_us,
-            end_pts_us: chunk.end_pts_us,
-            stream_start_time_us: chunk.stream_start_time_us,
-            frame_width: chunk.width,
-            frame_height: chunk.height,
-            frames,
-        })
+        Ok(processed(chunk, frames))
     }
+}
+
+/// The result shape of `chunk` with `frames`.
+fn processed(chunk: &FrameChunk, frames: Vec<FrameResult>) -> ProcessedChunk {
+    ProcessedChunk {
+        stream_id: chunk.stream_id.clone(),
+        sequence: chunk.sequence,
+        start_pts_us: chunk.start_pts_us,
+        end_pts_us: chunk.end_pts_us,
+        stream_start_time_us: chunk.stream_start_time_us,
+        frame_width: chunk.width,
+        frame_height: chunk.height,
+        frames,
+    }
+}
+
+/// `chunk`'s frames without detections, for a degraded chunk's record.
+pub fn unanalysed(chunk: &FrameChunk) -> ProcessedChunk {
+    let frames = chunk
+        .frames
+        .iter()
+        .map(|f| FrameResult {
+            index: f.index,
+            pts_us: f.pts_us,
+            capture_time_us: f.capture_time_us,
+            detections: Vec::new(),
+            embeddings: Vec::new(),
+        })
+        .collect();
+    processed(chunk, frames)
 }
 
 /// The pixels of one frame of `chunk`. A JPEG's size is checked from its header before it is
@@ -185,15 +374,24 @@ pub fn frame_image(chunk: &FrameChunk, data: &[u8]) -> Result<RgbImage, String> 
 }
 
 pub trait Detect<'scope, T: Timestamp> {
-    /// Chunks (or earlier errors) → outcomes. An inference failure becomes an error
-    /// record for that chunk; the worker carries on with the next one.
-    fn detect(self, analyzer: ChunkAnalyzer) -> StreamVec<'scope, T, Outcome>;
+    /// Chunks (or earlier errors) → outcomes. A bad frame makes the chunk an error record, a
+    /// failed model a degraded chunk; the worker carries on with the next one.
+    fn detect(
+        self,
+        analyzer: ChunkAnalyzer,
+        metrics: Arc<Metrics>,
+    ) -> StreamVec<'scope, T, Outcome>;
 }
 
 impl<'scope, T: Timestamp> Detect<'scope, T>
     for StreamVec<'scope, T, Result<Located, ChunkErrorRecord>>
 {
-    fn detect(self, mut analyzer: ChunkAnalyzer) -> StreamVec<'scope, T, Outcome> {
+    fn detect(
+        self,
+        mut analyzer: ChunkAnalyzer,
+        metrics: Arc<Metrics>,
+    ) -> StreamVec<'scope, T, Outcome> {
+        analyzer.set_metrics(metrics.clone());
         self.unary::<CapacityContainerBuilder<Vec<Outcome>>, _, _, _>(
             Pipeline,
             "Detect",
@@ -204,13 +402,34 @@ impl<'scope, T: Timestamp> Detect<'scope, T>
                         for item in data.drain(..) {
                             let outcome = match item {
                                 Err(e) => Outcome::Failed(e),
-                                Ok(located) => match analyzer.process(&located.chunk) {
-                                    Ok(p) => Outcome::Processed(super::Processed::new(p, &located)),
-                                    Err(reason) => Outcome::Failed(located.error(
-                                        "inference",
-                                        format!("chunk {}: {reason}", located.chunk.chunk_id()),
-                                    )),
-                                },
+                                Ok(located) => {
+                                    let chunk_id = located.chunk.chunk_id();
+                                    let span =
+                                        super::chunk_span("detect", &located.trace_id, &chunk_id);
+                                    let _entered = span.enter();
+                                    let start = Instant::now();
+                                    let outcome = match analyzer.process(&located.chunk) {
+                                        Ok(p) => {
+                                            Outcome::Processed(super::Processed::new(p, &located))
+                                        }
+                                        Err(Failure::Input(reason)) => {
+                                            Outcome::Failed(located.error(
+                                                "inference",
+                                                format!("chunk {chunk_id}: {reason}"),
+                                            ))
+                                        }
+                                        Err(Failure::Model(reason)) => {
+                                            Outcome::Degraded(Degraded {
+                                                chunk: unanalysed(&located.chunk),
+                                                reason,
+                                                trace_id: located.trace_id.clone(),
+                                            })
+                                        }
+                                    };
+                                    metrics
+                                        .operator_latency("detect", start.elapsed().as_secs_f64());
+                                    outcome
+                                }
                             };
                             session.give(outcome);
                         }
@@ -263,6 +482,7 @@ mod tests {
             source: "test".into(),
             encoding: FrameEncoding::Rgb24,
             stream_start_time_us: 0,
+            trace_id: String::new(),
             frames: (0..n)
                 .map(|i| Frame {
                     index: i as u32,
@@ -272,6 +492,90 @@ mod tests {
                 })
                 .collect(),
         }
+    }
+
+    /// Fails while its shared switch is on; counts its calls.
+    struct Switch(std::rc::Rc<std::cell::Cell<(bool, u32)>>);
+    impl Analyzer for Switch {
+        fn detect(&mut self, frames: &[RgbImage]) -> Result<Vec<Vec<Found>>, String> {
+            let (fail, calls) = self.0.get();
+            self.0.set((fail, calls + 1));
+            if fail {
+                return Err("session run failed: device lost".into());
+            }
+            Ok(vec![Vec::new(); frames.len()])
+        }
+    }
+
+    #[test]
+    fn a_failed_model_degrades_chunks_until_a_reload_works() {
+        use std::cell::Cell;
+        use std::rc::Rc;
+        let state = Rc::new(Cell::new((true, 0)));
+        let reloads = Rc::new(Cell::new(0u32));
+        let reload_ok = Rc::new(Cell::new(false));
+        let (s, r, ok) = (state.clone(), reloads.clone(), reload_ok.clone());
+        let reload: Reload = Box::new(move || {
+            r.set(r.get() + 1);
+            if ok.get() {
+                Ok((Box::new(Switch(s.clone())) as Box<dyn Analyzer>, None))
+            } else {
+                Err("yolox_nano.onnx: sha256 mismatch".into())
+            }
+        });
+        // A retry at every chunk: no waiting in a test.
+        let mut a = ChunkAnalyzer::new(Box::new(Switch(state.clone())), 4)
+            .with_reload(reload, RetryPolicy::up_to(Duration::ZERO));
+        let c = chunk(6);
+        let Failure::Model(why) = a.process(&c).unwrap_err() else {
+            panic!("a session error is the model's failure");
+        };
+        assert!(why.contains("device lost"), "{why}");
+        assert!(a.is_degraded());
+        // The session was dropped: the next chunk reloads, the model file is still bad.
+        let Failure::Model(why) = a.process(&c).unwrap_err() else {
+            panic!("a failed reload keeps the chunk degraded");
+        };
+        assert!(why.contains("sha256 mismatch"), "{why}");
+        assert_eq!(reloads.get(), 1);
+        // The file is back, the device too: the reload works and so does the chunk.
+        reload_ok.set(true);
+        state.set((false, state.get().1));
+        let p = a.process(&c).unwrap();
+        assert_eq!(p.frames.len(), 6);
+        assert!(!a.is_degraded());
+        assert_eq!(reloads.get(), 2);
+    }
+
+    #[test]
+    fn while_down_chunks_before_the_next_retry_skip_inference() {
+        use std::cell::Cell;
+        use std::rc::Rc;
+        let state = Rc::new(Cell::new((true, 0)));
+        let mut a = ChunkAnalyzer::new(Box::new(Switch(state.clone())), 8);
+        a.retry = RetryPolicy::up_to(Duration::from_secs(3600));
+        assert!(matches!(a.process(&chunk(3)), Err(Failure::Model(_))));
+        assert_eq!(state.get().1, 1);
+        state.set((false, 1));
+        // Within the backoff the chunk is degraded without calling the model.
+        assert!(matches!(a.process(&chunk(3)), Err(Failure::Model(_))));
+        assert_eq!(state.get().1, 1);
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_its_cap() {
+        let mut a = ChunkAnalyzer::new(Box::new(RedProbe), 8);
+        a.retry = RetryPolicy {
+            first: Duration::from_secs(1),
+            max: Duration::from_secs(5),
+        };
+        let waits: Vec<u64> = (0..5)
+            .map(|_| {
+                a.fail("x".into());
+                a.down.as_ref().unwrap().backoff.as_secs()
+            })
+            .collect();
+        assert_eq!(waits, vec![1, 2, 4, 5, 5]);
     }
 
     #[test]
@@ -351,7 +655,10 @@ mod tests {
         let mut c = chunk(3);
         c.encoding = FrameEncoding::Jpeg;
         let mut a = ChunkAnalyzer::new(Box::new(RedProbe), 8);
-        let err = a.process(&c).unwrap_err();
+        let Failure::Input(err) = a.process(&c).unwrap_err() else {
+            panic!("a bad frame is the chunk's fault, not the model's");
+        };
         assert!(err.starts_with("frame 0: bad JPEG"), "{err}");
+        assert!(!a.is_degraded());
     }
 }

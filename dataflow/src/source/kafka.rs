@@ -226,7 +226,27 @@ impl ChunkSource for KafkaSource {
         }
         Ok(())
     }
+
+    /// High watermark minus the next offset to read, per assigned partition (a broker round
+    /// trip each; a partition the broker does not answer for is left out).
+    fn lag(&mut self) -> Vec<(String, i32, i64)> {
+        self.next
+            .iter()
+            .filter_map(|(p, next)| {
+                match self.consumer.fetch_watermarks(&self.topic, *p, LAG_TIMEOUT) {
+                    Ok((_, high)) => Some((self.topic.clone(), *p, (high - next).max(0))),
+                    Err(e) => {
+                        debug!(partition = p, error = %e, "no watermark for the lag metric");
+                        None
+                    }
+                }
+            })
+            .collect()
+    }
 }
+
+/// How long the lag metric waits for a partition's watermarks.
+const LAG_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Per partition, the first offset whose broker timestamp is at or after `ms` (the end of the
 /// partition when there is none).

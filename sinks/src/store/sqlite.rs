@@ -497,6 +497,26 @@ impl SqliteStore {
         Ok(())
     }
 
+    pub async fn record_degraded(&self, chunk: &ProcessedChunk) -> Result<(), SinkError> {
+        sqlx::query(
+            "INSERT INTO video_chunks (chunk_id, stream_id, sequence, start_time_us, end_time_us, \
+               frames, detections, status) \
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6, 0, 'degraded' \
+             WHERE EXISTS (SELECT 1 FROM streams WHERE id = ?2) \
+             ON CONFLICT (chunk_id) DO UPDATE SET status = 'degraded', frames = excluded.frames \
+             WHERE video_chunks.status <> 'processed'",
+        )
+        .bind(chunk.chunk_id())
+        .bind(&chunk.stream_id)
+        .bind(chunk.sequence as i64)
+        .bind(chunk.stream_start_time_us + chunk.start_pts_us)
+        .bind(chunk.stream_start_time_us + chunk.end_pts_us)
+        .bind(chunk.frames.len() as i64)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     pub async fn record_ingested(&self, chunk: &FrameChunk) -> Result<(), SinkError> {
         sqlx::query(
             "INSERT INTO video_chunks (chunk_id, stream_id, sequence, start_time_us, end_time_us, \
