@@ -140,7 +140,10 @@ def main(repo):
     n_exported = 0
     for raw, (file, title) in sorted(used.items()):
         name = base_name(raw, planned)
-        if exported(name, sources) or exported(raw, sources):
+        # A histogram's _bucket/_sum/_count series are exported with the histogram.
+        stems = [raw[: -len(s)] for s in HIST_SUFFIXES if raw.endswith(s)]
+        if exported(name, sources) or exported(raw, sources) or any(
+                exported(stem, sources) for stem in stems):
             n_exported += 1
             if name in planned:
                 print(f"note: {name} is exported now: delete it from planned-metrics.txt", file=sys.stderr)
