@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use horsestream_models::{ExecutionProviderKind, Manifest, ModelRegistry, ModelsConfig};
 use horsestream_sinks::Store;
-use horsestream_sinks::kafka::KafkaConfig;
+use horsestream_sinks::kafka::{ClientOptions, KafkaConfig};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ModelOptions {
@@ -133,6 +133,8 @@ pub struct KafkaOptions {
     /// Partitions of topics this process creates.
     #[arg(long, env = "HORSESTREAM_TOPIC_PARTITIONS", default_value_t = 4)]
     pub partitions: i32,
+    #[command(flatten)]
+    pub security: KafkaSecurityArgs,
 }
 
 impl KafkaOptions {
@@ -141,7 +143,89 @@ impl KafkaOptions {
         c.chunks_topic.clone_from(&self.chunks_topic);
         c.events_topic.clone_from(&self.events_topic);
         c.partitions = self.partitions;
+        // Every value was checked when the flags were parsed.
+        c.client_options = self.security.client_options().unwrap_or_default();
         c
+    }
+}
+
+/// TLS and SASL settings of every Kafka client (docs/security.md). The named flags are
+/// librdkafka's properties of the same name; `--kafka-option` passes any other one.
+#[derive(Clone, Default, clap::Args)]
+pub struct KafkaSecurityArgs {
+    /// `security.protocol`: plaintext, ssl, sasl_plaintext or sasl_ssl.
+    #[arg(long, env = "HORSESTREAM_KAFKA_SECURITY_PROTOCOL")]
+    pub kafka_security_protocol: Option<String>,
+    /// `ssl.ca.location`: PEM file of the CA(s) that signed the brokers' certificates.
+    #[arg(long, env = "HORSESTREAM_KAFKA_SSL_CA_LOCATION")]
+    pub kafka_ssl_ca_location: Option<String>,
+    /// `ssl.certificate.location`: this client's PEM certificate (mutual TLS).
+    #[arg(long, env = "HORSESTREAM_KAFKA_SSL_CERTIFICATE_LOCATION")]
+    pub kafka_ssl_certificate_location: Option<String>,
+    /// `ssl.key.location`: this client's PEM private key (mutual TLS).
+    #[arg(long, env = "HORSESTREAM_KAFKA_SSL_KEY_LOCATION")]
+    pub kafka_ssl_key_location: Option<String>,
+    /// `sasl.mechanism`: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER.
+    #[arg(long, env = "HORSESTREAM_KAFKA_SASL_MECHANISM")]
+    pub kafka_sasl_mechanism: Option<String>,
+    /// `sasl.username`.
+    #[arg(long, env = "HORSESTREAM_KAFKA_SASL_USERNAME")]
+    pub kafka_sasl_username: Option<String>,
+    /// `sasl.password` (prefer the environment variable: flags show in `ps`).
+    #[arg(long, env = "HORSESTREAM_KAFKA_SASL_PASSWORD", hide_env_values = true)]
+    pub kafka_sasl_password: Option<String>,
+    /// Any other librdkafka property, `KEY=VALUE`, repeatable (in the environment: separated
+    /// by `;`). Applied before the named flags above.
+    #[arg(
+        long = "kafka-option",
+        env = "HORSESTREAM_KAFKA_OPTIONS",
+        hide_env_values = true,
+        value_delimiter = ';',
+        value_parser = parse_kafka_option,
+    )]
+    pub kafka_options: Vec<String>,
+}
+
+impl std::fmt::Debug for KafkaSecurityArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.client_options() {
+            Ok(o) => o.fmt(f),
+            Err(_) => f.write_str("<invalid Kafka options>"),
+        }
+    }
+}
+
+fn parse_kafka_option(s: &str) -> Result<String, String> {
+    ClientOptions::default()
+        .set_pair(s)
+        .map(|()| s.to_owned())
+        .map_err(|e| e.to_string())
+}
+
+impl KafkaSecurityArgs {
+    pub fn client_options(&self) -> anyhow::Result<ClientOptions> {
+        let mut o = ClientOptions::default();
+        for pair in &self.kafka_options {
+            o.set_pair(pair)?;
+        }
+        let named = [
+            ("security.protocol", &self.kafka_security_protocol),
+            ("ssl.ca.location", &self.kafka_ssl_ca_location),
+            (
+                "ssl.certificate.location",
+                &self.kafka_ssl_certificate_location,
+            ),
+            ("ssl.key.location", &self.kafka_ssl_key_location),
+            ("sasl.mechanism", &self.kafka_sasl_mechanism),
+            ("sasl.username", &self.kafka_sasl_username),
+            ("sasl.password", &self.kafka_sasl_password),
+        ];
+        for (key, value) in named {
+            if let Some(v) = value {
+                o.set(key, v)?;
+            }
+        }
+        Ok(o)
     }
 }
 

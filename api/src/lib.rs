@@ -2,28 +2,32 @@
 //! readiness, auth with argon2 + JWT and the seed's RBAC) and a socketioxide gateway on the same
 //! router that pushes live events from the events topic, and the REST resources (streams,
 //! detections, models, horses, alerts, camera PTZ/snapshot, HLS playback and its overlay) over
-//! the store, with their OpenAPI document, and the web client at `/`. Called by `horsestream api`.
+//! the store, with their OpenAPI document, and the web client at `/`; over plain HTTP or HTTPS/WSS
+//! (rustls), with Prometheus counters on a listener of their own. Called by `horsestream api`.
 
 pub mod auth;
 pub mod camera;
 pub mod error;
 pub mod gateway;
 pub mod json;
+pub mod metrics;
 pub mod params;
 pub mod rest;
 mod state;
+pub mod tls;
 pub mod web;
 
 use std::future::Future;
 use std::sync::atomic::Ordering;
 
 use axum::extract::State;
-use axum::{Router, routing::get};
+use axum::{Router, middleware, routing::get};
 use socketioxide::SocketIo;
 
 pub use error::{AppError, ErrorBody};
 pub use gateway::EventsConfig;
 pub use json::ApiJson;
+pub use metrics::ApiMetrics;
 pub use state::{AppState, CameraSettings, EventsStatus, ModelSettings, PlaybackSettings};
 
 /// Process-level failures: binding, serving, the events consumer. Request failures are
@@ -51,8 +55,15 @@ pub fn build(state: AppState) -> (Router, SocketIo) {
         .route("/api/v1/ready", get(ready))
         .merge(auth::routes::routes())
         .merge(rest::routes())
+        .route_layer(middleware::from_fn(metrics::matched_route))
         .fallback(web::fallback)
         .method_not_allowed_fallback(error::method_not_allowed)
+        // Socket.io requests are answered by the socket layer before this one: they are
+        // counted by the gateway's own metrics, not as HTTP requests.
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
         .with_state(state)
         .layer(socket_layer);
     (router, io)
@@ -88,7 +99,47 @@ pub async fn serve(
     events: Option<EventsConfig>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
+    serve_with(
+        listener,
+        state,
+        ServeOptions {
+            events,
+            metrics: None,
+        },
+        shutdown,
+    )
+    .await
+}
+
+/// What [`serve_with`] runs besides the API.
+#[derive(Debug, Default)]
+pub struct ServeOptions {
+    /// The live-events feed of the gateway.
+    pub events: Option<EventsConfig>,
+    /// Where `GET /metrics` is served (plain HTTP, apart from the API so that it is neither
+    /// public nor behind the API's TLS).
+    pub metrics: Option<tokio::net::TcpListener>,
+}
+
+/// Like [`serve`] on any listener: a [`tokio::net::TcpListener`] for HTTP, a
+/// [`tls::TlsListener`] for HTTPS and WSS.
+pub async fn serve_with<L>(
+    listener: L,
+    state: AppState,
+    options: ServeOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
+    let ServeOptions {
+        events,
+        metrics: metrics_listener,
+    } = options;
     let (router, io) = build(state.clone());
+    let metrics_server =
+        metrics_listener.map(|l| tokio::spawn(serve_metrics(l, state.clone(), io.clone())));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let feed = match events {
         Some(cfg) => {
@@ -121,5 +172,23 @@ pub async fn serve(
     if let Some(feed) = feed {
         let _ = feed.await;
     }
+    if let Some(m) = metrics_server {
+        m.abort();
+    }
     Ok(result?)
+}
+
+async fn serve_metrics(listener: tokio::net::TcpListener, state: AppState, io: SocketIo) {
+    let addr = listener.local_addr().ok();
+    let app = Router::new().route(
+        "/metrics",
+        get(async move || {
+            let text = metrics::render(&state, &io).await;
+            ([("content-type", "text/plain; version=0.0.4")], text)
+        }),
+    );
+    tracing::info!(?addr, "serving /metrics");
+    if let Err(e) = axum::serve(listener, app).await {
+        tracing::error!(error = %e, "metrics server stopped");
+    }
 }

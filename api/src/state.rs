@@ -1,6 +1,6 @@
 //! `AppState`: what every handler and socket event shares (tokens, users, the password-hashing
-//! limiter, the live-events status, the optional store, the model settings and what is served
-//! from disk: HLS playback and the web client). Cheap to clone.
+//! limiter, the live-events status, the Prometheus counters, the optional store, the model
+//! settings and what is served from disk: HLS playback and the web client). Cheap to clone.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -10,6 +10,7 @@ use tokio::sync::{OnceCell, Semaphore};
 
 use crate::auth::{AuthConfig, TokenService, UserStore, users};
 use crate::error::AppError;
+use crate::metrics::ApiMetrics;
 
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
@@ -21,6 +22,7 @@ struct Inner {
     hashing: Semaphore,
     dummy_hash: OnceCell<String>,
     events: EventsStatus,
+    metrics: Arc<ApiMetrics>,
     store: Option<Store>,
     models: ModelSettings,
     camera: CameraSettings,
@@ -108,6 +110,7 @@ impl AppState {
             hashing: Semaphore::new(cores),
             dummy_hash: OnceCell::new(),
             events: EventsStatus::default(),
+            metrics: Arc::default(),
             store: None,
             models: ModelSettings::default(),
             camera: CameraSettings::default(),
@@ -139,6 +142,7 @@ impl AppState {
             hashing: Semaphore::new(shared.hashing.available_permits().max(1)),
             dummy_hash: OnceCell::new(),
             events: EventsStatus::default(),
+            metrics: shared.metrics.clone(),
             store: shared.store.clone(),
             models: shared.models.clone(),
             camera: shared.camera.clone(),
@@ -178,6 +182,11 @@ impl AppState {
 
     pub fn events(&self) -> &EventsStatus {
         &self.0.events
+    }
+
+    /// The counters `GET /metrics` reports (`--metrics-listen`).
+    pub fn metrics(&self) -> &ApiMetrics {
+        &self.0.metrics
     }
 
     pub fn events_ready(&self) -> bool {

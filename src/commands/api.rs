@@ -6,8 +6,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use horsestream_api::auth::{AuthConfig, Bootstrap, InMemoryUserStore, StoreUserStore, users};
-use horsestream_api::{AppState, EventsConfig, ModelSettings, PlaybackSettings};
+use horsestream_api::{AppState, EventsConfig, ModelSettings, PlaybackSettings, ServeOptions};
 use horsestream_sinks::kafka::KafkaConfig;
+
+use crate::options::KafkaSecurityArgs;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -71,6 +73,18 @@ pub struct Args {
     /// The built web client (`bash scripts/web-build.sh` writes `web/dist`), served at `/`.
     #[arg(long, env = "HORSESTREAM_WEB_DIR")]
     pub web_dir: Option<std::path::PathBuf>,
+    /// PEM certificate chain (leaf first) to serve HTTPS and WSS with; needs `--tls-key`.
+    /// Without both, the API serves plain HTTP.
+    #[arg(long, env = "HORSESTREAM_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// PEM private key of `--tls-cert` (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "HORSESTREAM_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
+    /// Serve Prometheus `GET /metrics` (plain HTTP) on this address.
+    #[arg(long, env = "HORSESTREAM_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+    #[command(flatten)]
+    pub kafka_security: KafkaSecurityArgs,
     /// Read a password from stdin, print its argon2 hash and exit.
     #[arg(long)]
     pub hash_password: bool,
@@ -97,21 +111,47 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             hls_dir: args.hls_dir.clone(),
             web_dir: args.web_dir.clone(),
         });
-    let events = (!args.no_events).then(|| {
+    let events = if args.no_events {
+        None
+    } else {
         let mut kafka = KafkaConfig::new(&args.brokers);
         kafka.events_topic.clone_from(&args.events_topic);
-        EventsConfig::new(kafka)
-    });
+        kafka.client_options = args.kafka_security.client_options()?;
+        Some(EventsConfig::new(kafka))
+    };
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(horsestream_api::tls::server_config(cert, key)?),
+        _ => None,
+    };
 
     rt.block_on(async {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
-        eprintln!(
-            "horsestream: api listening on http://{}",
-            listener.local_addr()?
-        );
-        horsestream_api::serve(listener, state, events, shutdown_signal()).await?;
+        let metrics = match args.metrics_listen {
+            Some(addr) => {
+                let l = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot serve metrics on {addr}"))?;
+                eprintln!("horsestream: metrics on http://{}/metrics", l.local_addr()?);
+                Some(l)
+            }
+            None => None,
+        };
+        let options = ServeOptions { events, metrics };
+        let addr = listener.local_addr()?;
+        match tls {
+            Some(config) => {
+                let listener =
+                    horsestream_api::tls::TlsListener::new(listener, config, state.clone())?;
+                eprintln!("horsestream: api listening on https://{addr}");
+                horsestream_api::serve_with(listener, state, options, shutdown_signal()).await?;
+            }
+            None => {
+                eprintln!("horsestream: api listening on http://{addr}");
+                horsestream_api::serve_with(listener, state, options, shutdown_signal()).await?;
+            }
+        }
         anyhow::Ok(())
     })
 }

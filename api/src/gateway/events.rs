@@ -217,6 +217,11 @@ pub async fn emit(io: &SocketIo, state: &AppState, event: &Event) {
     match io.to(out.room()).emit(out.name, &out.payload).await {
         Ok(()) => {
             state.events().emitted.fetch_add(1, Ordering::Relaxed);
+            let now_us = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_micros() as i64);
+            let lag = (now_us - event.emitted_at_us).max(0) as f64 / 1e6;
+            state.metrics().emitted(out.name, lag);
         }
         Err(e) => {
             tracing::warn!(room = %out.room(), event = out.name, error = %e, "emit failed for some sockets")

@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use socketioxide::SocketIo;
 use socketioxide::extract::{Extension, SocketRef, State, TryData};
+use socketioxide::socket::DisconnectReason;
 use tokio::task::AbortHandle;
 
 use crate::AppState;
@@ -49,8 +50,18 @@ pub async fn authenticate(
         .and_then(|a| a.token)
         .filter(|t| !t.is_empty())
         .or_else(|| header_token(&s))
-        .ok_or(HandshakeError::MissingToken)?;
+        .ok_or(HandshakeError::MissingToken);
+    let token = token.inspect_err(|_| {
+        state
+            .metrics()
+            .handshakes_refused
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    })?;
     let principal = authenticate_token(&state, &token).map_err(|e| {
+        state
+            .metrics()
+            .handshakes_refused
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         tracing::debug!(sid = %s.id, error = %e, "socket handshake refused");
         HandshakeError::Refused(e.to_string())
     })?;
@@ -59,10 +70,17 @@ pub async fn authenticate(
 }
 
 /// The socket is in: register its event handlers and its expiry.
-pub async fn on_connect(s: SocketRef, io: SocketIo, Extension(p): Extension<Principal>) {
+pub async fn on_connect(
+    s: SocketRef,
+    io: SocketIo,
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+) {
     tracing::debug!(sid = %s.id, user = %p.username, role = %p.role, "socket connected");
+    state.metrics().connected();
     s.on("subscribe", streams::subscribe);
     s.on("unsubscribe", streams::unsubscribe);
+    s.on_fallback(streams::unknown_event);
     let sid = s.id;
     let left = Duration::from_secs(p.expires_at.saturating_sub(now_secs()));
     let expiry = tokio::spawn(async move {
@@ -74,11 +92,14 @@ pub async fn on_connect(s: SocketRef, io: SocketIo, Extension(p): Extension<Prin
         }
     });
     s.extensions.insert(ExpiryTimer(expiry.abort_handle()));
-    s.on_disconnect(async |s: SocketRef| {
-        if let Some(ExpiryTimer(t)) = s.extensions.get::<ExpiryTimer>() {
-            t.abort();
-        }
-    });
+    s.on_disconnect(
+        async |s: SocketRef, State(state): State<AppState>, reason: DisconnectReason| {
+            state.metrics().disconnected(&reason.to_string());
+            if let Some(ExpiryTimer(t)) = s.extensions.get::<ExpiryTimer>() {
+                t.abort();
+            }
+        },
+    );
 }
 
 #[derive(Debug, Clone)]
