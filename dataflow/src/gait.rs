@@ -53,11 +53,12 @@ pub use kinematics::{KinematicSample, Space};
 pub use stride::StrideEstimate;
 
 /// One observation of a tracked horse.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct TrackSample {
     /// Presentation time, microseconds.
     pub t_us: i64,
     /// Box in source-image pixels (top-left x, y, width, height).
+    #[serde(with = "crate::checkpoint::BoxDef")]
     pub bbox: BoundingBox,
 }
 

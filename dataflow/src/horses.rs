@@ -23,6 +23,12 @@
 //!
 //! Each firing carries a dedup key (stream, horse, rule, start of the episode), so a replayed
 //! chunk raises the same alert once.
+//!
+//! # Checkpoints
+//! With [`StreamHorses::with_checkpoints`], each chunk leaves with its stream's horses (numbers,
+//! galleries, gait samples, rule state) encoded, and a stream first seen after a restart
+//! resumes from the state `Track` restored with its tracker ([`crate::checkpoint`]). The
+//! stream's profile (calibration, zones) is read afresh, not restored.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -127,7 +133,7 @@ pub struct ChunkAnalysis {
     pub alerts: Vec<AlertFired>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 struct Horse {
     number: u32,
     gallery: Gallery,
@@ -157,11 +163,28 @@ struct StreamState {
     last_us: Option<i64>,
 }
 
+/// What a checkpoint keeps of a stream's [`StreamState`]: all of it but what is derived from
+/// the stream's profile.
+#[derive(Serialize)]
+struct SnapshotRef<'a> {
+    horses: &'a [Horse],
+    by_track: &'a BTreeMap<u64, usize>,
+    last_us: Option<i64>,
+}
+
+#[derive(Deserialize)]
+struct Snapshot {
+    horses: Vec<Horse>,
+    by_track: BTreeMap<u64, usize>,
+    last_us: Option<i64>,
+}
+
 /// The horses of every stream a worker owns.
 pub struct StreamHorses {
     config: HorseConfig,
-    profile_of: Box<dyn FnMut(&str) -> StreamProfile>,
+    profile_of: Box<dyn FnMut(&str) -> Option<StreamProfile>>,
     streams: BTreeMap<String, StreamState>,
+    checkpoints: bool,
 }
 
 impl std::fmt::Debug for StreamHorses {
@@ -174,41 +197,116 @@ impl std::fmt::Debug for StreamHorses {
 }
 
 impl StreamHorses {
-    /// `profile_of` is asked once per stream, at its first chunk.
+    /// `profile_of` is asked for a stream's profile at each of its chunks, so alert rules,
+    /// zones and calibration changed through the API apply from the next chunk; `None` (the
+    /// profile cannot be read) keeps the one in use, or the default for a new stream.
     pub fn new(
         config: HorseConfig,
-        profile_of: impl FnMut(&str) -> StreamProfile + 'static,
+        profile_of: impl FnMut(&str) -> Option<StreamProfile> + 'static,
     ) -> Result<Self, GaitError> {
         GaitAnalyzer::new(None, config.gait.clone())?;
         Ok(StreamHorses {
             config,
             profile_of: Box::new(profile_of),
             streams: BTreeMap::new(),
+            checkpoints: false,
         })
+    }
+
+    /// Turns checkpoints on: [`Self::process_record`] attaches each stream's state after the
+    /// chunk, and restores a stream first seen with the state `Track` restored.
+    pub fn with_checkpoints(mut self) -> Self {
+        self.checkpoints = true;
+        self
+    }
+
+    /// [`Self::process`] on a tracked chunk of the dataflow, with its checkpoint part.
+    pub fn process_record(&mut self, p: &mut crate::operators::Processed) {
+        let (analysis, state) = self.process_checkpointed(&p.chunk, p.restored_horses.take());
+        p.analysis = analysis;
+        if let Some(horses) = state {
+            p.checkpoint.get_or_insert_with(Default::default).horses = horses;
+        }
+    }
+
+    /// [`Self::process`], first restoring the chunk's stream from `restored` (the horses'
+    /// part of the checkpoint `Track` restored it from) when this is the stream's first chunk;
+    /// with checkpoints on, also returns the stream's state after the chunk, encoded.
+    pub fn process_checkpointed(
+        &mut self,
+        chunk: &ProcessedChunk,
+        restored: Option<Vec<u8>>,
+    ) -> (ChunkAnalysis, Option<Vec<u8>>) {
+        if let Some(bytes) = restored
+            && !self.streams.contains_key(&chunk.stream_id)
+        {
+            match crate::checkpoint::decode::<Snapshot>(&bytes) {
+                Ok(snapshot) => {
+                    let mut state = self.new_state(&chunk.stream_id);
+                    state.horses = snapshot.horses;
+                    state.by_track = snapshot.by_track;
+                    state.last_us = snapshot.last_us;
+                    self.streams.insert(chunk.stream_id.clone(), state);
+                }
+                Err(e) => tracing::warn!(stream = %chunk.stream_id, error = %e,
+                    "checkpoint unreadable, the stream's horses start afresh"),
+            }
+        }
+        let analysis = self.process(chunk);
+        let state = self.checkpoints.then(|| {
+            let state = &self.streams[&chunk.stream_id];
+            crate::checkpoint::encode(&SnapshotRef {
+                horses: &state.horses,
+                by_track: &state.by_track,
+                last_us: state.last_us,
+            })
+        });
+        (analysis, state)
+    }
+
+    /// A stream's state before its first chunk, with its profile.
+    fn new_state(&mut self, stream_id: &str) -> StreamState {
+        let cfg = &self.config;
+        let profile = (self.profile_of)(stream_id).unwrap_or_default();
+        let analyzer = analyzer_for(cfg, stream_id, &profile);
+        StreamState {
+            profile,
+            analyzer,
+            horses: Vec::new(),
+            by_track: BTreeMap::new(),
+            last_us: None,
+        }
+    }
+
+    /// The stream's profile read again; a changed calibration rebuilds its gait analyzer.
+    fn refresh_profile(&mut self, stream_id: &str) {
+        let Some(profile) = (self.profile_of)(stream_id) else {
+            return;
+        };
+        let cfg = &self.config;
+        if let Some(state) = self.streams.get_mut(stream_id)
+            && state.profile != profile
+        {
+            if state.profile.calibration != profile.calibration {
+                state.analyzer = analyzer_for(cfg, stream_id, &profile);
+            }
+            state.profile = profile;
+        }
     }
 
     /// Maps the chunk's tracks to horses and computes what ended in it.
     pub fn process(&mut self, chunk: &ProcessedChunk) -> ChunkAnalysis {
+        if self.streams.contains_key(&chunk.stream_id) {
+            self.refresh_profile(&chunk.stream_id);
+        } else {
+            let state = self.new_state(&chunk.stream_id);
+            self.streams.insert(chunk.stream_id.clone(), state);
+        }
         let cfg = &self.config;
-        let state = match self.streams.entry(chunk.stream_id.clone()) {
-            std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::btree_map::Entry::Vacant(e) => {
-                let profile = (self.profile_of)(&chunk.stream_id);
-                let analyzer = GaitAnalyzer::new(profile.calibration, cfg.gait.clone())
-                    .unwrap_or_else(|err| {
-                        tracing::warn!(stream = %chunk.stream_id, error = %err,
-                            "stream calibration refused, gait in image units");
-                        GaitAnalyzer::new(None, cfg.gait.clone()).expect("validated in new")
-                    });
-                e.insert(StreamState {
-                    profile,
-                    analyzer,
-                    horses: Vec::new(),
-                    by_track: BTreeMap::new(),
-                    last_us: None,
-                })
-            }
-        };
+        let state = self
+            .streams
+            .get_mut(&chunk.stream_id)
+            .expect("inserted above");
         let mut out = ChunkAnalysis::default();
         // Per horse seen: its sighting, `feature` summing unit-length embeddings until the end.
         let mut seen: BTreeMap<u32, HorseSeen> = BTreeMap::new();
@@ -381,6 +479,15 @@ fn inside(polygon: &[[f64; 2]], p: [f64; 2]) -> bool {
         }
     }
     inside
+}
+
+/// The gait analyzer of a stream's calibration; image units when it is refused.
+fn analyzer_for(cfg: &HorseConfig, stream_id: &str, profile: &StreamProfile) -> GaitAnalyzer {
+    GaitAnalyzer::new(profile.calibration, cfg.gait.clone()).unwrap_or_else(|err| {
+        tracing::warn!(stream = %stream_id, error = %err,
+            "stream calibration refused, gait in image units");
+        GaitAnalyzer::new(None, cfg.gait.clone()).expect("validated in new")
+    })
 }
 
 fn key(stream: &str, number: u32, rule: &str, since: i64) -> String {
@@ -572,7 +679,7 @@ mod tests {
     }
 
     fn horses(config: HorseConfig, profile: StreamProfile) -> StreamHorses {
-        StreamHorses::new(config, move |_| profile.clone()).unwrap()
+        StreamHorses::new(config, move |_| Some(profile.clone())).unwrap()
     }
 
     const BAY: [f32; 3] = [1.0, 0.1, 0.0];
@@ -821,6 +928,39 @@ mod tests {
     }
 
     #[test]
+    fn rules_changed_between_chunks_apply_from_the_next_one() {
+        let lying = BoundingBox {
+            x: 100.0,
+            y: 300.0,
+            w: 200.0,
+            h: 60.0,
+        };
+        let rules = std::rc::Rc::new(std::cell::Cell::new(AlertRules {
+            lying_down_s: None,
+            ..AlertRules::default()
+        }));
+        let read = rules.clone();
+        let mut h = StreamHorses::new(HorseConfig::default(), move |_| {
+            Some(StreamProfile {
+                rules: read.get(),
+                ..StreamProfile::default()
+            })
+        })
+        .unwrap();
+        let a = h.process(&chunk(0, 0, 100, |_| vec![(1, lying, BAY.to_vec())]));
+        assert!(a.alerts.is_empty(), "{:?}", a.alerts);
+        // Turned on with 5 s: the flat box of the next chunk fires once it has lasted 5 s
+        // (the episode started in the first chunk).
+        rules.set(AlertRules {
+            lying_down_s: Some(5.0),
+            ..AlertRules::default()
+        });
+        let b = h.process(&chunk(1, 100, 200, |_| vec![(1, lying, BAY.to_vec())]));
+        let kinds: Vec<_> = b.alerts.iter().map(|a| a.kind).collect();
+        assert_eq!(kinds, ["lying_down"], "{:?}", b.alerts);
+    }
+
+    #[test]
     fn same_chunks_same_horses_whatever_else_the_worker_owns() {
         let walk = |k: i64| {
             vec![
@@ -837,5 +977,47 @@ mod tests {
             alone.process(&chunk(0, 0, 100, walk)),
             shared.process(&chunk(0, 0, 100, walk))
         );
+    }
+
+    #[test]
+    fn horses_restored_from_a_checkpoint_continue_as_if_never_stopped() {
+        // The bay walks for 10 s, is away 5 s, and returns under a new track: re-identified
+        // from the gallery, with gait windows continuing on the hop grid.
+        let scene = |k: i64| {
+            if (100..150).contains(&k) {
+                vec![]
+            } else {
+                let track = if k < 100 { 1 } else { 4 };
+                vec![(track, bbox(10.0 * (k % 100) as f32, 0.0), BAY.to_vec())]
+            }
+        };
+        let chunks = || {
+            [
+                chunk(0, 0, 100, scene),
+                chunk(1, 90, 190, scene),
+                chunk(2, 180, 280, scene),
+            ]
+        };
+        let mut whole = horses(HorseConfig::default(), StreamProfile::default());
+        let expected: Vec<_> = chunks().iter().map(|c| whole.process(c)).collect();
+        assert_eq!(
+            expected[1].horse_of_track.get(&4),
+            Some(&1),
+            "{:?}",
+            expected[1]
+        );
+
+        let [a, b, c] = chunks();
+        let mut first = horses(HorseConfig::default(), StreamProfile::default()).with_checkpoints();
+        let (analysis, saved) = first.process_checkpointed(&a, None);
+        assert_eq!(analysis, expected[0]);
+
+        let mut second = horses(HorseConfig::default(), StreamProfile::default()).with_checkpoints();
+        assert_eq!(second.process_checkpointed(&b, saved).0, expected[1]);
+        assert_eq!(second.process_checkpointed(&c, None).0, expected[2]);
+
+        // Started afresh at chunk 1, the returning bay would be Horse_1 under another number.
+        let mut cold = horses(HorseConfig::default(), StreamProfile::default());
+        assert_ne!(cold.process(&chunks()[1]), expected[1]);
     }
 }

@@ -9,6 +9,7 @@ pub mod track;
 
 use horsestream_proto::ProcessedChunk;
 use horsestream_sinks::ChunkErrorRecord;
+use horsestream_sinks::store::StreamCheckpoint;
 
 use crate::horses::ChunkAnalysis;
 
@@ -29,6 +30,12 @@ pub struct Processed {
     pub source: String,
     pub partition: i32,
     pub offset: i64,
+    /// The stream's state after this chunk, stored with it (when checkpoints are on): the
+    /// tracker's part set by `Track`, the horses' part by `Horses`.
+    pub checkpoint: Option<StreamCheckpoint>,
+    /// The horses' part of the checkpoint `Track` restored the stream from, for `Horses`
+    /// (set on a stream's first chunk after a restart only).
+    pub restored_horses: Option<Vec<u8>>,
 }
 
 impl Processed {
@@ -40,6 +47,8 @@ impl Processed {
             source: from.source.clone(),
             partition: from.partition,
             offset: from.offset,
+            checkpoint: None,
+            restored_horses: None,
         }
     }
 }

@@ -2,6 +2,7 @@
 //! same rows under the same keys, so a retried or replayed chunk never duplicates a row, and
 //! both answer the same methods (one test suite, `tests/repository.rs`, runs against each).
 
+mod checkpoint;
 mod postgres;
 mod query;
 mod records;
@@ -16,6 +17,7 @@ use horsestream_proto::{FrameChunk, ProcessedChunk};
 
 use crate::SinkError;
 
+pub use checkpoint::{CHECKPOINTS_KEPT, StreamCheckpoint};
 pub use postgres::PgStore;
 pub use query::{DetectionKey, DetectionQuery, ModelRow, StoredDetection};
 pub use records::{

@@ -47,6 +47,11 @@ pub struct Args {
     /// Stop once the chunks present at start-up are processed (replays, tests).
     #[arg(long)]
     pub until_end: bool,
+    /// Records a worker takes from the topic per epoch: offsets are committed per epoch, so
+    /// this is also how many chunks a restart may read again.
+    #[arg(long, env = "HORSESTREAM_RECORDS_PER_EPOCH", default_value_t = 2,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub records_per_epoch: u64,
     #[command(flatten)]
     pub kafka: KafkaOptions,
     #[command(flatten)]
@@ -132,16 +137,17 @@ pub fn run_with(args: Args, replay: Option<Replay>) -> anyhow::Result<()> {
         batch_size,
         cluster,
         window_us: replay.as_ref().map(|r| (r.from_ms * 1000, r.to_ms * 1000)),
+        records_per_epoch: args.records_per_epoch as usize,
         ..DataflowConfig::default()
     };
     horsestream_dataflow::run(&cfg, metrics.clone(), move |index, peers| {
         let source = KafkaSource::new(&source_cfg, index, peers)?;
         let events = EventPublisher::Kafka(TopicProducer::new(&kafka, &kafka.events_topic)?);
-        let (horses, sink) = store_stages(&url, events, m.clone())?;
+        let (tracks, horses, sink) = store_stages(&url, events, m.clone(), true)?;
         Ok(WorkerParts {
             source,
             analyzer: analyzer(&registry, &models)?,
-            tracks: StreamTracks::new(TrackerConfig::default()),
+            tracks,
             horses,
             sink,
         })
@@ -170,30 +176,72 @@ pub fn analyzer(
 }
 
 /// One worker's stages that talk to the store, sharing its runtime and connection pool: the
-/// horses stage, which reads each stream's calibration and zones from its `streams` row at its
-/// first chunk (a stream that cannot be read gets none; the sink then refuses the chunks of an
-/// unregistered one), and the sink.
+/// tracking stage, which with `checkpoints` resumes a stream from its stored checkpoint at its
+/// first chunk (and hands each chunk's state to the sink); the horses stage, which reads each
+/// stream's calibration and zones from its `streams` row at its first chunk (a stream that
+/// cannot be read gets none; the sink then refuses the chunks of an unregistered one); and the
+/// sink.
 pub fn store_stages(
     url: &str,
     events: EventPublisher,
     metrics: Arc<Metrics>,
-) -> Result<(StreamHorses, SinkWriter), DataflowError> {
+    checkpoints: bool,
+) -> Result<(StreamTracks, StreamHorses, SinkWriter), DataflowError> {
     let rt = Rc::new(runtime().map_err(|e| DataflowError::Setup(e.to_string()))?);
     let store = rt.block_on(Store::connect(url))?;
+    let mut tracks = StreamTracks::new(TrackerConfig::default());
+    if checkpoints {
+        let (restore_rt, states) = (rt.clone(), store.clone());
+        tracks = tracks.with_checkpoints(move |stream, sequence| {
+            restore_checkpoint(&restore_rt, &states, stream, sequence)
+        });
+    }
     let (lookup_rt, rows) = (rt.clone(), store.clone());
     let horses = StreamHorses::new(HorseConfig::default(), move |id| {
         match lookup_rt.block_on(rows.get_stream(id)) {
-            Ok(s) => StreamProfile {
+            Ok(s) => Some(StreamProfile {
                 calibration: s.calibration,
                 zones: s.zones,
                 rules: s.alert_rules,
-            },
+            }),
             Err(e) => {
                 tracing::warn!(stream = id, error = %e, "stream profile unavailable");
-                StreamProfile::default()
+                None
             }
         }
     })
     .map_err(|e| DataflowError::Setup(e.to_string()))?;
-    Ok((horses, SinkWriter::new(rt, store, events, metrics)))
+    let horses = if checkpoints {
+        horses.with_checkpoints()
+    } else {
+        horses
+    };
+    Ok((tracks, horses, SinkWriter::new(rt, store, events, metrics)))
+}
+
+/// The checkpoint a stream first seen at chunk `sequence` resumes from. A store that does not
+/// answer is waited for (as the sink waits to write), never taken for "no checkpoint": that
+/// would restart the stream's track ids.
+fn restore_checkpoint(
+    rt: &tokio::runtime::Runtime,
+    store: &Store,
+    stream: &str,
+    sequence: u64,
+) -> Option<(u64, horsestream_sinks::store::StreamCheckpoint)> {
+    let mut backoff = std::time::Duration::from_millis(100);
+    loop {
+        match rt.block_on(store.checkpoint_before(stream, sequence)) {
+            Ok(found) => return found,
+            Err(e) if e.is_retriable() => {
+                tracing::warn!(stream, error = %e, ?backoff, "reading checkpoint failed, retrying");
+                std::thread::sleep(backoff);
+                backoff = (backoff * 2).min(std::time::Duration::from_secs(10));
+            }
+            Err(e) => {
+                tracing::error!(stream, error = %e,
+                    "checkpoint unreadable, the stream's tracks and horses start afresh");
+                return None;
+            }
+        }
+    }
 }

@@ -7,8 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use horsestream_dataflow::source::memory::memory_bus;
-use horsestream_dataflow::tracking::TrackerConfig;
-use horsestream_dataflow::{DataflowConfig, Metrics, StreamTracks, WorkerParts};
+use horsestream_dataflow::{DataflowConfig, Metrics, WorkerParts};
 use horsestream_ingest::{IngestConfig, SampleSpec, VideoSource, ingest_file};
 use horsestream_sinks::{EventPublisher, Store};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -120,15 +119,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let m = metrics.clone();
     let sink_url = url.clone();
     let result = horsestream_dataflow::run(&cfg, metrics.clone(), move |_index, _peers| {
-        let (horses, sink) = store_stages(
+        // The demo's store is new on every run: nothing to resume, no checkpoints.
+        let (tracks, horses, sink) = store_stages(
             &sink_url,
             EventPublisher::Channel(events_tx.clone()),
             m.clone(),
+            false,
         )?;
         Ok(WorkerParts {
             source: bus.clone(),
             analyzer: analyzer(&registry, &models)?,
-            tracks: StreamTracks::new(TrackerConfig::default()),
+            tracks,
             horses,
             sink,
         })

@@ -204,7 +204,7 @@ pub fn stride_for_class(class: GaitClass, oscillation_hz: f64) -> f64 {
 /// Hysteresis: the reported class changes only after a new class has been seen in `hold`
 /// consecutive windows. The first known class is taken at once; `Unknown` windows keep the
 /// current class.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ClassSmoother {
     hold: usize,
     current: GaitClass,

@@ -95,7 +95,10 @@ impl SinkWriter {
     /// write is keyed, so the whole unit is retried (or replayed) without duplicates.
     async fn store(&self, p: &Processed) -> Result<Stored, SinkError> {
         let (chunk, a) = (&p.chunk, &p.analysis);
-        self.store.write_chunk(chunk).await?;
+        // The stream's state after the chunk goes into the chunk's own transaction.
+        self.store
+            .write_chunk_checkpointed(chunk, p.checkpoint.as_ref())
+            .await?;
         let mut horses = BTreeMap::new();
         for h in &a.horses {
             let horse = self

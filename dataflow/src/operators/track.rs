@@ -2,23 +2,30 @@
 //! tracker's state carried from chunk to chunk. Frames of the 1 s overlap that were already
 //! tracked as the end of the previous chunk are not fed to the tracker again; they get the
 //! track ids assigned then, so ids neither reset nor double-count at chunk boundaries.
+//!
+//! With checkpoints on ([`StreamTracks::with_checkpoints`]) each chunk leaves with the
+//! stream's tracker state after it, and a stream seen for the first time resumes from its
+//! newest stored checkpoint before that chunk (see [`crate::checkpoint`]).
 
 use std::collections::{BTreeMap, VecDeque};
 
 use horsestream_proto::ProcessedChunk;
+use horsestream_sinks::store::StreamCheckpoint;
+use serde::{Deserialize, Serialize};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::StreamVec;
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::Operator;
 use timely::progress::Timestamp;
 
-use super::Outcome;
+use super::{Outcome, Processed};
+use crate::checkpoint::{self, Restore};
 use crate::tracking::{DetectionIn, Tracker, TrackerConfig};
 
 /// How long the ids of tracked frames are remembered for the next chunk's overlap.
 const REMEMBER_US: i64 = 5_000_000;
 
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 struct StreamState {
     tracker: Tracker,
     /// Pts of the newest frame fed to the tracker.
@@ -28,10 +35,21 @@ struct StreamState {
 }
 
 /// The trackers of every stream this worker owns.
-#[derive(Debug)]
 pub struct StreamTracks {
     config: TrackerConfig,
     streams: BTreeMap<String, StreamState>,
+    /// Set when checkpoints are on.
+    restore: Option<Restore>,
+}
+
+impl std::fmt::Debug for StreamTracks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamTracks")
+            .field("config", &self.config)
+            .field("streams", &self.streams)
+            .field("checkpoints", &self.restore.is_some())
+            .finish()
+    }
 }
 
 impl StreamTracks {
@@ -39,19 +57,92 @@ impl StreamTracks {
         StreamTracks {
             config,
             streams: BTreeMap::new(),
+            restore: None,
         }
+    }
+
+    /// Turns checkpoints on: every processed chunk carries the tracker state after it (for
+    /// the sink to store with the chunk), and a stream first seen at chunk `n` resumes from
+    /// `restore(stream, n)`, the state stored with its newest chunk before `n`.
+    pub fn with_checkpoints(
+        mut self,
+        restore: impl FnMut(&str, u64) -> Option<(u64, StreamCheckpoint)> + 'static,
+    ) -> Self {
+        self.restore = Some(Box::new(restore));
+        self
+    }
+
+    /// Tracks a processed chunk; with checkpoints on, also attaches the stream's state after
+    /// it and, at the stream's first chunk, the horses' part of the restored checkpoint.
+    pub fn process_record(&mut self, p: &mut Processed) {
+        let (restored_horses, state) = self.process_checkpointed(&mut p.chunk);
+        p.restored_horses = restored_horses;
+        if let Some(tracks) = state {
+            p.checkpoint
+                .get_or_insert_with(StreamCheckpoint::default)
+                .tracks = tracks;
+        }
+    }
+
+    /// [`Self::process`], returning the horses' part of the checkpoint the stream was
+    /// restored from at this chunk (its first), and with checkpoints on the tracker's state
+    /// after the chunk, encoded.
+    pub fn process_checkpointed(
+        &mut self,
+        chunk: &mut ProcessedChunk,
+    ) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
+        let restored = self.process_inner(chunk);
+        let state = self
+            .restore
+            .is_some()
+            .then(|| checkpoint::encode(&self.streams[&chunk.stream_id]));
+        (restored, state)
     }
 
     /// Sets `track_id` on the detections of `chunk` that belong to a confirmed track.
     pub fn process(&mut self, chunk: &mut ProcessedChunk) {
+        self.process_inner(chunk);
+    }
+
+    /// The state of a stream seen for the first time at `chunk`: restored from its
+    /// checkpoint (returned with the horses' part of it) or new.
+    fn first_state(&mut self, chunk: &ProcessedChunk) -> (StreamState, Option<Vec<u8>>) {
+        let fresh = || StreamState {
+            tracker: Tracker::new(self.config.clone()),
+            last_pts_us: None,
+            recent: VecDeque::new(),
+        };
+        let Some(restore) = self.restore.as_mut() else {
+            return (fresh(), None);
+        };
+        let Some((after, c)) = restore(&chunk.stream_id, chunk.sequence) else {
+            return (fresh(), None);
+        };
+        match checkpoint::decode::<StreamState>(&c.tracks) {
+            Ok(state) => {
+                tracing::info!(stream = %chunk.stream_id, chunk = chunk.sequence, after,
+                    tracks = state.tracker.tracks().len(), "tracker restored from checkpoint");
+                (state, Some(c.horses))
+            }
+            Err(e) => {
+                tracing::warn!(stream = %chunk.stream_id, after, error = %e,
+                    "checkpoint unreadable, the stream's tracks start afresh");
+                (fresh(), None)
+            }
+        }
+    }
+
+    fn process_inner(&mut self, chunk: &mut ProcessedChunk) -> Option<Vec<u8>> {
+        let mut restored = None;
+        if !self.streams.contains_key(&chunk.stream_id) {
+            let (state, horses) = self.first_state(chunk);
+            restored = horses;
+            self.streams.insert(chunk.stream_id.clone(), state);
+        }
         let state = self
             .streams
-            .entry(chunk.stream_id.clone())
-            .or_insert_with(|| StreamState {
-                tracker: Tracker::new(self.config.clone()),
-                last_pts_us: None,
-                recent: VecDeque::new(),
-            });
+            .get_mut(&chunk.stream_id)
+            .expect("inserted above");
         for frame in &mut chunk.frames {
             if state.last_pts_us.is_some_and(|last| frame.pts_us <= last) {
                 // Already tracked (overlap, or a replayed chunk): reuse the ids given then.
@@ -91,6 +182,7 @@ impl StreamTracks {
             }
             state.last_pts_us = Some(frame.pts_us);
         }
+        restored
     }
 }
 
@@ -109,7 +201,7 @@ impl<'scope, T: Timestamp> Track<'scope, T> for StreamVec<'scope, T, Outcome> {
                         let mut session = output.session(&cap);
                         for mut outcome in data.drain(..) {
                             if let Outcome::Processed(p) = &mut outcome {
-                                tracks.process(&mut p.chunk);
+                                tracks.process_record(p);
                             }
                             session.give(outcome);
                         }
@@ -156,6 +248,7 @@ mod tests {
                                 h: 60.0,
                             },
                             track_id: None,
+                            keypoints: Vec::new(),
                         })
                         .collect(),
                     embeddings: vec![vec![1.0, 0.0], vec![0.0, 1.0]],
@@ -190,5 +283,51 @@ mod tests {
         // The overlap (frames 10..20 again) carries the same ids; later frames keep them.
         assert_eq!(b[..10], a[10..]);
         assert!(b.iter().all(|f| *f == pair), "{b:?}");
+    }
+
+    #[test]
+    fn a_tracker_restored_from_a_checkpoint_gives_the_ids_of_one_that_never_stopped() {
+        let chunks = || [chunk(0, 0, 20), chunk(1, 10, 30), chunk(2, 20, 40)];
+        let mut whole = StreamTracks::new(TrackerConfig::default());
+        let expected: Vec<_> = chunks()
+            .into_iter()
+            .map(|mut c| {
+                whole.process(&mut c);
+                ids(&c)
+            })
+            .collect();
+
+        // Checkpoints on: chunk 0 is stored with its state, then the worker dies.
+        let stored = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+        let with_store = |stored: std::rc::Rc<std::cell::RefCell<Vec<(u64, StreamCheckpoint)>>>| {
+            StreamTracks::new(TrackerConfig::default()).with_checkpoints(move |_, seq| {
+                stored.borrow().iter().rfind(|(s, _)| *s < seq).cloned()
+            })
+        };
+        let mut first = with_store(stored.clone());
+        let [mut a, mut b, mut c] = chunks();
+        let (restored, state) = first.process_checkpointed(&mut a);
+        assert_eq!(ids(&a), expected[0]);
+        assert!(restored.is_none(), "nothing stored yet");
+        let checkpoint = StreamCheckpoint {
+            tracks: state.expect("state attached"),
+            horses: b"horses".to_vec(),
+        };
+        stored.borrow_mut().push((0, checkpoint));
+        drop(first);
+
+        // The restarted worker sees chunk 1 first and resumes from chunk 0's state.
+        let mut second = with_store(stored.clone());
+        let (restored, _) = second.process_checkpointed(&mut b);
+        assert_eq!(restored.as_deref(), Some(&b"horses"[..]), "handed to Horses");
+        assert!(second.process_checkpointed(&mut c).0.is_none());
+        assert_eq!(ids(&b), expected[1]);
+        assert_eq!(ids(&c), expected[2]);
+
+        // Without the checkpoint the restarted tracker starts over: ids differ.
+        let mut cold = StreamTracks::new(TrackerConfig::default());
+        let mut b = chunks()[1].clone();
+        cold.process(&mut b);
+        assert_ne!(ids(&b), expected[1]);
     }
 }

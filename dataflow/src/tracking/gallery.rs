@@ -2,7 +2,7 @@
 //! stored contiguously so that the min-cosine-distance scan is one pass over one slice.
 
 /// Ring buffer of unit-length features of one fixed dimension (set by the first push).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Gallery {
     budget: usize,
     dim: usize,

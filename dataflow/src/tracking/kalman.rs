@@ -14,7 +14,7 @@ const STD_WEIGHT_POSITION: f64 = 1.0 / 20.0;
 const STD_WEIGHT_VELOCITY: f64 = 1.0 / 160.0;
 
 /// Mean and covariance of one track's state.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct KalmanState {
     /// (cx, cy, a, h, vcx, vcy, va, vh).
     pub mean: [f64; 8],

@@ -63,7 +63,7 @@ pub struct TrackOut {
 }
 
 /// Lifecycle of a track.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TrackState {
     /// Seen fewer than `n_init` times in a row; deleted at its first miss.
     Tentative,
@@ -72,7 +72,7 @@ pub enum TrackState {
 }
 
 /// One track's state, readable for callers that want predicted boxes of occluded tracks.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Track {
     id: u64,
     state: TrackState,
@@ -132,8 +132,9 @@ struct Prepared<'a> {
     embedding: Option<(&'a [f32], f32)>,
 }
 
-/// DeepSORT over the frames of one stream.
-#[derive(Debug, Clone)]
+/// DeepSORT over the frames of one stream. Serializable whole (a stream's checkpoint): a
+/// tracker read back continues exactly as the one written would have.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Tracker {
     config: TrackerConfig,
     tracks: Vec<Track>,

@@ -19,6 +19,7 @@ use super::{
     ChunkErrorRecord, Counters, DetectionRow, FrameRow, StoreStats, bbox_json, check_chunk,
     layout_frames, not_found, push_bbox_json, sql, time,
 };
+use super::checkpoint::{self, StreamCheckpoint};
 use crate::SinkError;
 use crate::error::classify;
 
@@ -147,20 +148,33 @@ impl PgStore {
     /// `COPY` meets a unique violation and the chunk is written again row by row with
     /// `ON CONFLICT DO NOTHING`.
     pub async fn write_chunk(&self, chunk: &ProcessedChunk) -> Result<(), SinkError> {
+        self.write_chunk_checkpointed(chunk, None).await
+    }
+
+    /// [`Self::write_chunk`], storing `checkpoint` in the chunk's transaction.
+    pub async fn write_chunk_checkpointed(
+        &self,
+        chunk: &ProcessedChunk,
+        checkpoint: Option<&StreamCheckpoint>,
+    ) -> Result<(), SinkError> {
         check_chunk(chunk, &self.counters)?;
-        match self.write_chunk_copy(chunk).await {
+        match self.write_chunk_copy(chunk, checkpoint).await {
             Err(SinkError::Database(sqlx::Error::Database(db)))
                 if db.kind() == sqlx::error::ErrorKind::UniqueViolation =>
             {
                 tracing::warn!(chunk = %chunk.chunk_id(), error = %db,
                                "detections already stored without their chunk row, merging");
-                self.write_chunk_merge(chunk).await
+                self.write_chunk_merge(chunk, checkpoint).await
             }
             other => other,
         }
     }
 
-    async fn write_chunk_copy(&self, chunk: &ProcessedChunk) -> Result<(), SinkError> {
+    async fn write_chunk_copy(
+        &self,
+        chunk: &ProcessedChunk,
+        checkpoint: Option<&StreamCheckpoint>,
+    ) -> Result<(), SinkError> {
         let chunk_id = chunk.chunk_id();
         let mut tx = self.pool.begin().await?;
         // The chunk row goes in (or turns from 'ingested' to 'processed') only for a
@@ -212,11 +226,18 @@ impl PgStore {
             copy.send(copy_text(chunk, &chunk_id).into_bytes()).await?;
             copy.finish().await?;
         }
+        if let Some(c) = checkpoint {
+            checkpoint::put_pg(&mut tx, &chunk.stream_id, chunk.sequence, c).await?;
+        }
         tx.commit().await?;
         Ok(())
     }
 
-    async fn write_chunk_merge(&self, chunk: &ProcessedChunk) -> Result<(), SinkError> {
+    async fn write_chunk_merge(
+        &self,
+        chunk: &ProcessedChunk,
+        checkpoint: Option<&StreamCheckpoint>,
+    ) -> Result<(), SinkError> {
         let chunk_id = chunk.chunk_id();
         let n = chunk.detection_count();
         let mut times = Vec::with_capacity(n);
@@ -279,6 +300,9 @@ impl PgStore {
         .bind(n as i32)
         .execute(&mut *tx)
         .await?;
+        if let Some(c) = checkpoint {
+            checkpoint::put_pg(&mut tx, &chunk.stream_id, chunk.sequence, c).await?;
+        }
         tx.commit().await?;
         Ok(())
     }

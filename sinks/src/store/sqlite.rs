@@ -12,6 +12,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
 };
 
+use super::checkpoint::{self, StreamCheckpoint};
 use super::records::{
     Alert, AlertQuery, GALLERY_LIMIT, GaitRow, Horse, HorseMatch, HorseObservation, HorseSighting,
     NewAlert, NewStream, NewUser, RetentionReport, Role, Severity, Stream, StreamClaims,
@@ -19,8 +20,8 @@ use super::records::{
 };
 use super::validate::cosine_distance;
 use super::{
-    ChunkErrorRecord, Counters, FrameRow, StoreStats, bbox_json, check_chunk, layout_frames,
-    not_found, sql, time,
+    ChunkErrorRecord, Counters, FrameRow, StoreStats, bbox_json, check_chunk, keypoints_json,
+    layout_frames, not_found, sql, time,
 };
 use crate::SinkError;
 use crate::error::classify;
@@ -109,8 +110,8 @@ impl SqliteStore {
             for (i, d) in f.detections.iter().enumerate() {
                 sqlx::query(
                     "INSERT OR IGNORE INTO detections (time_us, stream_id, chunk_id, frame_index, \
-                     det_index, pts_us, class_id, confidence, bbox, track_id) \
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                     det_index, pts_us, class_id, confidence, bbox, track_id, keypoints) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 )
                 .bind(f.capture_time_us)
                 .bind(&chunk.stream_id)
@@ -122,6 +123,7 @@ impl SqliteStore {
                 .bind(d.confidence)
                 .bind(bbox_json(d))
                 .bind(d.track_id.map(|t| t as i64))
+                .bind(keypoints_json(d))
                 .execute(&mut *tx)
                 .await?;
             }
@@ -141,6 +143,9 @@ impl SqliteStore {
         .bind(chunk.detection_count() as i64)
         .execute(&mut *tx)
         .await?;
+        if let Some(c) = checkpoint {
+            checkpoint::put_sqlite(&mut tx, &chunk.stream_id, chunk.sequence, c).await?;
+        }
         tx.commit().await?;
         Ok(())
     }
