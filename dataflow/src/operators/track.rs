@@ -319,7 +319,11 @@ mod tests {
         // The restarted worker sees chunk 1 first and resumes from chunk 0's state.
         let mut second = with_store(stored.clone());
         let (restored, _) = second.process_checkpointed(&mut b);
-        assert_eq!(restored.as_deref(), Some(&b"horses"[..]), "handed to Horses");
+        assert_eq!(
+            restored.as_deref(),
+            Some(&b"horses"[..]),
+            "handed to Horses"
+        );
         assert!(second.process_checkpointed(&mut c).0.is_none());
         assert_eq!(ids(&b), expected[1]);
         assert_eq!(ids(&c), expected[2]);

@@ -10,6 +10,7 @@ use horsestream_proto::{FrameChunk, ProcessedChunk};
 use sqlx::Row;
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 
+use super::checkpoint::{self, StreamCheckpoint};
 use super::records::{
     Alert, AlertQuery, GALLERY_LIMIT, GaitRow, Horse, HorseMatch, HorseObservation, HorseSighting,
     NewAlert, NewStream, NewUser, RetentionReport, Role, Severity, Stream, StreamClaims,
@@ -19,7 +20,6 @@ use super::{
     ChunkErrorRecord, Counters, DetectionRow, FrameRow, StoreStats, bbox_json, check_chunk,
     layout_frames, not_found, push_bbox_json, sql, time,
 };
-use super::checkpoint::{self, StreamCheckpoint};
 use crate::SinkError;
 use crate::error::classify;
 
