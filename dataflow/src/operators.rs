@@ -8,6 +8,8 @@ pub mod sink;
 pub mod track;
 
 use horsestream_proto::ProcessedChunk;
+use std::time::Instant;
+
 use horsestream_sinks::ChunkErrorRecord;
 use horsestream_sinks::store::StreamCheckpoint;
 
@@ -19,6 +21,33 @@ pub enum Outcome {
     Processed(Processed),
     Failed(ChunkErrorRecord),
 }
+    /// Not analysed because a model was unavailable: recorded as degraded, kept for a replay.
+    Degraded(Degraded),
+}
+
+/// A chunk the detector could not analyse because a model failed (session error, model file
+/// unloadable, device gone), not because of the chunk: its frames without detections.
+#[derive(Debug, Clone)]
+pub struct Degraded {
+    pub chunk: ProcessedChunk,
+    pub reason: String,
+    pub trace_id: String,
+}
+
+/// The tracing target of the per-chunk spans (as ingest's, `horsestream_ingest::TRACE_TARGET`).
+pub const TRACE_TARGET: &str = "horsestream::trace";
+
+/// The span of one stage of one chunk, carrying the chunk's trace id (made by ingest).
+pub fn chunk_span(stage: &'static str, trace_id: &str, chunk_id: &str) -> tracing::Span {
+    // Span names are static: one macro call per stage.
+    match stage {
+        "decode" => tracing::info_span!(target: TRACE_TARGET, "decode", trace_id, chunk_id),
+        "detect" => tracing::info_span!(target: TRACE_TARGET, "detect", trace_id, chunk_id),
+        "track" => tracing::info_span!(target: TRACE_TARGET, "track", trace_id, chunk_id),
+        "horses" => tracing::info_span!(target: TRACE_TARGET, "horses", trace_id, chunk_id),
+        "sink" => tracing::info_span!(target: TRACE_TARGET, "sink", trace_id, chunk_id),
+        _ => tracing::info_span!(target: TRACE_TARGET, "stage", stage, trace_id, chunk_id),
+    }
 
 /// A chunk's detections and tracks, and what the horses operator made of them.
 #[derive(Debug, Clone)]
@@ -37,6 +66,10 @@ pub struct Processed {
     /// (set on a stream's first chunk after a restart only).
     pub restored_horses: Option<Vec<u8>>,
 }
+    /// The chunk's trace id, for the spans of the later stages.
+    pub trace_id: String,
+    /// Seconds each later stage (track, horses) spent on the chunk, observed by the sink.
+    pub latency: Vec<(&'static str, f64)>,
 
 impl Processed {
     /// `chunk`, made of the record `from` was decoded from.
@@ -50,5 +83,17 @@ impl Processed {
             checkpoint: None,
             restored_horses: None,
         }
+            trace_id: from.trace_id.clone(),
+            latency: Vec::new(),
     }
 }
+
+    /// Runs stage `name` of this chunk inside its span, timing it for the sink's metrics.
+    pub fn stage<R>(&mut self, name: &'static str, f: impl FnOnce(&mut Self) -> R) -> R {
+        let span = chunk_span(name, &self.trace_id, &self.chunk.chunk_id());
+        let _entered = span.enter();
+        let start = Instant::now();
+        let r = f(self);
+        self.latency.push((name, start.elapsed().as_secs_f64()));
+        r
+    }

@@ -3,13 +3,14 @@
 
 use std::rc::Rc;
 use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use horsestream_dataflow::source::kafka::{KafkaSource, KafkaSourceConfig, Replay};
 use horsestream_dataflow::tracking::TrackerConfig;
 use horsestream_dataflow::{
-    ChunkAnalyzer, Cluster, DataflowConfig, DataflowError, HorseConfig, Metrics, SinkWriter,
-    StreamHorses, StreamProfile, StreamTracks, WorkerParts,
+    Analyzer, ChunkAnalyzer, Cluster, DataflowConfig, DataflowError, Embed, HorseConfig, Metrics,
+    Models, RetryPolicy, SinkWriter, StreamHorses, StreamProfile, StreamTracks, WorkerParts,
 };
 use horsestream_models::ModelRegistry;
 use horsestream_sinks::kafka::{TopicProducer, ensure_topics};
@@ -47,6 +48,11 @@ pub struct Args {
     /// Stop once the chunks present at start-up are processed (replays, tests).
     #[arg(long)]
     pub until_end: bool,
+    /// After a model fails at run time, its chunks are degraded (recorded, not analysed) and
+    /// its sessions rebuilt after 1 s, then twice as long each time up to this (ms; 0 tries
+    /// again at every chunk).
+    #[arg(long, env = "HORSESTREAM_MODEL_RETRY_MAX_MS", default_value_t = 30_000)]
+    pub model_retry_max_ms: u64,
     /// Records a worker takes from the topic per epoch: offsets are committed per epoch, so
     /// this is also how many chunks a restart may read again.
     #[arg(long, env = "HORSESTREAM_RECORDS_PER_EPOCH", default_value_t = 2,
@@ -119,7 +125,7 @@ pub fn run_with(args: Args, replay: Option<Replay>) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::default());
     if let Some(addr) = args.metrics_listen {
         let metrics = metrics.clone();
-        crate::metrics_server::spawn(addr, move || metrics.snapshot().to_prometheus())
+        crate::metrics_server::spawn(addr, move || metrics.to_prometheus(now_us()))
             .with_context(|| format!("serving metrics on {addr}"))?;
     }
     let source_cfg = KafkaSourceConfig {
@@ -129,6 +135,7 @@ pub fn run_with(args: Args, replay: Option<Replay>) -> anyhow::Result<()> {
         replay: replay.clone(),
     };
     let models = args.models.clone();
+    let retry = RetryPolicy::up_to(Duration::from_millis(args.model_retry_max_ms));
     let batch_size = args.models.batch_size;
     let url = args.database_url.clone();
     let m = metrics.clone();
@@ -146,7 +153,7 @@ pub fn run_with(args: Args, replay: Option<Replay>) -> anyhow::Result<()> {
         let (tracks, horses, sink) = store_stages(&url, events, m.clone(), true)?;
         Ok(WorkerParts {
             source,
-            analyzer: analyzer(&registry, &models)?,
+            analyzer: resilient_analyzer(&registry, &models, retry)?,
             tracks,
             horses,
             sink,
@@ -165,14 +172,36 @@ pub fn analyzer(
     registry: &ModelRegistry,
     models: &ModelOptions,
 ) -> Result<ChunkAnalyzer, DataflowError> {
+    let (detector, embedder) = load_models(registry, models)?;
+    let analyzer = ChunkAnalyzer::new(detector, models.batch_size);
+    Ok(match embedder {
+        Some(e) => analyzer.with_embedder(e),
+        None => analyzer,
+    })
+}
+
+/// [`analyzer`] that outlives a model failure at run time: the failed chunks are degraded and
+/// the sessions rebuilt from the model files (checked again) as `retry` says, until they work.
+pub fn resilient_analyzer(
+    registry: &Arc<ModelRegistry>,
+    models: &ModelOptions,
+    retry: RetryPolicy,
+) -> Result<ChunkAnalyzer, DataflowError> {
+    let analyzer = analyzer(registry, models)?;
+    let (registry, options) = (registry.clone(), models.clone());
+    let reload = move || load_models(&registry, &options).map_err(|e| e.to_string());
+    Ok(analyzer.with_reload(Box::new(reload), retry))
+}
+
+/// The detector (and re-ID embedder) sessions of `models`.
+fn load_models(registry: &ModelRegistry, models: &ModelOptions) -> Result<Models, DataflowError> {
     let setup = |e: horsestream_models::ModelError| DataflowError::Setup(e.to_string());
-    let detector = registry.detector(&models.detector).map_err(setup)?;
-    let analyzer = ChunkAnalyzer::new(Box::new(detector), models.batch_size);
+    let detector: Box<dyn Analyzer> = Box::new(registry.detector(&models.detector).map_err(setup)?);
     if models.no_reid {
-        return Ok(analyzer);
+        return Ok((detector, None));
     }
-    let embedder = registry.embedder(&models.reid_model).map_err(setup)?;
-    Ok(analyzer.with_embedder(Box::new(embedder)))
+    let embedder: Box<dyn Embed> = Box::new(registry.embedder(&models.reid_model).map_err(setup)?);
+    Ok((detector, Some(embedder)))
 }
 
 /// One worker's stages that talk to the store, sharing its runtime and connection pool: the
@@ -244,4 +273,10 @@ fn restore_checkpoint(
             }
         }
     }
+}
+
+fn now_us() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
 }

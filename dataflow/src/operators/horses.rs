@@ -25,7 +25,7 @@ impl<'scope, T: Timestamp> Horses<'scope, T> for StreamVec<'scope, T, Outcome> {
                         let mut session = output.session(&cap);
                         for mut outcome in data.drain(..) {
                             if let Outcome::Processed(p) = &mut outcome {
-                                horses.process_record(p);
+                                p.stage("horses", |p| horses.process_record(p));
                             }
                             session.give(outcome);
                         }

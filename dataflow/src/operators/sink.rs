@@ -17,8 +17,8 @@ use horsestream_proto::{
     MetricsUpdate, StreamStatus, TrackedBox,
 };
 use horsestream_sinks::{
-    Alert, ChunkErrorRecord, EventPublisher, GaitRow, Horse, HorseObservation,
-    NewAlert, SinkError, Store,
+    Alert, ChunkErrorRecord, EventPublisher, GaitRow, Horse, HorseObservation, NewAlert, SinkError,
+    Store,
 };
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::StreamVec;
@@ -27,7 +27,7 @@ use timely::dataflow::operators::generic::Operator;
 use timely::progress::Timestamp;
 use tracing::{error, warn};
 
-use super::{Outcome, Processed};
+use super::{Degraded, Outcome, Processed, chunk_span};
 use crate::Metrics;
 
 /// The sink's logic: a store, an event publisher and a small runtime to drive them (shared
@@ -59,6 +59,7 @@ impl SinkWriter {
             store,
             events,
             metrics,
+            degraded: RefCell::default(),
         }
     }
 
@@ -74,7 +75,7 @@ impl SinkWriter {
             match self.runtime.block_on(op()) {
                 Ok(v) => return Ok(v),
                 Err(e) if e.is_retriable() => {
-                    self.metrics.sink_retries.fetch_add(1, Relaxed);
+                    self.metrics.sink_retry(what);
                     warn!(error = %e, what, ?backoff, "sink write failed, retrying");
                     std::thread::sleep(backoff);
                     backoff = (backoff * 2).min(MAX_BACKOFF);
@@ -86,8 +87,65 @@ impl SinkWriter {
 
     pub fn write(&self, outcome: &Outcome) {
         match outcome {
-            Outcome::Processed(p) => self.write_processed(p),
+            Outcome::Processed(p) => {
+                let span = chunk_span("sink", &p.trace_id, &p.chunk.chunk_id());
+                let _entered = span.enter();
+                let start = Instant::now();
+                self.write_processed(p);
+                for (stage, secs) in &p.latency {
+                    self.metrics.operator_latency(stage, *secs);
+                }
+                self.metrics
+                    .operator_latency("sink", start.elapsed().as_secs_f64());
+            }
             Outcome::Failed(e) => self.write_failed(e),
+            Outcome::Degraded(d) => {
+                let span = chunk_span("sink", &d.trace_id, &d.chunk.chunk_id());
+                let _entered = span.enter();
+                self.write_degraded(d);
+            }
+        }
+    }
+
+    /// Records a chunk that was not analysed (`video_chunks.status = 'degraded'`, kept for a
+    /// replay) and, when its stream was not degraded yet, a `stream:status` event `degraded`.
+    fn write_degraded(&self, d: &Degraded) {
+        let chunk = &d.chunk;
+        let m = &self.metrics;
+        m.chunks_degraded.fetch_add(1, Relaxed);
+        m.dropped("degraded");
+        match self.with_retry("degraded chunk", || self.store.record_degraded(chunk)) {
+            Ok(()) => m.sink_rows("video_chunks", 1),
+            Err(e) => {
+                error!(chunk = %chunk.chunk_id(), error = %e, "degraded chunk not recorded")
+            }
+        }
+        warn!(chunk = %chunk.chunk_id(), reason = %d.reason, "chunk degraded: not analysed");
+        if self.degraded.borrow_mut().insert(chunk.stream_id.clone()) {
+            self.publish_status(&chunk.stream_id, "degraded", &d.reason);
+        }
+    }
+
+    /// A `stream:status` event from the dataflow: `degraded` (chunks are not analysed) or
+    /// `recovered` (analysis resumed).
+    fn publish_status(&self, stream_id: &str, state: &str, reason: &str) {
+        let event = Event {
+            version: EVENT_SCHEMA_VERSION,
+            emitted_at_us: now_us(),
+            kind: EventKind::StreamStatus(StreamStatus {
+                stream_id: stream_id.to_owned(),
+                state: state.to_owned(),
+                reason: reason.to_owned(),
+                at_us: now_us(),
+                attempt: 0,
+                gap: None,
+            }),
+        };
+        match self.with_retry("event", || self.events.publish(stream_id, &event)) {
+            Ok(()) => {
+                self.metrics.events_published.fetch_add(1, Relaxed);
+            }
+            Err(e) => error!(stream = stream_id, state, error = %e, "stream:status event lost"),
         }
     }
 
@@ -180,6 +238,31 @@ impl SinkWriter {
         m.frames.fetch_add(u64::from(summary.frames), Relaxed);
         m.detections
             .fetch_add(u64::from(summary.detections), Relaxed);
+        m.sink_rows("video_chunks", 1);
+        m.sink_rows("detections", chunk.detection_count() as u64);
+        m.sink_rows("horses", stored.horses.len() as u64);
+        m.sink_rows(
+            "horse_features",
+            p.analysis
+                .horses
+                .iter()
+                .filter(|h| {
+                    h.feature
+                        .as_ref()
+                        .is_some_and(|f| f.len() == self.store.embedding_dim())
+                })
+                .count() as u64,
+        );
+        m.sink_rows("gait_metrics", stored.gait.len() as u64);
+        m.sink_rows("alerts", stored.alerts.len() as u64);
+        m.frames_out(
+            &chunk.stream_id,
+            chunk.frames.len() as u64,
+            chunk.stream_start_time_us + chunk.end_pts_us,
+        );
+        if self.degraded.borrow_mut().remove(&chunk.stream_id) {
+            self.publish_status(&chunk.stream_id, "recovered", "analysis resumed");
+        }
         m.max_detections_per_frame
             .fetch_max(u64::from(summary.max_horses_per_frame), Relaxed);
         for kind in events(p, summary, &stored) {
@@ -203,8 +286,10 @@ impl SinkWriter {
         self.metrics.chunk_errors.fetch_add(1, Relaxed);
         warn!(source = %e.source, partition = e.partition, offset = e.offset,
               stage = %e.stage, reason = %e.reason, "input refused");
-        if let Err(err) = self.with_retry("chunk error", || self.store.record_error(e)) {
-            error!(error = %err, "chunk error could not be recorded");
+        match self.with_retry("chunk error", || self.store.record_error(e)) {
+            Ok(()) => self.metrics.sink_rows("chunk_errors", 1),
+            Err(err) => error!(error = %err, "chunk error could not be recorded"),
+        self.metrics.dropped(&e.stage);
         }
     }
 }

@@ -201,7 +201,7 @@ impl<'scope, T: Timestamp> Track<'scope, T> for StreamVec<'scope, T, Outcome> {
                         let mut session = output.session(&cap);
                         for mut outcome in data.drain(..) {
                             if let Outcome::Processed(p) = &mut outcome {
-                                tracks.process_record(p);
+                                p.stage("track", |p| tracks.process_record(p));
                             }
                             session.give(outcome);
                         }
