@@ -7,20 +7,22 @@ pub mod horses;
 pub mod sink;
 pub mod track;
 
-use horsestream_proto::ProcessedChunk;
 use std::time::Instant;
 
+use horsestream_proto::ProcessedChunk;
 use horsestream_sinks::ChunkErrorRecord;
 use horsestream_sinks::store::StreamCheckpoint;
 
 use crate::horses::ChunkAnalysis;
 
 /// What became of one input record: errors are data, carried to the sink like results.
+// One outcome per chunk, moved a few times: the size difference between the variants costs
+// nothing measurable, boxing would cost an allocation per chunk.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Outcome {
     Processed(Processed),
     Failed(ChunkErrorRecord),
-}
     /// Not analysed because a model was unavailable: recorded as degraded, kept for a replay.
     Degraded(Degraded),
 }
@@ -48,6 +50,7 @@ pub fn chunk_span(stage: &'static str, trace_id: &str, chunk_id: &str) -> tracin
         "sink" => tracing::info_span!(target: TRACE_TARGET, "sink", trace_id, chunk_id),
         _ => tracing::info_span!(target: TRACE_TARGET, "stage", stage, trace_id, chunk_id),
     }
+}
 
 /// A chunk's detections and tracks, and what the horses operator made of them.
 #[derive(Debug, Clone)]
@@ -65,11 +68,11 @@ pub struct Processed {
     /// The horses' part of the checkpoint `Track` restored the stream from, for `Horses`
     /// (set on a stream's first chunk after a restart only).
     pub restored_horses: Option<Vec<u8>>,
-}
     /// The chunk's trace id, for the spans of the later stages.
     pub trace_id: String,
     /// Seconds each later stage (track, horses) spent on the chunk, observed by the sink.
     pub latency: Vec<(&'static str, f64)>,
+}
 
 impl Processed {
     /// `chunk`, made of the record `from` was decoded from.
@@ -82,11 +85,10 @@ impl Processed {
             offset: from.offset,
             checkpoint: None,
             restored_horses: None,
-        }
             trace_id: from.trace_id.clone(),
             latency: Vec::new(),
+        }
     }
-}
 
     /// Runs stage `name` of this chunk inside its span, timing it for the sink's metrics.
     pub fn stage<R>(&mut self, name: &'static str, f: impl FnOnce(&mut Self) -> R) -> R {
@@ -97,3 +99,4 @@ impl Processed {
         self.latency.push((name, start.elapsed().as_secs_f64()));
         r
     }
+}

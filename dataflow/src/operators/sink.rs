@@ -169,7 +169,11 @@ impl SinkWriter {
                     track_ids: h.track_ids.iter().map(|&t| t as i64).collect(),
                 })
                 .await?;
-            if let Some(f) = h.feature.as_ref().filter(|f| f.len() == EMBEDDING_DIM) {
+            if let Some(f) = h
+                .feature
+                .as_ref()
+                .filter(|f| f.len() == self.store.embedding_dim())
+            {
                 self.store
                     .add_horse_feature(horse.id, time(h.last_us), f)
                     .await?;
@@ -234,10 +238,6 @@ impl SinkWriter {
         };
         let summary = chunk.summary();
         let m = &self.metrics;
-        m.chunks_processed.fetch_add(1, Relaxed);
-        m.frames.fetch_add(u64::from(summary.frames), Relaxed);
-        m.detections
-            .fetch_add(u64::from(summary.detections), Relaxed);
         m.sink_rows("video_chunks", 1);
         m.sink_rows("detections", chunk.detection_count() as u64);
         m.sink_rows("horses", stored.horses.len() as u64);
@@ -263,6 +263,10 @@ impl SinkWriter {
         if self.degraded.borrow_mut().remove(&chunk.stream_id) {
             self.publish_status(&chunk.stream_id, "recovered", "analysis resumed");
         }
+        m.chunks_processed.fetch_add(1, Relaxed);
+        m.frames.fetch_add(u64::from(summary.frames), Relaxed);
+        m.detections
+            .fetch_add(u64::from(summary.detections), Relaxed);
         m.max_detections_per_frame
             .fetch_max(u64::from(summary.max_horses_per_frame), Relaxed);
         for kind in events(p, summary, &stored) {
@@ -284,12 +288,12 @@ impl SinkWriter {
 
     fn write_failed(&self, e: &ChunkErrorRecord) {
         self.metrics.chunk_errors.fetch_add(1, Relaxed);
+        self.metrics.dropped(&e.stage);
         warn!(source = %e.source, partition = e.partition, offset = e.offset,
               stage = %e.stage, reason = %e.reason, "input refused");
         match self.with_retry("chunk error", || self.store.record_error(e)) {
             Ok(()) => self.metrics.sink_rows("chunk_errors", 1),
             Err(err) => error!(error = %err, "chunk error could not be recorded"),
-        self.metrics.dropped(&e.stage);
         }
     }
 }
