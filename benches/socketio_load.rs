@@ -68,6 +68,7 @@ fn event(kind: &str, stream: &str, seq: u64) -> Event {
                             confidence: 0.9,
                             track_id: Some(k as u64 + 1),
                             horse: Some(k + 1),
+                            keypoints: Vec::new(),
                         })
                         .collect(),
                 })

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use horsestream_models::{ExecutionProviderKind, Manifest, ModelRegistry, ModelsConfig};
+use horsestream_models::{ExecutionProviderKind, Manifest, ModelRegistry, ModelsConfig, Task};
 use horsestream_sinks::Store;
 use horsestream_sinks::kafka::{ClientOptions, KafkaConfig};
 
@@ -40,6 +40,12 @@ pub struct ModelOptions {
     /// Frames per inference call.
     #[arg(long, env = "HORSESTREAM_BATCH_SIZE", default_value_t = 8)]
     pub batch_size: usize,
+    /// Run this pose model (a manifest entry of task `pose`, e.g. `rtmpose_ap10k`) on the
+    /// detections of every stream. Without it, a stream runs the pose model activated for it
+    /// (`PUT /api/v1/streams/{id}/model`), looked up again every 30 s. A pose model whose file
+    /// is not installed is logged once and its streams run without pose.
+    #[arg(long, env = "HORSESTREAM_POSE_MODEL")]
+    pub pose_model: Option<String>,
 }
 
 impl ModelOptions {
@@ -71,6 +77,15 @@ impl ModelOptions {
             registry
                 .embedder(&self.reid_model)
                 .with_context(|| format!("loading re-ID model {:?}", self.reid_model))?;
+        }
+        if let Some(name) = &self.pose_model {
+            // A wrong name is a typo to refuse now; a missing file only turns pose off.
+            let entry = registry.manifest().get(name)?;
+            anyhow::ensure!(
+                entry.task == Task::Pose,
+                "--pose-model {name:?} is a {} model, not a pose model",
+                entry.task
+            );
         }
         Ok(registry)
     }

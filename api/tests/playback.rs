@@ -11,7 +11,7 @@ use axum::http::{Request, StatusCode};
 use chrono::Utc;
 use horsestream_api::auth::Role;
 use horsestream_api::{AppState, PlaybackSettings, app};
-use horsestream_proto::testing;
+use horsestream_proto::{Keypoint, testing};
 use horsestream_sinks::HorseSighting;
 
 use common::stores::{file_stream, state_with_store, stores, unique};
@@ -172,6 +172,56 @@ async fn hls_without_a_configured_folder_is_unavailable() {
         (r.status, r.error_code()),
         (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
     );
+}
+
+/// A stream whose pose is on: each box of the overlay carries its keypoints, `[x, y, score]` in
+/// source pixels in the model's order, exactly as stored; a box without pose has none.
+#[tokio::test]
+async fn overlay_boxes_carry_their_keypoints() {
+    for (backend, store, _dir) in stores().await {
+        let state = state_with_store(&store);
+        let app = app(state.clone());
+        let viewer = token(&state, Role::Viewer);
+        let id = unique("pose");
+        store.create_stream(&file_stream(&id)).await.unwrap();
+        let start = Utc::now().timestamp_micros() - 60_000_000;
+        // Frames 100 ms apart with 2 boxes each; the first box of each frame has a pose.
+        let mut chunk = testing::chunk(&id, 0, start, 0, 2_000_000, &[2; 20]);
+        for f in &mut chunk.frames {
+            let b = f.detections[0].bbox;
+            f.detections[0].keypoints = (0..17)
+                .map(|k| Keypoint {
+                    x: b.x + 2.5 * k as f32,
+                    y: b.y + b.h - k as f32,
+                    score: 0.125 + k as f32 / 32.0,
+                })
+                .collect();
+        }
+        store.write_chunk(&chunk).await.unwrap();
+        let r = call(
+            &app,
+            "GET",
+            &format!("/api/v1/streams/{id}/overlay?fromPts=300000&toPts=400000"),
+            None,
+            &viewer,
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::OK, "{backend}: {}", r.json);
+        let boxes = &r.json["frames"][0]["boxes"];
+        assert_eq!(r.json["frames"][0]["ptsUs"], 300_000, "{backend}");
+        // Frame 3: box 0 at (10, 23) sized 50×40 (`testing::chunk`).
+        let want: Vec<serde_json::Value> = (0..17)
+            .map(|k| {
+                serde_json::json!([
+                    10.0 + 2.5 * k as f64,
+                    63.0 - k as f64,
+                    0.125 + k as f64 / 32.0
+                ])
+            })
+            .collect();
+        assert_eq!(boxes[0]["keypoints"], serde_json::json!(want), "{backend}");
+        assert_eq!(boxes[1]["keypoints"], serde_json::json!([]), "{backend}");
+    }
 }
 
 #[tokio::test]

@@ -669,6 +669,7 @@ mod tests {
                                 confidence: 0.9,
                                 bbox: *b,
                                 track_id: Some(*track),
+                                keypoints: Vec::new(),
                             })
                             .collect(),
                         embeddings: seen.into_iter().map(|(_, _, e)| e).collect(),
@@ -1012,7 +1013,8 @@ mod tests {
         let (analysis, saved) = first.process_checkpointed(&a, None);
         assert_eq!(analysis, expected[0]);
 
-        let mut second = horses(HorseConfig::default(), StreamProfile::default()).with_checkpoints();
+        let mut second =
+            horses(HorseConfig::default(), StreamProfile::default()).with_checkpoints();
         assert_eq!(second.process_checkpointed(&b, saved).0, expected[1]);
         assert_eq!(second.process_checkpointed(&c, None).0, expected[2]);
 

@@ -21,6 +21,7 @@ pub use metrics::{Metrics, MetricsSnapshot};
 pub use operators::detect::{
     Analyzer, ChunkAnalyzer, Embed, Failure, Found, Models, Reload, RetryPolicy,
 };
+pub use operators::pose::{EstimatePose, LoadPose, PoseStage, SelectPose};
 pub use operators::sink::SinkWriter;
 pub use operators::track::StreamTracks;
 pub use run::{Cluster, DataflowConfig, WorkerParts, run};

@@ -4,6 +4,7 @@
 pub mod decode;
 pub mod detect;
 pub mod horses;
+pub mod pose;
 pub mod sink;
 pub mod track;
 

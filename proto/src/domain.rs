@@ -295,6 +295,61 @@ pub(crate) fn checked_confidence(c: f32) -> Result<f32, ProtoError> {
     }
 }
 
+/// One body keypoint of a detection (pose), in source-image pixels.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Keypoint {
+    pub x: f32,
+    pub y: f32,
+    /// The pose model's confidence: RTMPose's SimCC maximum, mostly in 0–1 but not bounded;
+    /// `<= 0` means the model did not locate the keypoint.
+    pub score: f32,
+}
+
+/// The most keypoints one detection may carry (AP-10K has 17; COCO-WholeBody's 133 are not
+/// for horses).
+pub const MAX_KEYPOINTS: usize = 64;
+
+/// The largest coordinate a keypoint may have, pixels: a keypoint lies on or near its frame
+/// (at most [`MAX_FRAME_SIDE`]); the margin allows for a box padded beyond the border.
+pub const MAX_KEYPOINT_COORD: f32 = 4.0 * MAX_FRAME_SIDE as f32;
+
+impl From<Keypoint> for wire::Keypoint {
+    fn from(k: Keypoint) -> Self {
+        wire::Keypoint {
+            x: k.x,
+            y: k.y,
+            score: k.score,
+        }
+    }
+}
+
+/// Keypoints a peer sent: at most [`MAX_KEYPOINTS`], each finite and within
+/// [`MAX_KEYPOINT_COORD`] of the origin.
+pub(crate) fn checked_keypoints(ks: Vec<wire::Keypoint>) -> Result<Vec<Keypoint>, ProtoError> {
+    if ks.len() > MAX_KEYPOINTS {
+        return Err(invalid(
+            "keypoints",
+            format!("{} keypoints, more than {MAX_KEYPOINTS}", ks.len()),
+        ));
+    }
+    ks.into_iter()
+        .map(|k| {
+            let inside = |v: f32| v.is_finite() && v.abs() <= MAX_KEYPOINT_COORD;
+            if !inside(k.x) || !inside(k.y) || !k.score.is_finite() {
+                return Err(invalid(
+                    "keypoints",
+                    format!("({}, {}) score {} is not a finite point", k.x, k.y, k.score),
+                ));
+            }
+            Ok(Keypoint {
+                x: k.x,
+                y: k.y,
+                score: k.score,
+            })
+        })
+        .collect()
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Detection {
     pub frame_index: u32,
@@ -303,6 +358,8 @@ pub struct Detection {
     pub confidence: f32,
     pub bbox: BoundingBox,
     pub track_id: Option<u64>,
+    /// The pose, in the pose model's keypoint order; empty when pose is off for the stream.
+    pub keypoints: Vec<Keypoint>,
 }
 
 impl From<Detection> for wire::Detection {
@@ -314,6 +371,7 @@ impl From<Detection> for wire::Detection {
             confidence: d.confidence,
             bbox: Some(d.bbox.into()),
             track_id: d.track_id,
+            keypoints: d.keypoints.into_iter().map(Into::into).collect(),
         }
     }
 }
@@ -328,6 +386,7 @@ impl TryFrom<wire::Detection> for Detection {
             confidence: checked_confidence(w.confidence)?,
             bbox: required_box(w.bbox)?,
             track_id: w.track_id,
+            keypoints: checked_keypoints(w.keypoints)?,
         })
     }
 }
@@ -606,8 +665,10 @@ mod tests {
             frame_index in any::<u32>(), pts_us in any::<i64>(), class_id in 0u32..80,
             confidence in 0.0f32..=1.0, x in -1e4f32..1e4, y in -1e4f32..1e4, w in 0f32..1e4, h in 0f32..1e4,
             track_id in proptest::option::of(any::<u64>()),
+            keypoints in proptest::collection::vec((-1e4f32..1e4, -1e4f32..1e4, -1f32..2.0), 0..=17),
         ) {
-            let d = Detection { frame_index, pts_us, class_id, confidence, bbox: BoundingBox { x, y, w, h }, track_id };
+            let keypoints = keypoints.into_iter().map(|(x, y, score)| Keypoint { x, y, score }).collect();
+            let d = Detection { frame_index, pts_us, class_id, confidence, bbox: BoundingBox { x, y, w, h }, track_id, keypoints };
             let back = Detection::try_from(wire::Detection::from(d.clone())).unwrap();
             prop_assert_eq!(back, d);
         }
@@ -652,6 +713,7 @@ mod tests {
                         boxes: vec![crate::TrackedBox {
                             bbox: BoundingBox { x, y: 1.0, w: 2.0, h: 3.0 },
                             confidence: conf, track_id: track, horse,
+                            keypoints: vec![Keypoint { x, y: 2.5, score: conf }; 17],
                         }],
                     }],
                 }),
@@ -679,6 +741,84 @@ mod tests {
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
             let _ = FrameChunk::decode(&bytes);
         }
+    }
+
+    /// A detection of the given keypoints, as a peer would send it.
+    fn with_keypoints(keypoints: Vec<wire::Keypoint>) -> wire::Detection {
+        wire::Detection {
+            confidence: 0.5,
+            bbox: Some(wire::BoundingBox::default()),
+            keypoints,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn keypoints_that_are_not_finite_points_or_too_many_are_refused() {
+        let kp = |x: f32, y: f32, score: f32| wire::Keypoint { x, y, score };
+        let ok = Detection::try_from(with_keypoints(vec![kp(3.0, 4.0, 0.9); 17])).unwrap();
+        assert_eq!(
+            ok.keypoints[16],
+            Keypoint {
+                x: 3.0,
+                y: 4.0,
+                score: 0.9
+            }
+        );
+        for bad in [
+            vec![kp(f32::NAN, 1.0, 0.5)],
+            vec![kp(1.0, f32::INFINITY, 0.5)],
+            vec![kp(1.0, 1.0, f32::NAN)],
+            vec![kp(MAX_KEYPOINT_COORD * 2.0, 1.0, 0.5)],
+            vec![kp(1.0, 1.0, 0.5); MAX_KEYPOINTS + 1],
+        ] {
+            assert!(matches!(
+                Detection::try_from(with_keypoints(bad)),
+                Err(ProtoError::Invalid {
+                    what: "keypoints",
+                    ..
+                })
+            ));
+        }
+        // A detection of a producer that predates keypoints decodes with none.
+        let old = wire::Detection {
+            confidence: 0.5,
+            bbox: Some(wire::BoundingBox::default()),
+            ..Default::default()
+        };
+        assert!(Detection::try_from(old).unwrap().keypoints.is_empty());
+    }
+
+    #[test]
+    fn a_detection_update_keypoint_is_checked_like_a_detections() {
+        let w = wire::Event {
+            version: 1,
+            emitted_at_us: 0,
+            kind: Some(wire::event::Kind::DetectionUpdate(wire::DetectionUpdate {
+                stream_id: "s".into(),
+                frames: vec![wire::FrameBoxes {
+                    boxes: vec![wire::TrackedBox {
+                        bbox: Some(wire::BoundingBox::default()),
+                        confidence: 0.5,
+                        keypoints: vec![wire::Keypoint {
+                            x: f32::NAN,
+                            y: 0.0,
+                            score: 1.0,
+                        }],
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            })),
+        };
+        assert!(matches!(
+            Event::decode(&w.encode_to_vec()),
+            Err(ProtoError::Invalid {
+                what: "keypoints",
+                ..
+            })
+        ));
     }
 
     #[test]

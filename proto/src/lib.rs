@@ -9,8 +9,8 @@ pub mod testing;
 
 pub use domain::{
     BoundingBox, ChunkProcessed, Detection, Event, EventKind, Frame, FrameChunk, FrameEncoding,
-    FrameResult, MAX_FRAME_SIDE, MAX_STREAM_ID_LEN, MAX_TIME_US, ProcessedChunk, ProtoError,
-    StreamStatus, chunk_id, is_trace_id, stream_dir_name,
+    FrameResult, Keypoint, MAX_FRAME_SIDE, MAX_KEYPOINT_COORD, MAX_KEYPOINTS, MAX_STREAM_ID_LEN,
+    MAX_TIME_US, ProcessedChunk, ProtoError, StreamStatus, chunk_id, is_trace_id, stream_dir_name,
 };
 pub use live::{AlertRaised, DetectionUpdate, FrameBoxes, HorseUpdate, MetricsUpdate, TrackedBox};
 

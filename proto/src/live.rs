@@ -2,7 +2,9 @@
 //! (`detection:update`), a horse seen (`horse:update`), a gait window (`metrics:update`) and
 //! a fired alert rule (`alert:raised`). Wire conversions validate what a peer could get wrong.
 
-use crate::domain::{BoundingBox, ProtoError, checked_confidence, invalid, required_box};
+use crate::domain::{
+    BoundingBox, Keypoint, ProtoError, checked_confidence, checked_keypoints, invalid, required_box,
+};
 use crate::wire;
 
 /// A box as the live view draws it: the detection, its track and its horse.
@@ -13,6 +15,8 @@ pub struct TrackedBox {
     pub track_id: Option<u64>,
     /// The stream's horse number (`Horse_{n}`).
     pub horse: Option<u32>,
+    /// The detection's pose; empty when pose is off for the stream.
+    pub keypoints: Vec<Keypoint>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -105,6 +109,7 @@ impl From<DetectionUpdate> for wire::DetectionUpdate {
                             confidence: b.confidence,
                             track_id: b.track_id,
                             horse: b.horse,
+                            keypoints: b.keypoints.into_iter().map(Into::into).collect(),
                         })
                         .collect(),
                 })
@@ -130,6 +135,7 @@ impl TryFrom<wire::DetectionUpdate> for DetectionUpdate {
                             confidence: checked_confidence(b.confidence)?,
                             track_id: b.track_id,
                             horse: b.horse,
+                            keypoints: checked_keypoints(b.keypoints)?,
                         })
                     })
                     .collect::<Result<_, ProtoError>>()?;

@@ -44,6 +44,7 @@ pub fn chunk(
                                 h: 40.0,
                             },
                             track_id: Some(k as u64 + 1),
+                            keypoints: Vec::new(),
                         })
                         .collect(),
                     embeddings: Vec::new(),

@@ -72,6 +72,7 @@ fn chunks(stream_id: &str) -> Vec<ProcessedChunk> {
                                     h: 120.75,
                                 },
                                 track_id: Some(k as u64),
+                                keypoints: Vec::new(),
                             })
                             .collect(),
                         embeddings: Vec::new(),

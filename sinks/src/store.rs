@@ -21,8 +21,8 @@ pub use checkpoint::{CHECKPOINTS_KEPT, StreamCheckpoint};
 pub use postgres::PgStore;
 pub use query::{DetectionKey, DetectionQuery, ModelRow, StoredDetection};
 pub use records::{
-    Alert, AlertQuery, AlertRules, Calibration, EMBEDDING_DIM, GALLERY_LIMIT, GaitRow, Horse, HorseMatch,
-    HorseObservation, HorseSighting, MAX_EMBEDDING_DIM, NewAlert, NewStream, NewUser,
+    Alert, AlertQuery, AlertRules, Calibration, EMBEDDING_DIM, GALLERY_LIMIT, GaitRow, Horse,
+    HorseMatch, HorseObservation, HorseSighting, MAX_EMBEDDING_DIM, NewAlert, NewStream, NewUser,
     RetentionReport, Role, Severity, Stream, StreamClaims, StreamPatch, User, Zone,
 };
 pub use sqlite::SqliteStore;
@@ -565,6 +565,50 @@ pub(crate) fn push_bbox_json(out: &mut String, d: &horsestream_proto::Detection)
     out.push('}');
 }
 
+/// Appends the JSON kept in the `keypoints` column, `[[x,y,score],…]`, each number in its
+/// shortest `f32` form (validated finite before any write, as [`push_bbox_json`]'s).
+pub(crate) fn push_keypoints_json(out: &mut String, d: &horsestream_proto::Detection) {
+    let mut num = ryu::Buffer::new();
+    out.push('[');
+    for (i, k) in d.keypoints.iter().enumerate() {
+        out.push_str(if i == 0 { "[" } else { ",[" });
+        for (j, v) in [k.x, k.y, k.score].into_iter().enumerate() {
+            if j > 0 {
+                out.push(',');
+            }
+            out.push_str(if v.is_finite() {
+                num.format_finite(v)
+            } else {
+                "null"
+            });
+        }
+        out.push(']');
+    }
+    out.push(']');
+}
+
+/// The `keypoints` column of a detection: `None` (SQL NULL) without pose.
+pub(crate) fn keypoints_json(d: &horsestream_proto::Detection) -> Option<String> {
+    if d.keypoints.is_empty() {
+        return None;
+    }
+    let mut s = String::with_capacity(24 * d.keypoints.len() + 2);
+    push_keypoints_json(&mut s, d);
+    Some(s)
+}
+
+/// A stored `keypoints` value back as `[x, y, score]` triples (none for NULL).
+pub(crate) fn keypoints_from_json(
+    v: Option<serde_json::Value>,
+) -> Result<Vec<[f32; 3]>, SinkError> {
+    v.map_or(Ok(Vec::new()), |v| {
+        serde_json::from_value(v).map_err(|e| SinkError::Invalid {
+            what: "stored keypoints",
+            reason: e.to_string(),
+        })
+    })
+}
+
 /// [`push_bbox_json`] into a string of its own.
 pub(crate) fn bbox_json(d: &horsestream_proto::Detection) -> String {
     let mut s = String::with_capacity(96);
@@ -610,9 +654,48 @@ pub(crate) fn layout_frames(
 
 #[cfg(test)]
 mod tests {
-    use horsestream_proto::{BoundingBox, Detection};
+    use horsestream_proto::{BoundingBox, Detection, Keypoint};
 
-    use super::bbox_json;
+    use super::{bbox_json, keypoints_from_json, keypoints_json};
+
+    #[test]
+    fn keypoints_json_round_trips_each_f32_exactly_and_is_null_without_pose() {
+        let mut d = Detection {
+            frame_index: 0,
+            pts_us: 0,
+            class_id: 17,
+            confidence: 0.6,
+            bbox: BoundingBox {
+                x: 1.0,
+                y: 2.0,
+                w: 3.0,
+                h: 4.0,
+            },
+            track_id: None,
+            keypoints: Vec::new(),
+        };
+        assert_eq!(keypoints_json(&d), None);
+        d.keypoints = vec![
+            Keypoint {
+                x: 70.1,
+                y: -1.25e-7,
+                score: 0.93,
+            },
+            Keypoint {
+                x: 1234.567,
+                y: 3.0e5,
+                score: -0.5,
+            },
+        ];
+        let text = keypoints_json(&d).unwrap();
+        let back = keypoints_from_json(Some(serde_json::from_str(&text).unwrap())).unwrap();
+        assert_eq!(
+            back,
+            vec![[70.1, -1.25e-7, 0.93], [1234.567, 3.0e5, -0.5]],
+            "{text}"
+        );
+        assert!(keypoints_from_json(None).unwrap().is_empty());
+    }
 
     #[test]
     fn bbox_json_is_json_with_each_f32_exactly() {
@@ -628,6 +711,7 @@ mod tests {
                 h: 3.0e5,
             },
             track_id: None,
+            keypoints: Vec::new(),
         };
         let text = bbox_json(&d);
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();

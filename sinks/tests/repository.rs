@@ -6,7 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
-use horsestream_proto::{Frame, FrameChunk, FrameEncoding, ProcessedChunk, testing};
+use horsestream_proto::{Frame, FrameChunk, FrameEncoding, Keypoint, ProcessedChunk, testing};
+use horsestream_sinks::store::DetectionQuery;
 use horsestream_sinks::{
     AlertQuery, AlertRules, Calibration, DetectionProblem, EMBEDDING_DIM, GALLERY_LIMIT, GaitRow,
     HorseObservation, HorseSighting, NewAlert, NewStream, NewUser, RetentionJob, Role, Severity,
@@ -80,6 +81,7 @@ on_both_backends!(
     same_chunk_written_three_times_is_stored_once,
     chunk_replayed_after_its_row_aged_out_is_stored_once,
     chunk_with_bad_detection_is_rejected_whole,
+    keypoints_are_stored_with_their_detections,
     gait_windows_are_idempotent_and_need_a_known_stream,
     horses_are_numbered_and_widened_by_sightings,
     observed_horses_are_kept_by_number_and_replays_change_nothing,
@@ -314,6 +316,64 @@ async fn chunk_replayed_after_its_row_aged_out_is_stored_once(store: &Store) {
     let frames = store.frames(&id).await.unwrap();
     assert_eq!(frames.len(), 2);
     assert_eq!(box_count(&frames), 3);
+}
+
+/// A pose on the first detection of every frame: keypoint `j` at `(x + j, y + 0.5)`.
+fn posed(mut c: ProcessedChunk) -> ProcessedChunk {
+    for f in &mut c.frames {
+        if let Some(d) = f.detections.first_mut() {
+            d.keypoints = (0..17)
+                .map(|j| Keypoint {
+                    x: d.bbox.x + j as f32,
+                    y: d.bbox.y + 0.5,
+                    score: 0.25 + j as f32 / 100.0,
+                })
+                .collect();
+        }
+    }
+    c
+}
+
+/// Keypoints go in with their detections on every write path (on PostgreSQL the `COPY`, and
+/// the row-by-row merge when a chunk's detection keys outlived its chunk row) and come back
+/// with them; a detection without pose reads back without keypoints. In 1996 under the
+/// retention lock, as `chunk_replayed_after_its_row_aged_out_is_stored_once`.
+async fn keypoints_are_stored_with_their_detections(store: &Store) {
+    let _serial = RETENTION_SERIAL.lock().await;
+    let id = stream(store).await;
+    let start = Utc.with_ymd_and_hms(1996, 1, 2, 0, 0, 0).unwrap();
+    store
+        .write_chunk(&posed(chunk(&id, 0, start.timestamp_micros(), &[2])))
+        .await
+        .unwrap();
+    store
+        .drop_before(start + chrono::Duration::minutes(1))
+        .await
+        .unwrap();
+    // The chunk again with a second frame: its rows go in by the merge path on PostgreSQL.
+    let again = posed(chunk(&id, 0, start.timestamp_micros(), &[2, 2]));
+    store.write_chunk(&again).await.unwrap();
+    let rows = store
+        .detections(&DetectionQuery {
+            stream_id: id.clone(),
+            from: None,
+            to: None,
+            after: None,
+            limit: 100,
+        })
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 4);
+    for r in &rows {
+        let d = &again.frames[r.frame_index as usize].detections[r.det_index as usize];
+        let want: Vec<[f32; 3]> = d.keypoints.iter().map(|k| [k.x, k.y, k.score]).collect();
+        assert_eq!(
+            r.keypoints, want,
+            "frame {} detection {}",
+            r.frame_index, r.det_index
+        );
+        assert_eq!(r.keypoints.len(), if r.det_index == 0 { 17 } else { 0 });
+    }
 }
 
 async fn chunk_with_bad_detection_is_rejected_whole(store: &Store) {

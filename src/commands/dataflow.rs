@@ -12,7 +12,8 @@ use horsestream_dataflow::{
     Analyzer, ChunkAnalyzer, Cluster, DataflowConfig, DataflowError, Embed, HorseConfig, Metrics,
     Models, RetryPolicy, SinkWriter, StreamHorses, StreamProfile, StreamTracks, WorkerParts,
 };
-use horsestream_models::ModelRegistry;
+use horsestream_dataflow::{EstimatePose, LoadPose, PoseStage, SelectPose};
+use horsestream_models::{ModelRegistry, Task};
 use horsestream_sinks::kafka::{TopicProducer, ensure_topics};
 use horsestream_sinks::{EventPublisher, Store};
 
@@ -48,16 +49,16 @@ pub struct Args {
     /// Stop once the chunks present at start-up are processed (replays, tests).
     #[arg(long)]
     pub until_end: bool,
-    /// After a model fails at run time, its chunks are degraded (recorded, not analysed) and
-    /// its sessions rebuilt after 1 s, then twice as long each time up to this (ms; 0 tries
-    /// again at every chunk).
-    #[arg(long, env = "HORSESTREAM_MODEL_RETRY_MAX_MS", default_value_t = 30_000)]
-    pub model_retry_max_ms: u64,
     /// Records a worker takes from the topic per epoch: offsets are committed per epoch, so
     /// this is also how many chunks a restart may read again.
     #[arg(long, env = "HORSESTREAM_RECORDS_PER_EPOCH", default_value_t = 2,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub records_per_epoch: u64,
+    /// After a model fails at run time, its chunks are degraded (recorded, not analysed) and
+    /// its sessions rebuilt after 1 s, then twice as long each time up to this (ms; 0 tries
+    /// again at every chunk).
+    #[arg(long, env = "HORSESTREAM_MODEL_RETRY_MAX_MS", default_value_t = 30_000)]
+    pub model_retry_max_ms: u64,
     #[command(flatten)]
     pub kafka: KafkaOptions,
     #[command(flatten)]
@@ -153,7 +154,8 @@ pub fn run_with(args: Args, replay: Option<Replay>) -> anyhow::Result<()> {
         let (tracks, horses, sink) = store_stages(&url, events, m.clone(), true)?;
         Ok(WorkerParts {
             source,
-            analyzer: resilient_analyzer(&registry, &models, retry)?,
+            analyzer: resilient_analyzer(&registry, &models, retry)?
+                .with_pose(pose_stage(&registry, &models, &url)?),
             tracks,
             horses,
             sink,
@@ -191,6 +193,48 @@ pub fn resilient_analyzer(
     let (registry, options) = (registry.clone(), models.clone());
     let reload = move || load_models(&registry, &options).map_err(|e| e.to_string());
     Ok(analyzer.with_reload(Box::new(reload), retry))
+}
+
+/// One worker's pose stage. With `--pose-model` every stream runs that model; otherwise each
+/// stream runs the pose model activated for it in `stream_models` (a model of task `pose`),
+/// read through this worker's own connection to `url` at the stream's first chunk and again
+/// every 30 s. Sessions are built on first use, one per model per worker; a model that cannot
+/// be loaded (its optional file missing) turns pose off for its streams, logged once.
+pub fn pose_stage(
+    registry: &Arc<ModelRegistry>,
+    models: &ModelOptions,
+    url: &str,
+) -> Result<PoseStage, DataflowError> {
+    let select: SelectPose = match &models.pose_model {
+        Some(name) => {
+            let name = name.clone();
+            Box::new(move |_| Some(name.clone()))
+        }
+        None => {
+            let rt = runtime().map_err(|e| DataflowError::Setup(e.to_string()))?;
+            let store = rt.block_on(Store::connect(url))?;
+            let manifest = registry.manifest().clone();
+            Box::new(move |stream| match rt.block_on(store.stream_models()) {
+                Ok(chosen) => chosen
+                    .into_iter()
+                    .filter(|(s, _)| s == stream)
+                    .map(|(_, model)| model)
+                    .find(|m| manifest.get(m).is_ok_and(|e| e.task == Task::Pose)),
+                Err(e) => {
+                    tracing::warn!(stream, error = %e, "stream models unreadable, no pose for now");
+                    None
+                }
+            })
+        }
+    };
+    let registry = registry.clone();
+    let load: LoadPose = Box::new(move |name| {
+        registry
+            .pose_estimator(name)
+            .map(|e| Box::new(e) as Box<dyn EstimatePose>)
+            .map_err(|e| e.to_string())
+    });
+    Ok(PoseStage::new(select, load))
 }
 
 /// The detector (and re-ID embedder) sessions of `models`.

@@ -12,7 +12,7 @@ use horsestream_ingest::{IngestConfig, SampleSpec, VideoSource, ingest_file};
 use horsestream_sinks::{EventPublisher, Store};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::dataflow::{analyzer, store_stages};
+use super::dataflow::{analyzer, pose_stage, store_stages};
 use super::sample::PhotoOption;
 use crate::options::{ModelOptions, runtime};
 
@@ -128,7 +128,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         )?;
         Ok(WorkerParts {
             source: bus.clone(),
-            analyzer: analyzer(&registry, &models)?,
+            analyzer: analyzer(&registry, &models)?
+                .with_pose(pose_stage(&registry, &models, &sink_url)?),
             tracks,
             horses,
             sink,

@@ -42,6 +42,8 @@ export interface OverlayBox {
   trackId: number | null;
   horseId?: number | null;
   horse: string | null;
+  /** The pose, `[x, y, score]` per AP-10K keypoint in source pixels; empty without pose. */
+  keypoints?: [number, number, number][];
 }
 
 export interface OverlayFrame {

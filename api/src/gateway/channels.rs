@@ -143,6 +143,8 @@ pub fn outgoing(event: &Event) -> Outgoing {
                         "confidence": b.confidence,
                         "trackId": b.track_id,
                         "horse": b.horse,
+                        // `[x, y, score]` per keypoint (AP-10K order); empty without pose.
+                        "keypoints": b.keypoints.iter().map(|k| [k.x, k.y, k.score]).collect::<Vec<_>>(),
                     })).collect::<Vec<_>>(),
                 })).collect::<Vec<_>>(),
                 "emittedAtUs": event.emitted_at_us,
@@ -262,8 +264,8 @@ mod tests {
     #[test]
     fn analysis_events_go_to_their_channels() {
         use horsestream_proto::{
-            AlertRaised, BoundingBox, DetectionUpdate, FrameBoxes, HorseUpdate, MetricsUpdate,
-            TrackedBox,
+            AlertRaised, BoundingBox, DetectionUpdate, FrameBoxes, HorseUpdate, Keypoint,
+            MetricsUpdate, TrackedBox,
         };
         let at = |kind| Event {
             version: 1,
@@ -288,6 +290,11 @@ mod tests {
                     confidence: 0.5,
                     track_id: Some(7),
                     horse: Some(2),
+                    keypoints: vec![Keypoint {
+                        x: 1.5,
+                        y: 2.5,
+                        score: 0.75,
+                    }],
                 }],
             }],
         })));
@@ -297,6 +304,10 @@ mod tests {
         );
         assert_eq!(d.payload["frames"][0]["boxes"][0]["trackId"], 7);
         assert_eq!(d.payload["frames"][0]["boxes"][0]["horse"], 2);
+        assert_eq!(
+            d.payload["frames"][0]["boxes"][0]["keypoints"],
+            json!([[1.5, 2.5, 0.75]])
+        );
         assert_eq!(d.payload["frames"][0]["ptsUs"], 300_000);
         let h = outgoing(&at(EventKind::HorseUpdate(HorseUpdate {
             stream_id: "cam".into(),

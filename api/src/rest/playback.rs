@@ -142,6 +142,10 @@ pub struct OverlayBox {
     pub horse_id: Option<i64>,
     /// Its display name (`Horse_3` until someone names it).
     pub horse: Option<String>,
+    /// The pose, `[x, y, score]` per keypoint in source pixels, in the pose model's order
+    /// (AP-10K's 17); empty when pose is off for the stream.
+    #[serde(default)]
+    pub keypoints: Vec<[f32; 3]>,
 }
 
 /// The boxes of one frame, keyed by the frame's PTS (the video's own timestamps).
@@ -204,6 +208,7 @@ pub fn overlay_frames(
             track_id: d.track_id,
             horse_id: horse.map(|h| h.id).or(d.horse_id),
             horse: horse.map(|h| h.name.clone()),
+            keypoints: d.keypoints.clone(),
         });
     }
     frames
@@ -320,6 +325,11 @@ mod tests {
             bbox: serde_json::json!({"x": 1.0, "y": 2.0, "w": 3.0, "h": 4.0, "confidence": 0.9}),
             horse_id: None,
             track_id: track,
+            keypoints: if det == 0 {
+                vec![[1.5, 2.5, 0.8]; 17]
+            } else {
+                Vec::new()
+            },
         }
     }
 
@@ -349,5 +359,7 @@ mod tests {
         assert_eq!((frames[0].boxes[0].x, frames[0].boxes[0].h), (1.0, 4.0));
         assert_eq!(frames[1].pts_us, 100_000);
         assert_eq!(frames[1].boxes[0].track_id, Some(9));
+        assert_eq!(frames[0].boxes[0].keypoints, vec![[1.5, 2.5, 0.8]; 17]);
+        assert!(frames[0].boxes[1].keypoints.is_empty());
     }
 }

@@ -124,6 +124,8 @@ pub struct ChunkAnalyzer {
     /// `None` after a failure when the sessions are rebuilt by `reload`.
     analyzer: Option<Box<dyn Analyzer>>,
     embedder: Option<Box<dyn Embed>>,
+    /// Keypoints for the detections of streams whose pose is on (`pose.rs`).
+    pose: Option<super::pose::PoseStage>,
     batch_size: usize,
     reload: Option<Reload>,
     retry: RetryPolicy,
@@ -145,6 +147,7 @@ impl ChunkAnalyzer {
         ChunkAnalyzer {
             analyzer: Some(analyzer),
             embedder: None,
+            pose: None,
             batch_size: batch_size.max(1),
             reload: None,
             retry: RetryPolicy::default(),
@@ -156,6 +159,12 @@ impl ChunkAnalyzer {
     /// Also computes an appearance embedding for every detection.
     pub fn with_embedder(mut self, embedder: Box<dyn Embed>) -> Self {
         self.embedder = Some(embedder);
+        self
+    }
+
+    /// Also runs the pose stage on each batch's detections (streams whose pose is on).
+    pub fn with_pose(mut self, pose: super::pose::PoseStage) -> Self {
+        self.pose = Some(pose);
         self
     }
 
@@ -297,10 +306,15 @@ impl ChunkAnalyzer {
                             confidence: d.score,
                             bbox: d.bbox,
                             track_id: None,
+                            keypoints: Vec::new(),
                         })
                         .collect(),
                     embeddings,
                 });
+            }
+            if let Some(pose) = &mut self.pose {
+                let first = frames.len() - batch.len();
+                pose.attach(&chunk.stream_id, &images, &mut frames[first..]);
             }
         }
         Ok(processed(chunk, frames))

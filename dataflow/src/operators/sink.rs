@@ -335,6 +335,7 @@ fn events(
                         confidence: d.confidence,
                         track_id: d.track_id,
                         horse: d.track_id.and_then(|t| a.horse_of_track.get(&t).copied()),
+                        keypoints: d.keypoints.clone(),
                     })
                     .collect(),
             })

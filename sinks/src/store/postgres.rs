@@ -18,7 +18,7 @@ use super::records::{
 };
 use super::{
     ChunkErrorRecord, Counters, DetectionRow, FrameRow, StoreStats, bbox_json, check_chunk,
-    layout_frames, not_found, push_bbox_json, sql, time,
+    keypoints_json, layout_frames, not_found, push_bbox_json, push_keypoints_json, sql, time,
 };
 use crate::SinkError;
 use crate::error::classify;
@@ -63,9 +63,16 @@ fn copy_text(chunk: &ProcessedChunk, chunk_id: &str) -> String {
             push_bbox_json(&mut out, d);
             match d.track_id {
                 Some(k) => {
-                    let _ = writeln!(out, "\t{k}");
+                    let _ = write!(out, "\t{k}");
                 }
-                None => out.push_str("\t\\N\n"),
+                None => out.push_str("\t\\N"),
+            }
+            if d.keypoints.is_empty() {
+                out.push_str("\t\\N\n");
+            } else {
+                out.push('\t');
+                push_keypoints_json(&mut out, d);
+                out.push('\n');
             }
         }
     }
@@ -220,7 +227,7 @@ impl PgStore {
             let mut copy = tx
                 .copy_in_raw(
                     "COPY detections (time, stream_id, chunk_id, frame_index, det_index, pts_us, \
-                     class_id, confidence, bbox, track_id) FROM STDIN",
+                     class_id, confidence, bbox, track_id, keypoints) FROM STDIN",
                 )
                 .await?;
             copy.send(copy_text(chunk, &chunk_id).into_bytes()).await?;
@@ -248,6 +255,7 @@ impl PgStore {
         let mut conf = Vec::with_capacity(n);
         let mut bbox = Vec::with_capacity(n);
         let mut track = Vec::with_capacity(n);
+        let mut keypoints = Vec::with_capacity(n);
         for f in &chunk.frames {
             for (i, d) in f.detections.iter().enumerate() {
                 times.push(time(f.capture_time_us));
@@ -258,16 +266,18 @@ impl PgStore {
                 conf.push(d.confidence);
                 bbox.push(bbox_json(d));
                 track.push(d.track_id.map(|t| t as i64));
+                keypoints.push(keypoints_json(d));
             }
         }
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO detections \
                (time, stream_id, chunk_id, frame_index, det_index, pts_us, class_id, confidence, bbox, \
-                track_id) \
-             SELECT t, $2, $3, f, d, p, c, s, b::jsonb, k \
+                track_id, keypoints) \
+             SELECT t, $2, $3, f, d, p, c, s, b::jsonb, k, kp::jsonb \
              FROM UNNEST($1::timestamptz[], $4::int[], $5::int[], $6::bigint[], $7::int[], \
-                         $8::real[], $9::text[], $10::bigint[]) AS u(t, f, d, p, c, s, b, k) \
+                         $8::real[], $9::text[], $10::bigint[], $11::text[]) \
+                  AS u(t, f, d, p, c, s, b, k, kp) \
              ON CONFLICT DO NOTHING",
         )
         .bind(&times)
@@ -280,6 +290,7 @@ impl PgStore {
         .bind(&conf)
         .bind(&bbox)
         .bind(&track)
+        .bind(&keypoints)
         .execute(&mut *tx)
         .await?;
         sqlx::query(
@@ -1109,6 +1120,7 @@ mod tests {
                 h: 4.0,
             },
             track_id: None,
+            keypoints: Vec::new(),
         };
         let chunk = ProcessedChunk {
             stream_id: "a\tb\\c".into(),
@@ -1126,6 +1138,7 @@ mod tests {
                     d.clone(),
                     Detection {
                         track_id: Some(9),
+                        keypoints: Vec::new(),
                         ..d
                     },
                 ],

@@ -46,6 +46,9 @@ pub struct StoredDetection {
     pub bbox: serde_json::Value,
     pub horse_id: Option<i64>,
     pub track_id: Option<i64>,
+    /// The pose, `[x, y, score]` per keypoint in source pixels (the pose model's keypoint
+    /// order); empty when pose was off for the stream.
+    pub keypoints: Vec<[f32; 3]>,
 }
 
 impl StoredDetection {
@@ -109,7 +112,7 @@ impl PgStore {
         };
         let rows = sqlx::query(
             "SELECT time, stream_id, chunk_id, frame_index, det_index, pts_us, class_id, \
-               confidence, bbox, horse_id, track_id FROM detections \
+               confidence, bbox, horse_id, track_id, keypoints FROM detections \
              WHERE stream_id = $1 \
                AND ($2::timestamptz IS NULL OR time >= $2) \
                AND ($3::timestamptz IS NULL OR time < $3) \
@@ -138,7 +141,7 @@ impl PgStore {
     ) -> Result<Vec<StoredDetection>, SinkError> {
         let rows = sqlx::query(
             "SELECT time, stream_id, chunk_id, frame_index, det_index, pts_us, class_id, \
-               confidence, bbox, horse_id, track_id FROM detections \
+               confidence, bbox, horse_id, track_id, keypoints FROM detections \
              WHERE stream_id = $1 AND pts_us >= $2 AND pts_us < $3 \
              ORDER BY pts_us, time DESC, det_index LIMIT $4",
         )
@@ -275,12 +278,14 @@ fn pg_detection(r: &sqlx::postgres::PgRow) -> Result<StoredDetection, SinkError>
         bbox: r.try_get("bbox")?,
         horse_id: r.try_get("horse_id")?,
         track_id: r.try_get("track_id")?,
+        keypoints: super::keypoints_from_json(r.try_get("keypoints")?)?,
     })
 }
 
 /// A `detections` row of the embedded store (µs times, text JSON, double confidence).
 fn sqlite_detection(r: &sqlx::sqlite::SqliteRow) -> Result<StoredDetection, SinkError> {
     let bbox: String = r.try_get("bbox")?;
+    let keypoints: Option<String> = r.try_get("keypoints")?;
     let confidence: f64 = r.try_get("confidence")?;
     Ok(StoredDetection {
         time: time(r.try_get("time_us")?),
@@ -297,6 +302,15 @@ fn sqlite_detection(r: &sqlx::sqlite::SqliteRow) -> Result<StoredDetection, Sink
         })?,
         horse_id: r.try_get("horse_id")?,
         track_id: r.try_get("track_id")?,
+        keypoints: super::keypoints_from_json(
+            keypoints
+                .map(|k| serde_json::from_str(&k))
+                .transpose()
+                .map_err(|e| SinkError::Invalid {
+                    what: "stored keypoints",
+                    reason: e.to_string(),
+                })?,
+        )?,
     })
 }
 
@@ -316,7 +330,7 @@ impl SqliteStore {
         };
         let rows = sqlx::query(
             "SELECT time_us, stream_id, chunk_id, frame_index, det_index, pts_us, class_id, \
-               confidence, bbox, horse_id, track_id FROM detections \
+               confidence, bbox, horse_id, track_id, keypoints FROM detections \
              WHERE stream_id = ?1 \
                AND (?2 IS NULL OR time_us >= ?2) \
                AND (?3 IS NULL OR time_us < ?3) \
@@ -344,7 +358,7 @@ impl SqliteStore {
     ) -> Result<Vec<StoredDetection>, SinkError> {
         let rows = sqlx::query(
             "SELECT time_us, stream_id, chunk_id, frame_index, det_index, pts_us, class_id, \
-               confidence, bbox, horse_id, track_id FROM detections \
+               confidence, bbox, horse_id, track_id, keypoints FROM detections \
              WHERE stream_id = ?1 AND pts_us >= ?2 AND pts_us < ?3 \
              ORDER BY pts_us, time_us DESC, det_index LIMIT ?4",
         )

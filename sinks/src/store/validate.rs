@@ -1,7 +1,7 @@
 //! What the store refuses before touching the database: detections no model should produce,
 //! non-finite metrics, embeddings of the wrong size, unusable calibrations. Pure functions.
 
-use horsestream_proto::ProcessedChunk;
+use horsestream_proto::{MAX_KEYPOINTS, ProcessedChunk};
 
 use super::records::{Calibration, GaitRow, Zone};
 use crate::SinkError;
@@ -52,6 +52,16 @@ pub enum DetectionProblem {
         frame: u32,
         detection: usize,
         value: f32,
+    },
+    #[error(
+        "frame {frame} detection {detection}: keypoint {keypoint} of {count} is not a finite \
+         point within ±{MAX_COORDINATE} (or more than {MAX_KEYPOINTS} keypoints)"
+    )]
+    Keypoint {
+        frame: u32,
+        detection: usize,
+        keypoint: usize,
+        count: usize,
     },
 }
 
@@ -123,6 +133,20 @@ pub fn validate_chunk(chunk: &ProcessedChunk) -> Result<(), DetectionProblem> {
                     frame: f.index,
                     detection: i,
                     value: d.confidence,
+                });
+            }
+            let point = |v: f32| v.is_finite() && v.abs() <= MAX_COORDINATE;
+            let bad = d
+                .keypoints
+                .iter()
+                .position(|k| !point(k.x) || !point(k.y) || !k.score.is_finite())
+                .or((d.keypoints.len() > MAX_KEYPOINTS).then_some(MAX_KEYPOINTS));
+            if let Some(keypoint) = bad {
+                return Err(DetectionProblem::Keypoint {
+                    frame: f.index,
+                    detection: i,
+                    keypoint,
+                    count: d.keypoints.len(),
                 });
             }
         }
@@ -215,7 +239,7 @@ pub fn cosine_distance(a: &[f32], b: &[f32]) -> f64 {
 
 #[cfg(test)]
 mod tests {
-    use horsestream_proto::{BoundingBox, Detection, FrameResult};
+    use horsestream_proto::{BoundingBox, Detection, FrameResult, Keypoint};
 
     use super::*;
     use crate::store::records::EMBEDDING_DIM;
@@ -233,6 +257,7 @@ mod tests {
                 h: 4.0,
             },
             track_id: None,
+            keypoints: Vec::new(),
         };
         let bad = Detection {
             bbox: b,
@@ -372,6 +397,32 @@ mod tests {
         for c in [1.5, -0.1, f32::NAN] {
             let e = validate_chunk(&chunk_with(bb(0.0, 0.0, 1.0, 1.0), c)).unwrap_err();
             assert!(matches!(e, DetectionProblem::Confidence { .. }), "{c}: {e}");
+        }
+    }
+
+    #[test]
+    fn keypoints_must_be_finite_points_in_range_and_few() {
+        let with = |keypoints: Vec<Keypoint>| {
+            let mut c = chunk_with(bb(0.0, 0.0, 1.0, 1.0), 0.5);
+            c.frames[1].detections[1].keypoints = keypoints;
+            validate_chunk(&c)
+        };
+        let kp = |x: f32, y: f32, score: f32| Keypoint { x, y, score };
+        assert_eq!(with(vec![kp(5.0, -3.0, 1.2); 17]), Ok(()));
+        for (keypoints, at) in [
+            (vec![kp(1.0, 1.0, 0.5), kp(f32::NAN, 1.0, 0.5)], 1),
+            (vec![kp(1.0, f32::INFINITY, 0.5)], 0),
+            (vec![kp(1.0, 1.0, f32::NAN)], 0),
+            (vec![kp(200_000.0, 1.0, 0.5)], 0),
+            (vec![kp(1.0, 1.0, 0.5); MAX_KEYPOINTS + 1], MAX_KEYPOINTS),
+        ] {
+            assert!(
+                matches!(
+                    with(keypoints),
+                    Err(DetectionProblem::Keypoint { frame: 1, detection: 1, keypoint, .. }) if keypoint == at
+                ),
+                "keypoint {at}"
+            );
         }
     }
 

@@ -1,5 +1,6 @@
 // The processed-playback player: the stream's HLS through hls.js (bearer token on every
-// request), a canvas over the video drawing the boxes and horse names of the frame on screen,
+// request), a canvas over the video drawing the boxes, horse names and (for a stream running a
+// pose model) AP-10K skeletons of the frame on screen,
 // matched by PTS: the segments' MPEG-TS timestamps are the frames' PTS, so the PTS on screen is
 // `currentTime + initPTS − fragment start`. Boxes come from live `detection:update` events and,
 // for the stretch being played, from `GET /streams/{id}/overlay`. Plays ~24 s behind the live
@@ -11,6 +12,7 @@ import Hls from "hls.js";
 import { useEffect, useRef, useState } from "react";
 import { api, type OverlayFrame } from "../api";
 import type { Live } from "../live";
+import { drawSkeleton } from "../skeleton";
 
 const COLOURS = ["#ff4d4f", "#40a9ff", "#73d13d", "#ffc53d", "#b37feb", "#36cfc9", "#ff85c0", "#ffa940"];
 const WINDOW_US = 2_000_000;
@@ -115,6 +117,7 @@ export function Player({ streamId, live }: { streamId: string; live: Live }) {
       const frame: OverlayFrame | null = live.overlay.at(streamId, ptsUs);
       c.dataset.pts = String(ptsUs);
       c.dataset.boxes = String(frame?.boxes.length ?? 0);
+      c.dataset.keypoints = "0";
       if (!frame) return;
       // The video is letterboxed inside the element (object-fit: contain).
       const scale = Math.min(w / v.videoWidth, h / v.videoHeight);
@@ -122,6 +125,8 @@ export function Player({ streamId, live }: { streamId: string; live: Live }) {
       const oy = (h - v.videoHeight * scale) / 2;
       ctx.lineWidth = 2;
       ctx.font = "bold 13px sans-serif";
+      const at = (px: number, py: number): [number, number] => [ox + px * scale, oy + py * scale];
+      let keypoints = 0;
       for (const b of frame.boxes) {
         const colour = COLOURS[(b.trackId ?? 0) % COLOURS.length];
         const x = ox + b.x * scale;
@@ -134,7 +139,9 @@ export function Player({ streamId, live }: { streamId: string; live: Live }) {
         ctx.fillRect(x, Math.max(0, y - 17), tw, 17);
         ctx.fillStyle = "#000";
         ctx.fillText(label, x + 3, Math.max(12, y - 4));
+        keypoints += drawSkeleton(ctx, b.keypoints, at, colour);
       }
+      c.dataset.keypoints = String(keypoints);
     };
     raf = requestAnimationFrame(draw);
 

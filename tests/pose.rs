@@ -1,0 +1,296 @@
+//! Pose end to end through the real dataflow (`horsestream demo`: ingest, 2 timely workers,
+//! YOLOX + re-ID in ONNX Runtime, the pose stage, tracking, the SQLite store). No animal-pose
+//! weights are reachable, so the pose model is one this test writes (`fixed-peaks`): whatever
+//! the crop, keypoint `k`'s SimCC vectors peak at network pixel `(U[k], V[k])` with the value
+//! `SCORE[k]`. Each stored keypoint must then be that network pixel mapped back through the
+//! detection's own crop (box centre, padding 1.25, square) — which checks the per-stream
+//! activation, the batched crops, the inverse affine, the detection ↔ pose pairing and the
+//! store's `keypoints` column together.
+//!
+//! Needs the real detector and re-ID files (`HORSESTREAM_MODEL_DIR`) and `libonnxruntime.so`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+use horsestream_sinks::Store;
+use horsestream_sinks::store::{DetectionQuery, ModelRow, NewStream, StoredDetection};
+
+#[path = "../models/tests/support/onnx.rs"]
+mod onnx;
+
+use onnx::{float_tensor, int_attr, int64_tensor, ints_attr, node, value_info};
+
+const K: usize = 17;
+const SIDE: i64 = 256;
+const POSE_MODEL: &str = "rtmpose_ap10k";
+const POSE_FILE: &str = "rtmpose-m_ap10k_256x256.onnx";
+
+/// Network pixel (column, row) and score of keypoint `k`: distinct for every keypoint.
+fn peak(k: usize) -> (f64, f64, f32) {
+    (
+        40.0 + 10.0 * k as f64,
+        220.0 - 9.0 * k as f64,
+        0.5 + k as f32 / 64.0,
+    )
+}
+
+/// `fixed-peaks` (opset 13) with the embedded manifest's `rtmpose_ap10k` signature: the input
+/// only lends the batch size (max over each item, times 0), to which one-hot SimCC rows (bin
+/// `2u` of `simcc_x`, `2v` of `simcc_y`, split ratio 2) are added.
+fn fixed_peaks_model() -> Vec<u8> {
+    let bins = 2 * SIDE as usize;
+    let (mut xs, mut ys) = (vec![0f32; K * bins], vec![0f32; K * bins]);
+    for k in 0..K {
+        let (u, v, score) = peak(k);
+        xs[k * bins + 2 * u as usize] = score;
+        ys[k * bins + 2 * v as usize] = score;
+    }
+    let nodes = vec![
+        node(
+            "ReduceMax",
+            &["input"],
+            "item_max",
+            vec![ints_attr("axes", vec![1, 2, 3]), int_attr("keepdims", 0)],
+        ),
+        node("Reshape", &["item_max", "n_1_1"], "per_item", vec![]),
+        node("Mul", &["per_item", "zero"], "zeros", vec![]),
+        node("Add", &["zeros", "peaks_x"], "simcc_x", vec![]),
+        node("Add", &["zeros", "peaks_y"], "simcc_y", vec![]),
+    ];
+    let graph = onnx::GraphProto {
+        node: nodes,
+        name: "fixed_peaks".to_owned(),
+        initializer: vec![
+            int64_tensor("n_1_1", vec![-1, 1, 1]),
+            float_tensor("zero", vec![1], vec![0.0]),
+            float_tensor("peaks_x", vec![1, K as i64, bins as i64], xs),
+            float_tensor("peaks_y", vec![1, K as i64, bins as i64], ys),
+        ],
+        input: vec![value_info(
+            "input",
+            &[None, Some(3), Some(SIDE), Some(SIDE)],
+        )],
+        output: vec![
+            value_info("simcc_x", &[None, Some(K as i64), Some(bins as i64)]),
+            value_info("simcc_y", &[None, Some(K as i64), Some(bins as i64)]),
+        ],
+    };
+    onnx::model(graph)
+}
+
+/// A model directory with the real detector and re-ID files (linked) and, with `pose`, the
+/// `fixed-peaks` model under the pose entry's file name; and a manifest override pinning its
+/// digest, as a deployment that installs pose weights would.
+fn model_dir(dir: &Path, pose: bool) -> (PathBuf, PathBuf) {
+    let models = dir.join("models");
+    std::fs::create_dir_all(&models).unwrap();
+    let real = PathBuf::from(required_env("HORSESTREAM_MODEL_DIR"));
+    for f in ["yolox_nano.onnx", "reid_mobilenetv2.onnx"] {
+        std::os::unix::fs::symlink(real.join(f), models.join(f)).unwrap();
+    }
+    let bytes = fixed_peaks_model();
+    let sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+    if pose {
+        std::fs::write(models.join(POSE_FILE), &bytes).unwrap();
+    }
+    let embedded = include_str!("../models/manifest.toml");
+    let entry = format!("file = \"{POSE_FILE}\"\n");
+    assert_eq!(
+        embedded.matches(&entry).count(),
+        1,
+        "the pose entry's file line"
+    );
+    let manifest = dir.join("manifest.toml");
+    std::fs::write(
+        &manifest,
+        embedded.replace(&entry, &format!("{entry}sha256 = \"{sha256}\"\n")),
+    )
+    .unwrap();
+    (models, manifest)
+}
+
+/// `horsestream demo` on the sample video into `store`, logging warnings; its stderr.
+fn demo(store: &str, models: &Path, manifest: &Path, extra: &[&str]) -> String {
+    let (video, _) = sample();
+    let mut args = vec![
+        "demo",
+        video.to_str().unwrap(),
+        "--store",
+        store,
+        "--stream-id",
+        "paddock",
+        "--model-dir",
+        models.to_str().unwrap(),
+        "--manifest",
+        manifest.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let out = Command::new(env!("CARGO_BIN_EXE_horsestream"))
+        .args(&args)
+        .env("HORSESTREAM_LOG", "warn")
+        .output()
+        .expect("running horsestream");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    eprintln!(
+        "$ horsestream {}\n{}{stderr}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(out.status.success(), "demo failed: {}", error_line(&out));
+    stderr
+}
+
+fn detections(rt: &tokio::runtime::Runtime, store: &Store) -> Vec<StoredDetection> {
+    let mut all: Vec<StoredDetection> = Vec::new();
+    loop {
+        let page = rt
+            .block_on(store.detections(&DetectionQuery {
+                stream_id: "paddock".into(),
+                from: None,
+                to: None,
+                after: all.last().map(StoredDetection::key),
+                limit: 1000,
+            }))
+            .unwrap();
+        if page.is_empty() {
+            return all;
+        }
+        all.extend(page);
+    }
+}
+
+/// Where keypoint `k` of a detection whose box is `bbox` belongs, source pixels: RTMPose's
+/// crop (centre of the box, side = longer side × 1.25, onto 256 × 256) undone.
+fn expected(bbox: &serde_json::Value, k: usize) -> (f64, f64) {
+    let get = |key: &str| bbox[key].as_f64().unwrap();
+    let (w, h) = (get("w").max(1.0), get("h").max(1.0));
+    let (cx, cy) = (get("x") + w / 2.0, get("y") + h / 2.0);
+    let side = (w * 1.25).max(h * 1.25);
+    let (u, v, _) = peak(k);
+    (
+        cx + (u - 128.0) * side / 256.0,
+        cy + (v - 128.0) * side / 256.0,
+    )
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A stream whose pose model is activated in `stream_models` (what `PUT
+/// /api/v1/streams/{id}/model` stores) gets keypoints on every detection, where the model put
+/// them.
+#[test]
+fn a_stream_with_an_activated_pose_model_stores_keypoints_where_the_model_puts_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let (models, manifest) = model_dir(dir.path(), true);
+    let url = format!("sqlite://{}", dir.path().join("demo.db").display());
+    let rt = runtime();
+    let store = rt.block_on(Store::connect(&url)).unwrap();
+    rt.block_on(async {
+        store
+            .create_stream(&NewStream {
+                id: "paddock".into(),
+                name: "paddock".into(),
+                source_url: sample().0.display().to_string(),
+                source_kind: "file".into(),
+                credentials_secret: None,
+                calibration: None,
+                zones: Vec::new(),
+                enabled: true,
+            })
+            .await
+            .unwrap();
+        let sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
+            std::fs::read(models.join(POSE_FILE)).unwrap(),
+        ));
+        store
+            .upsert_model(&ModelRow {
+                name: POSE_MODEL.into(),
+                task: "pose".into(),
+                file: POSE_FILE.into(),
+                sha256,
+                active: false,
+            })
+            .await
+            .unwrap();
+        store.activate_model("paddock", POSE_MODEL).await.unwrap();
+    });
+
+    demo(&url, &models, &manifest, &[]);
+
+    let rows = detections(&rt, &store);
+    assert!(rows.len() >= 220, "{} detections", rows.len());
+    for r in &rows {
+        assert_eq!(r.keypoints.len(), K, "detection {:?}", r.key());
+        for (k, [x, y, score]) in r.keypoints.iter().enumerate() {
+            let (ex, ey) = expected(&r.bbox, k);
+            let at = format!(
+                "detection {:?} keypoint {k}: ({x}, {y}) vs ({ex}, {ey})",
+                r.key()
+            );
+            assert!(
+                (f64::from(*x) - ex).abs() < 0.01 && (f64::from(*y) - ey).abs() < 0.01,
+                "{at}"
+            );
+            assert_eq!(*score, peak(k).2, "{at}");
+        }
+    }
+}
+
+/// `--pose-model` for every stream, but the optional pose file is not installed: the dataflow
+/// runs without pose (detections stored, no keypoints) and says so once, not per worker or
+/// per chunk.
+#[test]
+fn a_missing_pose_model_is_logged_once_and_the_dataflow_runs_without_pose() {
+    let dir = tempfile::tempdir().unwrap();
+    let (models, manifest) = model_dir(dir.path(), false);
+    let url = format!("sqlite://{}", dir.path().join("demo.db").display());
+    let stderr = demo(&url, &models, &manifest, &["--pose-model", POSE_MODEL]);
+    assert_eq!(
+        stderr
+            .lines()
+            .filter(|l| l.contains("pose model unavailable"))
+            .count(),
+        1,
+        "{stderr}"
+    );
+    let rt = runtime();
+    let store = rt.block_on(Store::connect(&url)).unwrap();
+    let rows = detections(&rt, &store);
+    assert!(rows.len() >= 220, "{} detections", rows.len());
+    assert!(rows.iter().all(|r| r.keypoints.is_empty()));
+}
+
+/// A name that is no pose model is a configuration mistake, refused at start-up.
+#[test]
+fn a_pose_model_flag_naming_another_task_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (models, manifest) = model_dir(dir.path(), false);
+    let url = format!("sqlite://{}", dir.path().join("demo.db").display());
+    let (video, _) = sample();
+    let out = horsestream(&[
+        "demo",
+        video.to_str().unwrap(),
+        "--store",
+        &url,
+        "--model-dir",
+        models.to_str().unwrap(),
+        "--manifest",
+        manifest.to_str().unwrap(),
+        "--pose-model",
+        "yolox_nano",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        error_line(&out).contains("not a pose model"),
+        "{}",
+        error_line(&out)
+    );
+}
