@@ -680,6 +680,31 @@ fn metrics_are_scraped_during_a_run() {
         1.0
     );
 
+    // A socket holds at most 64 streams: 70 more subscriptions, 63 accepted, 7 refused.
+    node.send("flood 70");
+    node.wait_for("70 more subscriptions", |l| has(l, "flood").count() == 1);
+    let flood = has(&node.lines, "flood").next().unwrap().clone();
+    let max = horsestream_api::gateway::MAX_STREAMS_PER_SOCKET as u64;
+    assert_eq!(flood["ok"], max - 1, "{flood}");
+    assert_eq!(
+        flood["codes"]["too_many_subscriptions"],
+        71 - max,
+        "{flood}"
+    );
+    let m = api.scrape();
+    assert_eq!(
+        series(
+            &m,
+            "horsestream_api_socket_rejected_total{event=\"subscribe\",code=\"too_many_subscriptions\"}"
+        ),
+        (71 - max) as f64
+    );
+    let rooms = m
+        .keys()
+        .filter(|s| s.starts_with("horsestream_api_room_subscriptions{"))
+        .count();
+    assert_eq!(rooms as u64, max, "{}", text_of(&m));
+
     // The client leaves: the gauges go back down.
     node.send("quit");
     node.wait_for("the client to leave", |l| has(l, "bye").count() == 1);
@@ -688,8 +713,9 @@ fn metrics_are_scraped_during_a_run() {
         let m = api.scrape();
         if series(&m, "horsestream_api_socket_clients") == 0.0 {
             assert!(
-                !m.keys().any(|s| s.contains(&stream)),
-                "the room is gone with its last socket: {}",
+                !m.keys()
+                    .any(|s| s.starts_with("horsestream_api_room_subscriptions{")),
+                "the rooms are gone with their last socket: {}",
                 text_of(&m)
             );
             let left: f64 = m

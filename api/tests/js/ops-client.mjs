@@ -6,7 +6,7 @@
 //
 // HS_MODE=watch: log in, connect one client (websocket only), subscribe to HS_STREAM and print
 //   every event it receives. Commands: "untrusted" (a second connection that does not trust
-//   HS_CA must fail), "quit".
+//   HS_CA must fail), "flood N" (subscribe to N more streams), "quit".
 // HS_MODE=hostile: register HS_STREAM over REST, connect a witness W (subscribed) and a hostile
 //   client H, send H's hostile messages one by one and print each answer ({type:"case"}), then
 //   subscribe H properly. Commands: "oversize" (H sends a message over the gateway's payload
@@ -187,6 +187,17 @@ async function main() {
       } catch (e) {
         out({ type: "untrusted", connected: false, message: String(e.message), cause: String(e.description?.message ?? e.description ?? "") });
       }
+    } else if (cmd.startsWith("flood ")) {
+      // Subscribes A to N more streams; prints how many were accepted and the refusals' codes.
+      const n = Number(cmd.split(" ")[1]);
+      const codes = {};
+      let ok = 0;
+      for (let i = 0; i < n; i++) {
+        const ack = await clients.A.timeout(10000).emitWithAck("subscribe", { streamId: `${stream}-f${i}`, channels: ["chunks"] });
+        if (ack.ok) ok += 1;
+        else codes[ack.error.code] = (codes[ack.error.code] ?? 0) + 1;
+      }
+      out({ type: "flood", ok, codes });
     } else if (cmd === "oversize") {
       const gone = new Promise((r) => clients.h.once("disconnect", r));
       clients.h.emit("subscribe", { streamId: "y".repeat(200_000) });
