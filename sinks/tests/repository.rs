@@ -88,6 +88,7 @@ on_both_backends!(
     the_gallery_keeps_the_newest_features,
     a_chunk_of_an_unknown_stream_is_refused,
     ingested_chunks_turn_processed_and_status_reports_respect_stops,
+    degraded_chunks_stay_until_analysed,
     nearest_horse_finds_the_closest_gallery,
     alerts_deduplicate_and_acknowledge_once,
     users_are_unique_by_name,
@@ -758,6 +759,51 @@ async fn ingested_chunks_turn_processed_and_status_reports_respect_stops(store: 
     assert_eq!(store.get_stream(&id).await.unwrap().status, "stopped");
     store.report_stream_status(&id, "stopped").await.unwrap();
     assert_eq!(store.get_stream(&id).await.unwrap().status, "stopped");
+}
+
+/// The dataflow's record of chunks it could not analyse (a model was down): `degraded` rows
+/// that an analysis of the chunk later (a replay) turns `processed`, never the other way.
+async fn degraded_chunks_stay_until_analysed(store: &Store) {
+    let id = stream(store).await;
+    let start = 1_700_000_000_000_000;
+    let first = chunk(&id, 0, start, &[1, 2]);
+    let second = chunk(&id, 1, start, &[1, 0]);
+    // What the dataflow records of a degraded chunk: its frames, no detections.
+    let bare = |c: &ProcessedChunk| {
+        let mut c = c.clone();
+        for f in &mut c.frames {
+            f.detections.clear();
+            f.embeddings.clear();
+        }
+        c
+    };
+    store.write_chunk(&first).await.unwrap();
+    store.record_degraded(&bare(&first)).await.unwrap();
+    store.record_degraded(&bare(&second)).await.unwrap();
+    store.record_degraded(&bare(&second)).await.unwrap();
+    assert_eq!(
+        store.chunk_statuses(&id).await.unwrap(),
+        vec![(0, "processed".to_owned()), (1, "degraded".to_owned())],
+        "an analysed chunk stays processed; a degraded one is recorded once"
+    );
+    assert_eq!(box_count(&store.frames(&id).await.unwrap()), 3);
+    // The replay analyses it: its boxes are stored and the row turns processed.
+    store.write_chunk(&second).await.unwrap();
+    assert_eq!(
+        store.chunk_statuses(&id).await.unwrap(),
+        vec![(0, "processed".to_owned()), (1, "processed".to_owned())]
+    );
+    assert_eq!(box_count(&store.frames(&id).await.unwrap()), 4);
+    // A stream nobody registered gets no row.
+    let stranger = chunk(&unique("unregistered"), 0, start, &[1]);
+    store.record_degraded(&bare(&stranger)).await.unwrap();
+    assert!(
+        store
+            .chunk_statuses(&stranger.stream_id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 fn embedding(axis: usize, tilt: f32) -> Vec<f32> {
