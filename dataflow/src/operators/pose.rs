@@ -132,15 +132,16 @@ impl PoseStage {
         if due {
             let session = match (self.load)(model) {
                 Ok(s) => {
-                    if REPORTED.lock().map_or(false, |mut r| r.remove(model)) {
+                    if REPORTED.lock().is_ok_and(|mut r| r.remove(model)) {
                         tracing::info!(model, "pose model loaded, keypoints resume");
                     }
                     Session::Ready(s)
                 }
                 Err(reason) => {
-                    let first = REPORTED
-                        .lock()
-                        .map_or(true, |mut r| r.insert(model.to_owned()));
+                    let first = match REPORTED.lock() {
+                        Ok(mut reported) => reported.insert(model.to_owned()),
+                        Err(_) => true,
+                    };
                     if first {
                         tracing::warn!(model, %reason, retry_in = ?self.retry,
                             "pose model unavailable: its streams run without pose");
