@@ -11,6 +11,10 @@
 //! HORSESTREAM_MODEL_DIR). A documented harness rather than criterion: each configuration
 //! is one run of tens of seconds. Measure on an otherwise idle machine.
 //!
+//! The 1 × 1 run also serves `/metrics`, scraped every 250 ms; its last scrape gives the
+//! per-stage CPU cost per frame (operator latency and inference time sums over the frames
+//! processed) that the capacity model in docs/capacity.md is built from.
+//!
 //! Throughput is frames / wall time from the processes' start to their end (`--until-end`),
 //! model loading and cluster forming included (about 2 s of each run). The streams are named
 //! so that the stream exchange gives each of two workers two of them
@@ -103,6 +107,7 @@ fn main() {
         )
         .expect("hostfile");
         let group = format!("{tag}-{processes}-{workers}");
+        let metrics_port = (processes == 1 && workers == 1).then(free_port);
         let t = Instant::now();
         let children: Vec<Child> = (0..processes)
             .map(|p| {
@@ -121,6 +126,9 @@ fn main() {
                 .iter()
                 .map(|s| s.to_string())
                 .collect();
+                if let Some(port) = metrics_port {
+                    a.extend(["--metrics-listen".into(), format!("127.0.0.1:{port}")]);
+                }
                 if processes > 1 {
                     a.extend([
                         "--processes".into(),
@@ -140,6 +148,18 @@ fn main() {
                     .expect("starting horsestream dataflow")
             })
             .collect();
+        // The last scrape before the process ends holds (nearly) all its work.
+        let mut last_scrape = String::new();
+        if let Some(port) = metrics_port {
+            while t.elapsed() < std::time::Duration::from_secs(1200) {
+                match scrape(port) {
+                    Some(body) => last_scrape = body,
+                    None if !last_scrape.is_empty() => break,
+                    None => {}
+                }
+                std::thread::sleep(std::time::Duration::from_millis(250));
+            }
+        }
         let mut processed = 0u64;
         for child in children {
             let out = child.wait_with_output().expect("dataflow");
@@ -161,6 +181,9 @@ fn main() {
         let secs = t.elapsed().as_secs_f64();
         let fps = processed as f64 / secs;
         println!("{label:24} {processed} frames in {secs:5.1} s: {fps:6.1} frames/s");
+        if !last_scrape.is_empty() {
+            stage_costs(&last_scrape);
+        }
         results.push((label, fps));
         drop_database(&base_db, &db);
     }
@@ -230,4 +253,55 @@ fn run(args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `GET /metrics` of a local dataflow; `None` once it is gone (or before it listens).
+fn scrape(port: u16) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    write!(
+        s,
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut body = String::new();
+    s.read_to_string(&mut body).ok()?;
+    body.contains("horsestream_").then_some(body)
+}
+
+/// Prints each operator's and each model's time per frame from a scrape's histogram sums.
+fn stage_costs(scrape: &str) {
+    let sum_of = |metric: &str| -> Vec<(String, f64)> {
+        scrape
+            .lines()
+            .filter_map(|l| {
+                let rest = l.strip_prefix(metric)?.strip_prefix("_sum{")?;
+                let (labels, value) = rest.split_once("} ")?;
+                let label = labels.split_once('=')?.1.trim_matches('"').to_owned();
+                Some((label, value.trim().parse().ok()?))
+            })
+            .collect()
+    };
+    let frames: f64 = scrape
+        .lines()
+        .filter_map(|l| {
+            l.strip_prefix("horsestream_stream_frames_in_total{")?
+                .split_once("} ")?
+                .1
+                .trim()
+                .parse::<f64>()
+                .ok()
+        })
+        .sum();
+    if frames == 0.0 {
+        println!("  (no frames counted in the last scrape)");
+        return;
+    }
+    println!("  per frame, from /metrics ({frames} frames counted at the last scrape):");
+    for (op, secs) in sum_of("horsestream_operator_latency_seconds") {
+        println!("    operator {op:10} {:7.2} ms", secs * 1e3 / frames);
+    }
+    for (model, secs) in sum_of("horsestream_inference_seconds") {
+        println!("    inference {model:9} {:7.2} ms", secs * 1e3 / frames);
+    }
 }
