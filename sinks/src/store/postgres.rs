@@ -1138,7 +1138,11 @@ mod tests {
                     d.clone(),
                     Detection {
                         track_id: Some(9),
-                        keypoints: Vec::new(),
+                        keypoints: vec![horsestream_proto::Keypoint {
+                            x: 7.5,
+                            y: -2.0,
+                            score: 0.25,
+                        }],
                         ..d
                     },
                 ],
@@ -1149,14 +1153,14 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 2);
         let fields: Vec<&str> = lines[0].split('\t').collect();
-        assert_eq!(fields.len(), 10, "{fields:?}");
+        assert_eq!(fields.len(), 11, "{fields:?}");
         assert_eq!(fields[0], "2023-11-14 22:13:20.123456+00");
         assert_eq!(fields[1], "a\\tb\\\\c");
         assert_eq!(fields[2], "a\\tb\\\\c:3");
         assert_eq!(&fields[3..8], ["2", "0", "200000", "17", "0.5"]);
         let bbox: serde_json::Value = serde_json::from_str(fields[8]).unwrap();
         assert_eq!(bbox["x"], 1.5);
-        assert_eq!(fields[9], "\\N");
-        assert!(lines[1].ends_with("\t9"), "{}", lines[1]);
+        assert_eq!(&fields[9..], ["\\N", "\\N"], "no track, no pose");
+        assert!(lines[1].ends_with("\t9\t[[7.5,-2.0,0.25]]"), "{}", lines[1]);
     }
 }
