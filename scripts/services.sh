@@ -3,11 +3,13 @@
 # a single-node Apache Kafka (KRaft) broker and PostgreSQL 15 with TimescaleDB and pgvector.
 # State (data, logs, pid files) lives in $HORSESTREAM_HOME; run scripts/install-deps.sh first.
 #
-# Usage: scripts/services.sh start|stop|restart|status|env|pg-start|pg-stop
+# Usage: scripts/services.sh start|stop|restart|status|env|pg-start|pg-stop|kafka-start|kafka-stop
 #   start    idempotent; returns once both services really accept work
 #   stop     stops both cleanly
 #   pg-start, pg-stop   PostgreSQL alone (a test's private instance: set HORSESTREAM_HOME
 #            and HS_PG_PORT)
+#   kafka-start, kafka-stop   Kafka alone (a test's private broker: set HORSESTREAM_HOME,
+#            HS_KAFKA_PORT, HS_KAFKA_CONTROLLER_PORT, and HS_KAFKA_LIBS to the installed jars)
 #   status   says what runs (exit 0 only when both run)
 #   env      prints `export` lines: eval "$(scripts/services.sh env)"
 set -euo pipefail
@@ -414,6 +416,12 @@ main() {
     # HS_PG_PORT to take it down without disturbing anyone else).
     pg-start) timed postgres pg_start ;;
     pg-stop) timed postgres pg_stop ;;
+    # Kafka alone, likewise (a private broker a test restarts).
+    kafka-start)
+      mkdir -p "$HORSESTREAM_HOME"
+      timed kafka kafka_start
+      ;;
+    kafka-stop) timed kafka kafka_stop ;;
     status) cmd_status ;;
     env) cmd_env ;;
     *) usage ;;

@@ -179,10 +179,13 @@ struct Snapshot {
     last_us: Option<i64>,
 }
 
+/// Reads a stream's profile; `None` when it cannot be read.
+type ProfileOf = Box<dyn FnMut(&str) -> Option<StreamProfile>>;
+
 /// The horses of every stream a worker owns.
 pub struct StreamHorses {
     config: HorseConfig,
-    profile_of: Box<dyn FnMut(&str) -> Option<StreamProfile>>,
+    profile_of: ProfileOf,
     streams: BTreeMap<String, StreamState>,
     checkpoints: bool,
 }
@@ -369,7 +372,7 @@ impl StreamHorses {
                 horse.last_seen_us = horse.last_seen_us.max(t);
                 horse.track_id = track;
                 if let Some(e) = embedding
-                    && (horse.sightings - 1) % u64::from(cfg.gallery_every.max(1)) == 0
+                    && (horse.sightings - 1).is_multiple_of(u64::from(cfg.gallery_every.max(1)))
                 {
                     horse.gallery.push(e);
                 }
