@@ -54,7 +54,7 @@ fn main() {
         };
         streams.push(id);
     }
-    let topics = vec![
+    let topics = [
         "--brokers".to_owned(),
         brokers,
         "--chunks-topic".into(),
