@@ -38,6 +38,30 @@ env:
       secretKeyRef:
         name: {{ include "horsestream.dbSecret" . }}
         key: {{ .Values.database.secretKey }}
+  {{- if .Values.kafka.security.saslPasswordSecret }}
+  - name: HORSESTREAM_KAFKA_SASL_PASSWORD
+    valueFrom:
+      secretKeyRef:
+        name: {{ .Values.kafka.security.saslPasswordSecret }}
+        key: saslPassword
+  {{- end }}
+{{- end -}}
+
+{{/* The Kafka TLS Secret (CA, client certificate) of every pod, when set. */}}
+{{- define "horsestream.kafkaTlsMount" -}}
+{{- if .Values.kafka.security.tlsSecret -}}
+- name: kafka-tls
+  mountPath: /etc/horsestream/kafka-tls
+  readOnly: true
+{{- end }}
+{{- end -}}
+
+{{- define "horsestream.kafkaTlsVolume" -}}
+{{- if .Values.kafka.security.tlsSecret -}}
+- name: kafka-tls
+  secret:
+    secretName: {{ .Values.kafka.security.tlsSecret }}
+{{- end }}
 {{- end -}}
 
 {{- define "horsestream.modelVolume" -}}
