@@ -19,6 +19,8 @@ DEMO_APT_PACKAGES=(
   # FFmpeg (ingest, ffmpeg-next) and bindgen
   ffmpeg libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libswresample-dev
   libavfilter-dev libavdevice-dev libclang-dev clang pkg-config unzip
+  # OpenSSL for librdkafka's TLS and SASL_SSL (rdkafka's `ssl` feature)
+  libssl-dev
 )
 APT_PACKAGES=(
   "${DEMO_APT_PACKAGES[@]}"
