@@ -314,7 +314,12 @@ impl ChunkAnalyzer {
             }
             if let Some(pose) = &mut self.pose {
                 let first = frames.len() - batch.len();
-                pose.attach(&chunk.stream_id, &images, &mut frames[first..]);
+                let start = Instant::now();
+                if pose.attach(&chunk.stream_id, &images, &mut frames[first..])
+                    && let Some(m) = &self.metrics
+                {
+                    m.inference("pose", start.elapsed().as_secs_f64(), None);
+                }
             }
         }
         Ok(processed(chunk, frames))

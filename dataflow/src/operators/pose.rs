@@ -163,9 +163,15 @@ impl PoseStage {
 
     /// Sets the keypoints of every detection of `frames` (whose pixels are `images`, same
     /// order) when `stream` runs a pose model that is available; otherwise leaves them empty.
-    pub fn attach(&mut self, stream: &str, images: &[RgbImage], frames: &mut [FrameResult]) {
+    /// Whether the model ran (for its inference time).
+    pub fn attach(
+        &mut self,
+        stream: &str,
+        images: &[RgbImage],
+        frames: &mut [FrameResult],
+    ) -> bool {
         let Some(model) = self.model_of(stream) else {
-            return;
+            return false;
         };
         let crops: Vec<(&RgbImage, BoundingBox)> = frames
             .iter()
@@ -173,10 +179,10 @@ impl PoseStage {
             .flat_map(|(f, image)| f.detections.iter().map(move |d| (image, d.bbox)))
             .collect();
         if crops.is_empty() {
-            return;
+            return false;
         }
         let Some(session) = self.session(&model) else {
-            return;
+            return false;
         };
         let poses = match session.estimate(&crops) {
             Ok(p) if p.len() == crops.len() => p,
@@ -188,17 +194,18 @@ impl PoseStage {
                     stream,
                     "pose model returned a pose count unlike the box count: batch left without pose"
                 );
-                return;
+                return true;
             }
             Err(reason) => {
                 tracing::warn!(model, %reason, stream, "pose failed: batch left without pose");
-                return;
+                return true;
             }
         };
         let detections = frames.iter_mut().flat_map(|f| f.detections.iter_mut());
         for (d, pose) in detections.zip(poses) {
             d.keypoints = if plausible(&pose) { pose } else { Vec::new() };
         }
+        true
     }
 }
 
@@ -295,7 +302,7 @@ mod tests {
         let (calls, loads) = (Rc::default(), Rc::default());
         let mut p = stage(Rc::clone(&calls), Rc::clone(&loads), true);
         let mut frames = vec![frame(0, &[0.0, 100.0]), frame(1, &[]), frame(2, &[50.0])];
-        p.attach("posed", &[image(1), image(2), image(3)], &mut frames);
+        assert!(p.attach("posed", &[image(1), image(2), image(3)], &mut frames));
         assert_eq!(
             *calls.borrow(),
             vec![3],
@@ -318,7 +325,7 @@ mod tests {
         let (calls, loads) = (Rc::default(), Rc::default());
         let mut p = stage(Rc::clone(&calls), Rc::clone(&loads), true);
         let mut frames = vec![frame(0, &[0.0])];
-        p.attach("plain", &[image(1)], &mut frames);
+        assert!(!p.attach("plain", &[image(1)], &mut frames));
         assert!(frames[0].detections[0].keypoints.is_empty());
         assert_eq!((calls.borrow().len(), *loads.borrow()), (0, 0));
     }
@@ -330,7 +337,7 @@ mod tests {
             .with_timing(DEFAULT_REFRESH, Duration::from_secs(3600));
         for _ in 0..3 {
             let mut frames = vec![frame(0, &[0.0])];
-            p.attach("posed", &[image(1)], &mut frames);
+            assert!(!p.attach("posed", &[image(1)], &mut frames));
             assert!(frames[0].detections[0].keypoints.is_empty());
         }
         assert_eq!(*loads.borrow(), 1, "not reloaded within the retry interval");
