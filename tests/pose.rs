@@ -7,7 +7,8 @@
 //! activation, the batched crops, the inverse affine, the detection ↔ pose pairing and the
 //! store's `keypoints` column together.
 //!
-//! Needs the real detector and re-ID files (`HORSESTREAM_MODEL_DIR`) and `libonnxruntime.so`.
+//! Needs the real detector and re-ID files (`HORSESTREAM_MODEL_DIR`) and `libonnxruntime.so`;
+//! the Kafka test also the test broker and TimescaleDB (`scripts/services.sh`).
 
 mod common;
 
@@ -143,12 +144,12 @@ fn demo(store: &str, models: &Path, manifest: &Path, extra: &[&str]) -> String {
     stderr
 }
 
-fn detections(rt: &tokio::runtime::Runtime, store: &Store) -> Vec<StoredDetection> {
+fn detections(rt: &tokio::runtime::Runtime, store: &Store, stream: &str) -> Vec<StoredDetection> {
     let mut all: Vec<StoredDetection> = Vec::new();
     loop {
         let page = rt
             .block_on(store.detections(&DetectionQuery {
-                stream_id: "paddock".into(),
+                stream_id: stream.into(),
                 from: None,
                 to: None,
                 after: all.last().map(StoredDetection::key),
@@ -225,9 +226,14 @@ fn a_stream_with_an_activated_pose_model_stores_keypoints_where_the_model_puts_t
 
     demo(&url, &models, &manifest, &[]);
 
-    let rows = detections(&rt, &store);
+    check_keypoints(&detections(&rt, &store, "paddock"));
+}
+
+/// Every detection (at least one per frame of the sample) has the 17 keypoints where the
+/// `fixed-peaks` model put them for its box, with their scores.
+fn check_keypoints(rows: &[StoredDetection]) {
     assert!(rows.len() >= 220, "{} detections", rows.len());
-    for r in &rows {
+    for r in rows {
         assert_eq!(r.keypoints.len(), K, "detection {:?}", r.key());
         for (k, [x, y, score]) in r.keypoints.iter().enumerate() {
             let (ex, ey) = expected(&r.bbox, k);
@@ -242,6 +248,61 @@ fn a_stream_with_an_activated_pose_model_stores_keypoints_where_the_model_puts_t
             assert_eq!(*score, peak(k).2, "{at}");
         }
     }
+}
+
+/// The production path: chunks of two streams (the same video) on Kafka, `horsestream
+/// dataflow` with 2 workers, TimescaleDB (`COPY` with the `keypoints` column). Only the stream
+/// whose pose model is activated gets keypoints; the other's detections have none.
+#[test]
+fn on_kafka_and_timescaledb_only_the_stream_with_pose_activated_gets_keypoints() {
+    let url = required_env("HORSESTREAM_DATABASE_URL");
+    let dir = tempfile::tempdir().unwrap();
+    let (models, manifest) = model_dir(dir.path(), true);
+    let (posed, k) = ingested_sample("pose-on");
+    let plain = unique("pose-off");
+    let video = sample().0.to_str().unwrap().to_owned();
+    run_ok(&["ingest", "--input", &video, "--stream-id", &plain], &k);
+    register(&url, &posed);
+    register(&url, &plain);
+    let rt = runtime();
+    let store = rt.block_on(Store::connect(&url)).unwrap();
+    rt.block_on(async {
+        let sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
+            std::fs::read(models.join(POSE_FILE)).unwrap(),
+        ));
+        store
+            .upsert_model(&ModelRow {
+                name: POSE_MODEL.into(),
+                task: "pose".into(),
+                file: POSE_FILE.into(),
+                sha256,
+                active: false,
+            })
+            .await
+            .unwrap();
+        store.activate_model(&posed, POSE_MODEL).await.unwrap();
+    });
+    run_ok(
+        &[
+            "dataflow",
+            "--until-end",
+            "--workers",
+            "2",
+            "--group-id",
+            &unique("pose-group"),
+            "--database-url",
+            &url,
+            "--model-dir",
+            models.to_str().unwrap(),
+            "--manifest",
+            manifest.to_str().unwrap(),
+        ],
+        &k,
+    );
+    check_keypoints(&detections(&rt, &store, &posed));
+    let others = detections(&rt, &store, &plain);
+    assert!(others.len() >= 220, "{} detections", others.len());
+    assert!(others.iter().all(|r| r.keypoints.is_empty()));
 }
 
 /// `--pose-model` for every stream, but the optional pose file is not installed: the dataflow
@@ -263,7 +324,7 @@ fn a_missing_pose_model_is_logged_once_and_the_dataflow_runs_without_pose() {
     );
     let rt = runtime();
     let store = rt.block_on(Store::connect(&url)).unwrap();
-    let rows = detections(&rt, &store);
+    let rows = detections(&rt, &store, "paddock");
     assert!(rows.len() >= 220, "{} detections", rows.len());
     assert!(rows.iter().all(|r| r.keypoints.is_empty()));
 }
