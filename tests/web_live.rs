@@ -11,10 +11,13 @@
 //!   Debian's Chromium (web/tests/browser.mjs) through the web client served by the API: log
 //!   in, add a file stream, start it, and see boxes drawn over the playing HLS video. The
 //!   stream is picked up by `horsestream ingest` in catalogue mode. It then changes the
-//!   stream's alert settings in the page and finds them stored. The screenshot is saved in
+//!   stream's alert settings in the page and finds them stored. Its dataflow runs the pose
+//!   model the tests write on every stream, and the page draws each box's skeleton. The screenshot is saved in
 //!   the target directory's `tmp/` (its path is printed).
 
 mod common;
+#[path = "common/pose_model.rs"]
+mod pose_model;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -221,7 +224,12 @@ fn http_status(addr: &str, path: &str) -> Option<u16> {
     buf.split_whitespace().nth(1)?.parse().ok()
 }
 
-fn start_dataflow(db: &str, k: &horsestream_sinks::kafka::KafkaConfig, group: &str) -> Proc {
+fn start_dataflow(
+    db: &str,
+    k: &horsestream_sinks::kafka::KafkaConfig,
+    group: &str,
+    extra: &[&str],
+) -> Proc {
     let mut args = vec![
         "dataflow".to_owned(),
         "--workers".into(),
@@ -232,6 +240,7 @@ fn start_dataflow(db: &str, k: &horsestream_sinks::kafka::KafkaConfig, group: &s
         group.into(),
     ];
     args.extend(topic_args(k));
+    args.extend(extra.iter().map(|a| a.to_string()));
     spawn(
         "dataflow",
         &mut horsestream_cmd(&args.iter().map(String::as_str).collect::<Vec<_>>()),
@@ -375,7 +384,7 @@ fn official_socketio_client_gets_horse_boxes_across_a_gateway_restart() {
         web_dir: None,
     };
     let mut api = start_api(&api_cfg);
-    let _dataflow = start_dataflow(&db.url, &k, &format!("{name}-group"));
+    let _dataflow = start_dataflow(&db.url, &k, &format!("{name}-group"), &[]);
     let mut ingest_args = vec![
         "ingest".to_owned(),
         "--input".into(),
@@ -465,7 +474,23 @@ fn browser_shows_horse_boxes_over_the_playing_video() {
         web_dir: Some(dist),
     };
     let _api = start_api(&api_cfg);
-    let _dataflow = start_dataflow(&db.url, &k, &format!("{name}-group"));
+    // Every stream runs the pose model the tests write (`common/pose_model.rs`), so each box
+    // the page draws carries its skeleton.
+    let pose_dir = tempfile::tempdir().unwrap();
+    let (models, manifest) = pose_model::model_dir(pose_dir.path(), true);
+    let _dataflow = start_dataflow(
+        &db.url,
+        &k,
+        &format!("{name}-group"),
+        &[
+            "--model-dir",
+            models.to_str().unwrap(),
+            "--manifest",
+            manifest.to_str().unwrap(),
+            "--pose-model",
+            pose_model::POSE_MODEL,
+        ],
+    );
     let mut ingest_args = vec![
         "ingest".to_owned(),
         "--database-url".into(),
@@ -501,6 +526,13 @@ fn browser_shows_horse_boxes_over_the_playing_video() {
         "catalogue ingest exited"
     );
     assert!(result["boxes"].as_u64().unwrap() > 0, "{result}");
+    // Every box on screen has its AP-10K skeleton drawn (all 17 keypoints score above the
+    // page's threshold), from the same frame's overlay data as the box.
+    assert_eq!(
+        result["keypoints"].as_u64(),
+        result["boxes"].as_u64().map(|b| b * pose_model::K as u64),
+        "{result}"
+    );
     assert!(result["painted"].as_u64().unwrap() >= 200, "{result}");
     assert!(result["videoWidth"].as_u64().unwrap() > 0, "{result}");
     let png = std::fs::read(&screenshot).expect("the screenshot was saved");
