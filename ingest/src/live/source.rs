@@ -325,6 +325,10 @@ impl LiveSource {
             }
             // The decoder wants input.
             loop {
+                // `av_read_frame` does not release the packet it fills: a reused packet
+                // leaked every earlier packet's data (~4 KB a packet, found by the soak).
+                // Dropping the old one releases it.
+                self.packet = Packet::empty();
                 match self.packet.read(&mut self.input) {
                     Ok(()) => {
                         if self.packet.stream() != self.stream_index {
