@@ -1,8 +1,9 @@
 //! Backup and restore of the TimescaleDB database with `scripts/backup.sh` and
 //! `scripts/restore.sh`, against the real PostgreSQL (`scripts/services.sh start`): rows
 //! written through `horsestream_sinks::Store` into a fresh database are backed up, restored into
-//! another fresh database, and the restored store answers exactly the same. Both databases are
-//! dropped at the end, also when the test fails.
+//! another fresh database, and the restored store answers exactly the same; `horsestream api`
+//! then serves the restored database (streams, detections, horses over REST). Both databases
+//! are dropped at the end, also when the test fails.
 
 mod common;
 
@@ -276,6 +277,45 @@ async fn backup_restored_into_a_fresh_database_answers_the_same_rows() {
     let after = snapshot(&restored, &[a, b]).await;
     assert_eq!(after, before);
 
+    // The API serves the restored database: its streams, detections and horses over REST.
+    // (Started off the test's runtime: creating the topic blocks on a runtime of its own.)
+    let api = {
+        let url = restored_url.clone();
+        std::thread::spawn(move || RestoredApi::start(&url))
+            .join()
+            .unwrap()
+    };
+    let login = serde_json::json!({"username": "restore-admin", "password": "pw-restore"});
+    let (status, body) = common::http(&api.addr, "POST", "/api/v1/auth/login", Some(&login), None);
+    assert_eq!(status, 200, "{body}");
+    let token: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let token = token["accessToken"].as_str().unwrap();
+    let get = |path: &str| {
+        let (status, body) = common::http(&api.addr, "GET", path, None, Some(token));
+        assert_eq!(status, 200, "GET {path}: {body}");
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()
+    };
+    let streams = get("/api/v1/streams");
+    for id in [a, b] {
+        assert!(
+            streams.as_array().unwrap().iter().any(|s| s["id"] == id),
+            "{id} in {streams}"
+        );
+    }
+    let detections = get(&format!(
+        "/api/v1/detections?stream={a}&from=2020-01-01T00:00:00Z&to=2030-01-01T00:00:00Z&limit=1000"
+    ));
+    let served = detections["items"].as_array().map_or(0, Vec::len);
+    let stored_a: usize = before.frames[0].iter().map(|f| f.boxes.len()).sum();
+    assert_eq!(served, stored_a, "{detections}");
+    let horses = get(&format!("/api/v1/streams/{a}/horses"));
+    assert_eq!(
+        horses.as_array().unwrap().len(),
+        before.horses.iter().filter(|h| h.stream_id == a).count(),
+        "{horses}"
+    );
+    drop(api);
+
     // It takes new rows, in a time range no restored hypertable chunk covers.
     restored
         .write_chunk(&chunk(a, 2, at(2026, 5, 1, 12, 0), &[2]))
@@ -286,6 +326,62 @@ async fn backup_restored_into_a_fresh_database_answers_the_same_rows() {
     assert_eq!(stats.detections, 11);
     // The source was only read.
     assert_eq!(source.stats().await.unwrap(), before.stats);
+}
+
+/// `horsestream api` on a restored database, killed when dropped.
+struct RestoredApi {
+    addr: String,
+    child: std::process::Child,
+}
+
+impl RestoredApi {
+    fn start(url: &str) -> Self {
+        let addr = format!("127.0.0.1:{}", common::free_port());
+        let hash = common::password_hash("pw-restore");
+        // Its live events come from a topic of its own.
+        let k = common::fresh_topics("backup-api");
+        let child = Command::new(env!("CARGO_BIN_EXE_horsestream"))
+            .args([
+                "api",
+                "--listen",
+                &addr,
+                "--database-url",
+                url,
+                "--admin-user",
+                "restore-admin",
+                "--admin-password-hash",
+                &hash,
+                "--jwt-secret",
+                "backup test secret of at least thirty-two bytes",
+                "--brokers",
+                &k.brokers,
+                "--events-topic",
+                &k.events_topic,
+            ])
+            .env("HORSESTREAM_LOG", "error")
+            .spawn()
+            .expect("starting horsestream api");
+        let mut api = RestoredApi { addr, child };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while common::http(&api.addr, "GET", "/api/v1/ready", None, None).0 != 200 {
+            if let Some(status) = api.child.try_wait().unwrap() {
+                panic!("horsestream api exited with {status}");
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the API never became ready"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        api
+    }
+}
+
+impl Drop for RestoredApi {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 #[test]

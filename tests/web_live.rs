@@ -148,19 +148,6 @@ impl Drop for Database {
     }
 }
 
-/// The argon2 hash of `password`, made by `horsestream api --hash-password`.
-fn password_hash(password: &str) -> String {
-    let mut child = horsestream_cmd(&["api", "--hash-password"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success());
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
-
 struct ApiConfig<'a> {
     port: u16,
     db: &'a str,
