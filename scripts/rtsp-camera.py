@@ -130,7 +130,11 @@ def main():
     server.set_service(str(a.port))
 
     factory = GstRtspServer.RTSPMediaFactory()
-    factory.set_shared(True)
+    # A file is one loop that every client watches (FileLoop feeds the one served media). The
+    # test pattern gets a pipeline per client: with a shared one, clients connecting at once
+    # (20 streams starting together) could crash the server in gst_rtsp_media_get_rates
+    # (an assertion in GStreamer's RTSP server, seen in CI).
+    factory.set_shared(a.file is not None)
     file_loop = None
     if a.file:
         if not os.path.isfile(a.file):
