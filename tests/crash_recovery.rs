@@ -74,51 +74,6 @@ impl Rng {
     }
 }
 
-/// A database of this test's own on the shared PostgreSQL server, dropped at the end.
-struct OwnDatabase {
-    name: String,
-    admin: String,
-    url: String,
-}
-
-impl OwnDatabase {
-    fn create(rt: &tokio::runtime::Runtime, prefix: &str) -> Self {
-        let base = required_env("HORSESTREAM_DATABASE_URL");
-        let (server, _) = base.rsplit_once('/').expect("a database URL with a path");
-        let name = unique(prefix).replace('-', "_");
-        let admin = format!("{server}/postgres");
-        rt.block_on(async {
-            let pool = sqlx::PgPool::connect(&admin).await.unwrap();
-            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                .execute(&pool)
-                .await
-                .unwrap();
-        });
-        OwnDatabase {
-            url: format!("{server}/{name}"),
-            name,
-            admin,
-        }
-    }
-}
-
-impl Drop for OwnDatabase {
-    fn drop(&mut self) {
-        if let Ok(rt) = tokio::runtime::Runtime::new() {
-            rt.block_on(async {
-                if let Ok(pool) = sqlx::PgPool::connect(&self.admin).await {
-                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                        self.name
-                    )))
-                    .execute(&pool)
-                    .await;
-                }
-            });
-        }
-    }
-}
-
 /// Registers `stream` with a zone over the left 60 % of the frame (so `zone_exit` alerts can
 /// fire) and a calibration (gait in m/s).
 fn register_with_zone(rt: &tokio::runtime::Runtime, url: &str, stream: &str) {

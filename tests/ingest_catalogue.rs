@@ -23,51 +23,6 @@ use rdkafka::message::Message;
 const PASSWORD: &str = "s3cret-Pw";
 const CAMERAS: usize = 20;
 
-/// A database of this test's own on the shared server, dropped at the end.
-struct OwnDatabase {
-    name: String,
-    admin: String,
-    url: String,
-}
-
-impl OwnDatabase {
-    fn create(rt: &tokio::runtime::Runtime) -> Self {
-        let base = required_env("HORSESTREAM_DATABASE_URL");
-        let (server, _) = base.rsplit_once('/').expect("a database URL with a path");
-        let name = unique("ingest_catalogue").replace('-', "_");
-        let admin = format!("{server}/postgres");
-        rt.block_on(async {
-            let pool = sqlx::PgPool::connect(&admin).await.unwrap();
-            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                .execute(&pool)
-                .await
-                .unwrap();
-        });
-        OwnDatabase {
-            url: format!("{server}/{name}"),
-            name,
-            admin,
-        }
-    }
-}
-
-impl Drop for OwnDatabase {
-    fn drop(&mut self) {
-        if let Ok(rt) = tokio::runtime::Runtime::new() {
-            rt.block_on(async {
-                if let Ok(pool) = sqlx::PgPool::connect(&self.admin).await {
-                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                        self.name
-                    )))
-                    .execute(&pool)
-                    .await;
-                }
-            });
-        }
-    }
-}
-
 struct Camera(Child);
 
 impl Camera {
@@ -192,7 +147,7 @@ fn http_get(addr: &str, path: &str) -> String {
 #[test]
 fn twenty_camera_streams_start_and_stop_through_the_streams_table() {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let db = OwnDatabase::create(&rt);
+    let db = OwnDatabase::create(&rt, "ingest_catalogue");
     let store = rt.block_on(Store::connect(&db.url)).unwrap();
     let name = unique("catalogue");
     let k = fresh_topics(&name);
@@ -449,7 +404,7 @@ fn start_ingest(
 #[test]
 fn two_ingest_processes_split_the_table_and_take_over_from_a_killed_one() {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let db = OwnDatabase::create(&rt);
+    let db = OwnDatabase::create(&rt, "ingest_catalogue");
     let store = rt.block_on(Store::connect(&db.url)).unwrap();
     let k = fresh_topics(&unique("leases"));
     let port = free_port();

@@ -54,51 +54,6 @@ impl Drop for Running {
     }
 }
 
-/// A database of this test's own on the shared PostgreSQL server, dropped at the end.
-struct OwnDatabase {
-    name: String,
-    admin: String,
-    url: String,
-}
-
-impl OwnDatabase {
-    fn create(rt: &tokio::runtime::Runtime) -> Self {
-        let base = required_env("HORSESTREAM_DATABASE_URL");
-        let (server, _) = base.rsplit_once('/').expect("a database URL with a path");
-        let name = unique("soak").replace('-', "_");
-        let admin = format!("{server}/postgres");
-        rt.block_on(async {
-            let pool = sqlx::PgPool::connect(&admin).await.unwrap();
-            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                .execute(&pool)
-                .await
-                .unwrap();
-        });
-        OwnDatabase {
-            url: format!("{server}/{name}"),
-            name,
-            admin,
-        }
-    }
-}
-
-impl Drop for OwnDatabase {
-    fn drop(&mut self) {
-        if let Ok(rt) = tokio::runtime::Runtime::new() {
-            rt.block_on(async {
-                if let Ok(pool) = sqlx::PgPool::connect(&self.admin).await {
-                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                        self.name
-                    )))
-                    .execute(&pool)
-                    .await;
-                }
-            });
-        }
-    }
-}
-
 /// Resident set of `pid` in KiB (0 once it is gone).
 fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -193,7 +148,7 @@ fn soak(seconds: u64, judge_rss: bool) {
         .unwrap_or_else(|_| format!("{}/soak.csv", env!("CARGO_TARGET_TMPDIR")));
 
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let db = OwnDatabase::create(&rt);
+    let db = OwnDatabase::create(&rt, "soak");
     let name = unique("soak");
     register(&db.url, &name);
     // The slow sink: every chunk row written sleeps first, inside the chunk's transaction.
