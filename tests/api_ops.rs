@@ -22,7 +22,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex, Once, mpsc};
 use std::time::{Duration, Instant};
 
-use common::{required_env, unique};
+use common::{new_ca, required_env, unique};
 use horsestream_proto::{ChunkProcessed, Event, EventKind, StreamStatus};
 use horsestream_sinks::kafka::{KafkaConfig, TopicProducer};
 use serde_json::{Value, json};
@@ -407,21 +407,6 @@ impl Pki {
     fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
-}
-
-fn new_ca(name: &str) -> rcgen::CertifiedKey {
-    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, name);
-    params.key_usages = vec![
-        rcgen::KeyUsagePurpose::KeyCertSign,
-        rcgen::KeyUsagePurpose::CrlSign,
-    ];
-    let key_pair = rcgen::KeyPair::generate().unwrap();
-    let cert = params.self_signed(&key_pair).unwrap();
-    rcgen::CertifiedKey { cert, key_pair }
 }
 
 /// One HTTPS request that trusts only `ca`; (status, body) or the TLS error.

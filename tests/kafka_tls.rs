@@ -16,7 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-use common::{free_port, required_env, unique};
+use common::{free_port, new_ca, required_env, unique};
 use horsestream_proto::{ChunkProcessed, Event, EventKind};
 use horsestream_sinks::kafka::{ClientOptions, KafkaConfig, TopicProducer, ensure_topics};
 use rdkafka::producer::{BaseProducer, Producer};
@@ -24,21 +24,6 @@ use rdkafka::producer::{BaseProducer, Producer};
 const WAIT: Duration = Duration::from_secs(120);
 const USER: &str = "horsestream";
 const PASSWORD: &str = "kafka-tls-test-s3cret";
-
-fn new_ca(name: &str) -> rcgen::CertifiedKey {
-    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, name);
-    params.key_usages = vec![
-        rcgen::KeyUsagePurpose::KeyCertSign,
-        rcgen::KeyUsagePurpose::CrlSign,
-    ];
-    let key_pair = rcgen::KeyPair::generate().unwrap();
-    let cert = params.self_signed(&key_pair).unwrap();
-    rcgen::CertifiedKey { cert, key_pair }
-}
 
 /// A broker of our own, killed (and waited for) when dropped.
 struct OwnKafka {

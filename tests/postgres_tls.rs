@@ -9,7 +9,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{error_line, free_port, horsestream};
+use common::{error_line, free_port, horsestream, new_ca};
 use sqlx::Row;
 
 /// A PostgreSQL of our own, stopped when dropped.
@@ -64,21 +64,6 @@ impl Drop for OwnPostgres {
             .env("HS_PG_PORT", self.port.to_string())
             .output();
     }
-}
-
-fn new_ca(name: &str) -> rcgen::CertifiedKey {
-    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, name);
-    params.key_usages = vec![
-        rcgen::KeyUsagePurpose::KeyCertSign,
-        rcgen::KeyUsagePurpose::CrlSign,
-    ];
-    let key_pair = rcgen::KeyPair::generate().unwrap();
-    let cert = params.self_signed(&key_pair).unwrap();
-    rcgen::CertifiedKey { cert, key_pair }
 }
 
 /// Whether the session of `url` is encrypted, per the server.

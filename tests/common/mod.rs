@@ -311,3 +311,19 @@ impl Drop for OwnDatabase {
         }
     }
 }
+
+/// A self-signed certificate authority named `name`, for the TLS tests to sign with.
+pub fn new_ca(name: &str) -> rcgen::CertifiedKey {
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, name);
+    params.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::CrlSign,
+    ];
+    let key_pair = rcgen::KeyPair::generate().unwrap();
+    let cert = params.self_signed(&key_pair).unwrap();
+    rcgen::CertifiedKey { cert, key_pair }
+}
