@@ -158,6 +158,9 @@ fn two_statefulset_pods_store_what_one_process_stores() {
         ("dataflow.processes", "2".into()),
         ("dataflow.workersPerProcess", "1".into()),
         ("dataflow.groupId", format!("{name}-pods")),
+        // Ports no other process of this machine holds (a pod's ports are its own in a cluster).
+        ("dataflow.timelyPort", free_port().to_string()),
+        ("dataflow.metricsPort", free_port().to_string()),
         ("models.mountPath", required_env("HORSESTREAM_MODEL_DIR")),
         ("logLevel", "error".into()),
     ]);
