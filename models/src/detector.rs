@@ -104,14 +104,16 @@ impl Detector {
         self.execution_provider
     }
 
-    /// Detections of the configured classes for each frame, from ONE batched inference call.
+    /// Detections of the configured classes for each frame, from batched inference calls
+    /// whose sizes are powers of two (one call for a batch of 8; `inference::pieces`).
     pub fn detect(&mut self, frames: &[RgbImage]) -> Result<Vec<Vec<Detected>>, ModelError> {
-        if frames.is_empty() {
-            return Ok(Vec::new());
+        let mut detected = Vec::with_capacity(frames.len());
+        for piece in inference::pieces(frames.len()) {
+            let (input, letterboxes) = self.preprocess(&frames[piece]);
+            let raw = self.detect_tensor(input.view())?;
+            detected.extend(self.postprocess(raw.view(), &letterboxes));
         }
-        let (input, letterboxes) = self.preprocess(frames);
-        let raw = self.detect_tensor(input.view())?;
-        Ok(self.postprocess(raw.view(), &letterboxes))
+        Ok(detected)
     }
 
     /// Letterboxes the frames into one `[N, 3, size, size]` batch.

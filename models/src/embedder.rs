@@ -71,12 +71,18 @@ impl Embedder {
         batch
     }
 
-    /// One embedding per crop, from one batched inference call; L2-normalised when the
-    /// manifest says so.
+    /// One embedding per crop, L2-normalised when the manifest says so; the crops run as a
+    /// few batched calls whose sizes are powers of two (`inference::pieces`).
     pub fn embed(&mut self, crops: &[RgbImage]) -> Result<Vec<Vec<f32>>, ModelError> {
-        if crops.is_empty() {
-            return Ok(Vec::new());
+        let mut embeddings = Vec::with_capacity(crops.len());
+        for piece in inference::pieces(crops.len()) {
+            embeddings.extend(self.embed_batch(&crops[piece])?);
         }
+        Ok(embeddings)
+    }
+
+    /// One embedding per crop from one inference call.
+    fn embed_batch(&mut self, crops: &[RgbImage]) -> Result<Vec<Vec<f32>>, ModelError> {
         let input = self.preprocess(crops);
         let (w, h) = (self.params.input_width, self.params.input_height);
         let expected = [crops.len(), self.dim()];

@@ -8,6 +8,33 @@ use ort::value::TensorRef;
 
 use crate::ModelError;
 
+/// Largest batch of one inference call; a longer batch runs as several calls.
+pub const LARGEST_BATCH: usize = 64;
+
+/// The calls a batch of `n` items runs as: ranges of `n` whose lengths are powers of two
+/// (largest first, at most [`LARGEST_BATCH`]), e.g. 13 → 8 + 4 + 1.
+///
+/// A session keeps memory for every input shape it has run (ONNX Runtime's CPU arena grows to
+/// the largest request and fragments over many different ones; memory patterns are cached per
+/// shape). Batches whose size follows the number of horses in view would make that grow in
+/// steps over hours; powers of two bound a session to a handful of shapes, without padding.
+pub fn pieces(n: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        let left = n - at;
+        if left == 0 {
+            return None;
+        }
+        let len = if left >= LARGEST_BATCH {
+            LARGEST_BATCH
+        } else {
+            1 << (usize::BITS - 1 - left.leading_zeros())
+        };
+        at += len;
+        Some(at - len..at)
+    })
+}
+
 /// Runs `session` (of model `model`) on `input`, each of whose `N` items must be `[3, H, W]` =
 /// `item`.
 pub(crate) fn run<'s>(
@@ -54,4 +81,33 @@ pub(crate) fn output<'o, D: Dimension>(
         });
     }
     Ok(raw.into_dimensionality::<D>().expect("rank checked above"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pieces_are_powers_of_two_covering_the_batch_in_order() {
+        let lens = |n| pieces(n).map(|r| r.len()).collect::<Vec<_>>();
+        assert_eq!(lens(0), Vec::<usize>::new());
+        assert_eq!(lens(1), [1]);
+        assert_eq!(lens(8), [8]);
+        assert_eq!(lens(13), [8, 4, 1]);
+        assert_eq!(lens(7), [4, 2, 1]);
+        assert_eq!(
+            lens(LARGEST_BATCH * 2 + 3),
+            [LARGEST_BATCH, LARGEST_BATCH, 2, 1]
+        );
+        for n in 0..300 {
+            let ranges: Vec<_> = pieces(n).collect();
+            let mut next = 0;
+            for r in &ranges {
+                assert_eq!(r.start, next, "{n}: contiguous");
+                assert!(r.len().is_power_of_two() && r.len() <= LARGEST_BATCH);
+                next = r.end;
+            }
+            assert_eq!(next, n);
+        }
+    }
 }

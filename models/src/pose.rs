@@ -160,9 +160,11 @@ impl PoseEstimator {
     ) -> Result<Vec<Pose>, ModelError> {
         let mut poses = Vec::with_capacity(crops.len());
         for chunk in crops.chunks(self.max_batch) {
-            let (input, transforms) = self.preprocess(chunk);
-            let (sx, sy) = self.infer(input.view())?;
-            poses.extend(self.postprocess(sx.view(), sy.view(), &transforms));
+            for piece in crate::inference::pieces(chunk.len()) {
+                let (input, transforms) = self.preprocess(&chunk[piece]);
+                let (sx, sy) = self.infer(input.view())?;
+                poses.extend(self.postprocess(sx.view(), sy.view(), &transforms));
+            }
         }
         Ok(poses)
     }
