@@ -105,7 +105,7 @@ impl Detector {
     }
 
     /// Detections of the configured classes for each frame, from batched inference calls
-    /// whose sizes are powers of two (one call for a batch of 8; `inference::pieces`).
+    /// whose sizes are powers of two (one call for a batch of 8; [`pieces`](crate::pieces)).
     pub fn detect(&mut self, frames: &[RgbImage]) -> Result<Vec<Vec<Detected>>, ModelError> {
         let mut detected = Vec::with_capacity(frames.len());
         for piece in inference::pieces(frames.len()) {

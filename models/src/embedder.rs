@@ -6,7 +6,7 @@ use std::fmt;
 use horsestream_proto::BoundingBox;
 use image::RgbImage;
 use image::imageops::FilterType;
-use ndarray::{Array4, ArrayView2};
+use ndarray::{Array2, Array4, ArrayView2, ArrayView4};
 use ort::session::Session;
 
 use crate::ModelError;
@@ -72,7 +72,7 @@ impl Embedder {
     }
 
     /// One embedding per crop, L2-normalised when the manifest says so; the crops run as a
-    /// few batched calls whose sizes are powers of two (`inference::pieces`).
+    /// few batched calls whose sizes are powers of two ([`pieces`](crate::pieces)).
     pub fn embed(&mut self, crops: &[RgbImage]) -> Result<Vec<Vec<f32>>, ModelError> {
         let mut embeddings = Vec::with_capacity(crops.len());
         for piece in inference::pieces(crops.len()) {
@@ -84,17 +84,7 @@ impl Embedder {
     /// One embedding per crop from one inference call.
     fn embed_batch(&mut self, crops: &[RgbImage]) -> Result<Vec<Vec<f32>>, ModelError> {
         let input = self.preprocess(crops);
-        let (w, h) = (self.params.input_width, self.params.input_height);
-        let expected = [crops.len(), self.dim()];
-        let outputs = inference::run(
-            &mut self.session,
-            &self.name,
-            &self.input_name,
-            input.view(),
-            [3, h as usize, w as usize],
-        )?;
-        let raw: ArrayView2<'_, f32> =
-            inference::output(&outputs, &self.name, &self.output_name, &expected)?;
+        let raw = self.embed_tensor(input.view())?;
         let normalize = self.params.l2_normalize;
         Ok(raw
             .outer_iter()
@@ -106,6 +96,23 @@ impl Embedder {
                 v
             })
             .collect())
+    }
+
+    /// Bare inference: a preprocessed `[N, 3, H, W]` batch → the raw `[N, dim]` output (not
+    /// normalised).
+    pub fn embed_tensor(&mut self, input: ArrayView4<'_, f32>) -> Result<Array2<f32>, ModelError> {
+        let (w, h) = (self.params.input_width, self.params.input_height);
+        let expected = [input.shape()[0], self.dim()];
+        let outputs = inference::run(
+            &mut self.session,
+            &self.name,
+            &self.input_name,
+            input,
+            [3, h as usize, w as usize],
+        )?;
+        let raw: ArrayView2<'_, f32> =
+            inference::output(&outputs, &self.name, &self.output_name, &expected)?;
+        Ok(raw.to_owned())
     }
 }
 

@@ -20,6 +20,7 @@ pub use detector::{Detected, Detector};
 pub use embedder::{Embedder, cosine_distance, crop, l2_normalize};
 pub use error::ModelError;
 pub use heads::{ClassFilter, decode_output};
+pub use inference::{LARGEST_BATCH, pieces};
 pub use letterbox::{Letterbox, LetterboxSpec, letterbox, letterbox_into};
 pub use manifest::{
     DEFAULT_MANIFEST, DetectionHead, DetectionParams, Manifest, ModelEntry, PoseParams, Task,

@@ -54,16 +54,17 @@ impl Analyzer for horsestream_models::Detector {
     }
 }
 
-/// Something that turns crops of one frame into appearance embeddings: the re-ID model.
+/// Something that turns crops into appearance embeddings, one per `(frame, box)` in order:
+/// the re-ID model, given the crops of a whole batch of frames at once.
 pub trait Embed {
-    fn embed(&mut self, frame: &RgbImage, boxes: &[BoundingBox]) -> Result<Vec<Vec<f32>>, String>;
+    fn embed(&mut self, crops: &[(&RgbImage, BoundingBox)]) -> Result<Vec<Vec<f32>>, String>;
 }
 
 impl Embed for horsestream_models::Embedder {
-    fn embed(&mut self, frame: &RgbImage, boxes: &[BoundingBox]) -> Result<Vec<Vec<f32>>, String> {
-        let crops: Vec<RgbImage> = boxes
+    fn embed(&mut self, crops: &[(&RgbImage, BoundingBox)]) -> Result<Vec<Vec<f32>>, String> {
+        let crops: Vec<RgbImage> = crops
             .iter()
-            .map(|b| horsestream_models::crop(frame, b))
+            .map(|(frame, b)| horsestream_models::crop(frame, b))
             .collect();
         horsestream_models::Embedder::embed(self, &crops).map_err(|e| e.to_string())
     }
@@ -278,20 +279,38 @@ impl ChunkAnalyzer {
                     batch.len()
                 )));
             }
-            for ((f, found), image) in batch.iter().zip(found).zip(&images) {
-                let embeddings = match &mut self.embedder {
-                    Some(e) if !found.is_empty() => {
-                        let boxes: Vec<BoundingBox> = found.iter().map(|d| d.bbox).collect();
-                        let start = Instant::now();
-                        let embedded = e.embed(image, &boxes).map_err(|e| {
-                            Failure::Model(format!("frame {}: re-ID: {e}", f.index))
-                        })?;
-                        if let Some(m) = &self.metrics {
-                            m.inference("reid", start.elapsed().as_secs_f64(), None);
-                        }
-                        embedded
+            // Re-ID of every box of the batch's frames in one go (the embedder splits it into
+            // a few calls), then each frame takes its share in order.
+            let mut embeddings = match &mut self.embedder {
+                Some(e) if found.iter().any(|d| !d.is_empty()) => {
+                    let crops: Vec<(&RgbImage, BoundingBox)> = images
+                        .iter()
+                        .zip(&found)
+                        .flat_map(|(image, ds)| ds.iter().map(move |d| (image, d.bbox)))
+                        .collect();
+                    let start = Instant::now();
+                    let embedded = e.embed(&crops).map_err(|e| {
+                        Failure::Model(format!("frames {}..: re-ID: {e}", batch[0].index))
+                    })?;
+                    if let Some(m) = &self.metrics {
+                        m.inference("reid", start.elapsed().as_secs_f64(), None);
                     }
-                    _ => Vec::new(),
+                    if embedded.len() != crops.len() {
+                        return Err(Failure::Model(format!(
+                            "re-ID returned {} embeddings for {} crops",
+                            embedded.len(),
+                            crops.len()
+                        )));
+                    }
+                    embedded.into_iter()
+                }
+                _ => Vec::new().into_iter(),
+            };
+            for (f, found) in batch.iter().zip(found) {
+                let embeddings: Vec<Vec<f32>> = if self.embedder.is_some() {
+                    embeddings.by_ref().take(found.len()).collect()
+                } else {
+                    Vec::new()
                 };
                 frames.push(FrameResult {
                     index: f.index,
