@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
-use horsestream_dataflow::source::kafka::{KafkaSource, KafkaSourceConfig, Replay};
+use horsestream_dataflow::source::kafka::{
+    DEFAULT_PREFETCH_BYTES, KafkaSource, KafkaSourceConfig, Replay,
+};
 use horsestream_dataflow::tracking::TrackerConfig;
 use horsestream_dataflow::{
     Analyzer, ChunkAnalyzer, Cluster, DataflowConfig, DataflowError, Embed, HorseConfig, Metrics,
@@ -59,6 +61,11 @@ pub struct Args {
     /// again at every chunk).
     #[arg(long, env = "HORSESTREAM_MODEL_RETRY_MAX_MS", default_value_t = 30_000)]
     pub model_retry_max_ms: u64,
+    /// MiB of chunks each worker may fetch from Kafka ahead of processing; a backlog beyond
+    /// it waits in Kafka, not in this process's memory.
+    #[arg(long, env = "HORSESTREAM_PREFETCH_MIB", default_value_t = (DEFAULT_PREFETCH_BYTES >> 20) as u64,
+          value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub prefetch_mib: u64,
     #[command(flatten)]
     pub kafka: KafkaOptions,
     #[command(flatten)]
@@ -134,6 +141,7 @@ pub fn run_with(args: Args, replay: Option<Replay>) -> anyhow::Result<()> {
         group_id: args.group_id.clone(),
         stop_at_end: args.until_end,
         replay: replay.clone(),
+        prefetch_bytes: (args.prefetch_mib as usize) << 20,
     };
     let models = args.models.clone();
     let retry = RetryPolicy::up_to(Duration::from_millis(args.model_retry_max_ms));

@@ -31,7 +31,14 @@ pub struct KafkaSourceConfig {
     pub stop_at_end: bool,
     /// Read a time range of the topic again instead of resuming the group.
     pub replay: Option<Replay>,
+    /// Bytes of chunks librdkafka may fetch ahead of the dataflow, per worker: what a worker
+    /// holds of a backlog that waits in Kafka (a slow sink, a burst). A chunk larger than this
+    /// is still fetched, alone.
+    pub prefetch_bytes: usize,
 }
+
+/// The default [`KafkaSourceConfig::prefetch_bytes`]: a few chunks of 768×512 JPEG frames.
+pub const DEFAULT_PREFETCH_BYTES: usize = 16 << 20;
 
 /// A historical range of the chunks topic, read through the same dataflow as live data.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,6 +74,7 @@ impl std::fmt::Debug for KafkaSource {
 impl KafkaSource {
     pub fn new(cfg: &KafkaSourceConfig, index: usize, peers: usize) -> Result<Self, DataflowError> {
         let topic = cfg.kafka.chunks_topic.clone();
+        let prefetch = cfg.prefetch_bytes.max(1 << 20);
         let consumer: BaseConsumer = cfg
             .kafka
             .client_config()
@@ -74,10 +82,17 @@ impl KafkaSource {
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
-            .set("fetch.max.bytes", cfg.kafka.max_message_bytes.to_string())
+            // What is fetched ahead is bounded by `prefetch_bytes`, not by the largest message:
+            // librdkafka's defaults queue up to 64 MiB and fetch up to `message.max.bytes` on
+            // top. The broker still returns a first message larger than the fetch size, and
+            // the response may be as large as the largest chunk.
+            .set("message.max.bytes", (1 << 20).to_string())
+            .set("fetch.max.bytes", prefetch.to_string())
+            .set("max.partition.fetch.bytes", prefetch.to_string())
+            .set("queued.max.messages.kbytes", (prefetch >> 10).to_string())
             .set(
-                "max.partition.fetch.bytes",
-                cfg.kafka.max_message_bytes.to_string(),
+                "receive.message.max.bytes",
+                (cfg.kafka.max_message_bytes.max(prefetch) + (1 << 20)).to_string(),
             )
             .set("fetch.wait.max.ms", "50")
             .create()?;
