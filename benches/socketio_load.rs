@@ -69,6 +69,7 @@ fn event(kind: &str, stream: &str, seq: u64) -> Event {
                             track_id: Some(k as u64 + 1),
                             horse: Some(k + 1),
                             keypoints: Vec::new(),
+                            interpolated: false,
                         })
                         .collect(),
                 })

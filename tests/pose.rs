@@ -124,11 +124,17 @@ fn a_stream_with_an_activated_pose_model_stores_keypoints_where_the_model_puts_t
     check_keypoints(&detections(&rt, &store, "paddock"));
 }
 
-/// Every detection (at least one per frame of the sample) has the 17 keypoints where the
-/// `fixed-peaks` model put them for its box, with their scores.
+/// Every detected box (at least one per frame of the sample) has the 17 keypoints where the
+/// `fixed-peaks` model put them for its box, with their scores; a box the tracker interpolated
+/// over a frame the detector missed was never seen, and has none.
 fn check_keypoints(rows: &[StoredDetection]) {
-    assert!(rows.len() >= 220, "{} detections", rows.len());
+    let detected = rows.iter().filter(|r| !r.interpolated).count();
+    assert!(detected >= 220, "{detected} detections");
     for r in rows {
+        if r.interpolated {
+            assert!(r.keypoints.is_empty(), "interpolated {:?}", r.key());
+            continue;
+        }
         assert_eq!(r.keypoints.len(), K, "detection {:?}", r.key());
         for (k, [x, y, score]) in r.keypoints.iter().enumerate() {
             let (ex, ey) = expected(&r.bbox, k);

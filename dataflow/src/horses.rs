@@ -11,6 +11,10 @@
 //! new horse with the next number. State is rebuilt from the chunks in order, like the
 //! tracker's, so the same chunks give the same horses on any number of workers.
 //!
+//! A box the tracker interpolated over a frame the detector missed ([`crate::tracking::interpolate`])
+//! is reported with its track's horse, but is not a sighting: it adds no appearance, no gait
+//! sample and no rule state, and never makes a new horse.
+//!
 //! # Alert rules (per horse)
 //! Each stream has its own rules and thresholds ([`AlertRules`], set through the API's alert
 //! settings and stored with the stream); a timed rule set to `None` is off.
@@ -325,6 +329,8 @@ impl StreamHorses {
                 let embedding = frame.embeddings.get(i).map(Vec::as_slice);
                 let idx = match state.by_track.get(&track) {
                     Some(&idx) if !in_frame.iter().any(|&(h, t)| h == idx && t != track) => idx,
+                    // An interpolated box only follows its track's horse; it never makes one.
+                    _ if d.interpolated => continue,
                     // This track's horse is another track in the same frame: the re-ID that
                     // joined them was wrong, and this track becomes a horse of its own.
                     Some(_) if fresh => {
@@ -356,6 +362,10 @@ impl StreamHorses {
                 entry.last_us = entry.last_us.max(t);
                 if !entry.track_ids.contains(&track) {
                     entry.track_ids.push(track);
+                }
+                if d.interpolated {
+                    // Not a sighting: no appearance, no gait sample, no rule.
+                    continue;
                 }
                 if let Some((e, inv)) = embedding.and_then(|e| Some((e, inv_norm(e)?))) {
                     let sum = entry.feature.get_or_insert_with(|| vec![0.0; e.len()]);
@@ -673,6 +683,7 @@ mod tests {
                                 bbox: *b,
                                 track_id: Some(*track),
                                 keypoints: Vec::new(),
+                                interpolated: false,
                             })
                             .collect(),
                         embeddings: seen.into_iter().map(|(_, _, e)| e).collect(),

@@ -7,6 +7,7 @@
 pub mod assignment;
 pub mod gallery;
 pub mod geometry;
+pub mod interpolate;
 pub mod kalman;
 pub mod metrics;
 pub mod tracker;

@@ -285,10 +285,10 @@ fn crossing_occluded_and_returning_horses_keep_their_identities() {
         id_precision >= 0.95,
         "ID precision {id_precision:.3}: {s:?}"
     );
-    // The goal is IDF1 >= 0.95; the detector's recall on these composites (yolox_nano finds
-    // each pasted horse in about three frames of four) holds it near 0.86. This floor guards
-    // against the tracking making it worse.
-    assert!(s.idf1 >= 0.80, "IDF1 {:.3}: {s:?}", s.idf1);
+    // The goal is IDF1 >= 0.95. yolox_nano finds each pasted horse in about three frames of
+    // four; interpolating a track over the frames it was missed in recovers most of the rest
+    // (0.857 without, 0.930 with). This floor guards against the tracking making it worse.
+    assert!(s.idf1 >= 0.90, "IDF1 {:.3}: {s:?}", s.idf1);
     assert!(!before_leaving.is_empty() && !after_return.is_empty());
     let kept = |numbers: &[u64]| numbers.iter().all(|n| *n == numbers[0]);
     assert!(

@@ -360,6 +360,9 @@ pub struct Detection {
     pub track_id: Option<u64>,
     /// The pose, in the pose model's keypoint order; empty when pose is off for the stream.
     pub keypoints: Vec<Keypoint>,
+    /// Not found by the detector: a confirmed track's box in a frame it was missed in,
+    /// interpolated between its sightings (confidence 0, no embedding).
+    pub interpolated: bool,
 }
 
 impl From<Detection> for wire::Detection {
@@ -372,6 +375,7 @@ impl From<Detection> for wire::Detection {
             bbox: Some(d.bbox.into()),
             track_id: d.track_id,
             keypoints: d.keypoints.into_iter().map(Into::into).collect(),
+            interpolated: d.interpolated,
         }
     }
 }
@@ -387,6 +391,7 @@ impl TryFrom<wire::Detection> for Detection {
             bbox: required_box(w.bbox)?,
             track_id: w.track_id,
             keypoints: checked_keypoints(w.keypoints)?,
+            interpolated: w.interpolated,
         })
     }
 }
@@ -398,7 +403,8 @@ pub struct FrameResult {
     pub pts_us: i64,
     pub capture_time_us: i64,
     pub detections: Vec<Detection>,
-    /// Appearance embedding of each detection (same order), when a re-ID model runs.
+    /// Appearance embedding of each detected box (same order), when a re-ID model runs;
+    /// interpolated boxes come after the detected ones and have none.
     pub embeddings: Vec<Vec<f32>>,
 }
 
@@ -668,7 +674,7 @@ mod tests {
             keypoints in proptest::collection::vec((-1e4f32..1e4, -1e4f32..1e4, -1f32..2.0), 0..=17),
         ) {
             let keypoints = keypoints.into_iter().map(|(x, y, score)| Keypoint { x, y, score }).collect();
-            let d = Detection { frame_index, pts_us, class_id, confidence, bbox: BoundingBox { x, y, w, h }, track_id, keypoints };
+            let d = Detection { frame_index, pts_us, class_id, confidence, bbox: BoundingBox { x, y, w, h }, track_id, keypoints, interpolated: false,  };
             let back = Detection::try_from(wire::Detection::from(d.clone())).unwrap();
             prop_assert_eq!(back, d);
         }
@@ -714,6 +720,7 @@ mod tests {
                             bbox: BoundingBox { x, y: 1.0, w: 2.0, h: 3.0 },
                             confidence: conf, track_id: track, horse,
                             keypoints: vec![Keypoint { x, y: 2.5, score: conf }; 17],
+                            interpolated: false,
                         }],
                     }],
                 }),

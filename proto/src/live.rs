@@ -17,6 +17,8 @@ pub struct TrackedBox {
     pub horse: Option<u32>,
     /// The detection's pose; empty when pose is off for the stream.
     pub keypoints: Vec<Keypoint>,
+    /// A track's box in a frame the detector missed it in ([`crate::Detection::interpolated`]).
+    pub interpolated: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -110,6 +112,7 @@ impl From<DetectionUpdate> for wire::DetectionUpdate {
                             track_id: b.track_id,
                             horse: b.horse,
                             keypoints: b.keypoints.into_iter().map(Into::into).collect(),
+                            interpolated: b.interpolated,
                         })
                         .collect(),
                 })
@@ -136,6 +139,7 @@ impl TryFrom<wire::DetectionUpdate> for DetectionUpdate {
                             track_id: b.track_id,
                             horse: b.horse,
                             keypoints: checked_keypoints(b.keypoints)?,
+                            interpolated: b.interpolated,
                         })
                     })
                     .collect::<Result<_, ProtoError>>()?;

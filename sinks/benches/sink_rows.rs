@@ -73,6 +73,7 @@ fn chunks(stream_id: &str) -> Vec<ProcessedChunk> {
                                 },
                                 track_id: Some(k as u64),
                                 keypoints: Vec::new(),
+                                interpolated: false,
                             })
                             .collect(),
                         embeddings: Vec::new(),

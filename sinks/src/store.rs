@@ -673,6 +673,7 @@ mod tests {
             },
             track_id: None,
             keypoints: Vec::new(),
+            interpolated: false,
         };
         assert_eq!(keypoints_json(&d), None);
         d.keypoints = vec![
@@ -712,6 +713,7 @@ mod tests {
             },
             track_id: None,
             keypoints: Vec::new(),
+            interpolated: false,
         };
         let text = bbox_json(&d);
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();

@@ -81,7 +81,7 @@ on_both_backends!(
     same_chunk_written_three_times_is_stored_once,
     chunk_replayed_after_its_row_aged_out_is_stored_once,
     chunk_with_bad_detection_is_rejected_whole,
-    keypoints_are_stored_with_their_detections,
+    keypoints_and_interpolation_are_stored_with_their_detections,
     gait_windows_are_idempotent_and_need_a_known_stream,
     horses_are_numbered_and_widened_by_sightings,
     observed_horses_are_kept_by_number_and_replays_change_nothing,
@@ -319,9 +319,13 @@ async fn chunk_replayed_after_its_row_aged_out_is_stored_once(store: &Store) {
     assert_eq!(box_count(&frames), 3);
 }
 
-/// A pose on the first detection of every frame: keypoint `j` at `(x + j, y + 0.5)`.
+/// A pose on the first detection of every frame: keypoint `j` at `(x + j, y + 0.5)`; the
+/// second detection of every frame is an interpolated box.
 fn posed(mut c: ProcessedChunk) -> ProcessedChunk {
     for f in &mut c.frames {
+        if let Some(d) = f.detections.get_mut(1) {
+            d.interpolated = true;
+        }
         if let Some(d) = f.detections.first_mut() {
             d.keypoints = (0..17)
                 .map(|j| Keypoint {
@@ -335,11 +339,11 @@ fn posed(mut c: ProcessedChunk) -> ProcessedChunk {
     c
 }
 
-/// Keypoints go in with their detections on every write path (on PostgreSQL the `COPY`, and
-/// the row-by-row merge when a chunk's detection keys outlived its chunk row) and come back
-/// with them; a detection without pose reads back without keypoints. In 1996 under the
+/// Keypoints and the `interpolated` flag go in with their detections on every write path (on
+/// PostgreSQL the `COPY`, and the row-by-row merge when a chunk's detection keys outlived its
+/// chunk row) and come back with them; a detection without pose reads back without keypoints. In 1996 under the
 /// retention lock, as `chunk_replayed_after_its_row_aged_out_is_stored_once`.
-async fn keypoints_are_stored_with_their_detections(store: &Store) {
+async fn keypoints_and_interpolation_are_stored_with_their_detections(store: &Store) {
     let _serial = RETENTION_SERIAL.lock().await;
     let id = stream(store).await;
     let start = Utc.with_ymd_and_hms(1996, 1, 2, 0, 0, 0).unwrap();
@@ -374,6 +378,7 @@ async fn keypoints_are_stored_with_their_detections(store: &Store) {
             r.frame_index, r.det_index
         );
         assert_eq!(r.keypoints.len(), if r.det_index == 0 { 17 } else { 0 });
+        assert_eq!(r.interpolated, r.det_index == 1);
     }
 }
 

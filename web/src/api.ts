@@ -44,6 +44,8 @@ export interface OverlayBox {
   horse: string | null;
   /** The pose, `[x, y, score]` per AP-10K keypoint in source pixels; empty without pose. */
   keypoints?: [number, number, number][];
+  /** Not found by the detector: the track's box interpolated over a frame it was missed in. */
+  interpolated?: boolean;
 }
 
 export interface OverlayFrame {

@@ -145,6 +145,7 @@ pub fn outgoing(event: &Event) -> Outgoing {
                         "horse": b.horse,
                         // `[x, y, score]` per keypoint (AP-10K order); empty without pose.
                         "keypoints": b.keypoints.iter().map(|k| [k.x, k.y, k.score]).collect::<Vec<_>>(),
+                        "interpolated": b.interpolated,
                     })).collect::<Vec<_>>(),
                 })).collect::<Vec<_>>(),
                 "emittedAtUs": event.emitted_at_us,
@@ -295,6 +296,7 @@ mod tests {
                         y: 2.5,
                         score: 0.75,
                     }],
+                    interpolated: false,
                 }],
             }],
         })));

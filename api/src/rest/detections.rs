@@ -48,6 +48,9 @@ pub struct DetectionOut {
     pub bbox: serde_json::Value,
     pub track_id: Option<i64>,
     pub horse_id: Option<i64>,
+    /// Not found by the detector: the track's box interpolated over a frame it was missed in
+    /// (confidence 0).
+    pub interpolated: bool,
 }
 
 impl From<StoredDetection> for DetectionOut {
@@ -64,6 +67,7 @@ impl From<StoredDetection> for DetectionOut {
             bbox: d.bbox,
             track_id: d.track_id,
             horse_id: d.horse_id,
+            interpolated: d.interpolated,
         }
     }
 }

@@ -146,6 +146,9 @@ pub struct OverlayBox {
     /// (AP-10K's 17); empty when pose is off for the stream.
     #[serde(default)]
     pub keypoints: Vec<[f32; 3]>,
+    /// Not found by the detector: the track's box interpolated over a frame it was missed in.
+    #[serde(default)]
+    pub interpolated: bool,
 }
 
 /// The boxes of one frame, keyed by the frame's PTS (the video's own timestamps).
@@ -209,6 +212,7 @@ pub fn overlay_frames(
             horse_id: horse.map(|h| h.id).or(d.horse_id),
             horse: horse.map(|h| h.name.clone()),
             keypoints: d.keypoints.clone(),
+            interpolated: d.interpolated,
         });
     }
     frames
@@ -330,6 +334,7 @@ mod tests {
             } else {
                 Vec::new()
             },
+            interpolated: false,
         }
     }
 

@@ -326,6 +326,7 @@ impl ChunkAnalyzer {
                             bbox: d.bbox,
                             track_id: None,
                             keypoints: Vec::new(),
+                            interpolated: false,
                         })
                         .collect(),
                     embeddings,

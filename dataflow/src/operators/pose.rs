@@ -271,6 +271,7 @@ mod tests {
                     },
                     track_id: None,
                     keypoints: Vec::new(),
+                    interpolated: false,
                 })
                 .collect(),
             embeddings: Vec::new(),

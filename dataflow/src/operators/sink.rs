@@ -336,6 +336,7 @@ fn events(
                         track_id: d.track_id,
                         horse: d.track_id.and_then(|t| a.horse_of_track.get(&t).copied()),
                         keypoints: d.keypoints.clone(),
+                        interpolated: d.interpolated,
                     })
                     .collect(),
             })

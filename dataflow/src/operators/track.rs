@@ -20,10 +20,13 @@ use timely::progress::Timestamp;
 
 use super::{Outcome, Processed};
 use crate::checkpoint::{self, Restore};
-use crate::tracking::{DetectionIn, Tracker, TrackerConfig};
+use crate::tracking::{DetectionIn, Tracker, TrackerConfig, interpolate};
 
 /// How long the ids of tracked frames are remembered for the next chunk's overlap.
 const REMEMBER_US: i64 = 5_000_000;
+
+/// The default longest gap, in frames, a track's boxes are interpolated over (1 s at 10 fps).
+pub const DEFAULT_INTERPOLATION_GAP: usize = 10;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct StreamState {
@@ -37,6 +40,8 @@ struct StreamState {
 /// The trackers of every stream this worker owns.
 pub struct StreamTracks {
     config: TrackerConfig,
+    /// Longest gap (frames) filled by interpolation; 0 for none.
+    max_gap: usize,
     streams: BTreeMap<String, StreamState>,
     /// Set when checkpoints are on.
     restore: Option<Restore>,
@@ -46,6 +51,7 @@ impl std::fmt::Debug for StreamTracks {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StreamTracks")
             .field("config", &self.config)
+            .field("max_gap", &self.max_gap)
             .field("streams", &self.streams)
             .field("checkpoints", &self.restore.is_some())
             .finish()
@@ -56,9 +62,17 @@ impl StreamTracks {
     pub fn new(config: TrackerConfig) -> Self {
         StreamTracks {
             config,
+            max_gap: DEFAULT_INTERPOLATION_GAP,
             streams: BTreeMap::new(),
             restore: None,
         }
+    }
+
+    /// Fills gaps of at most `frames` missed frames in a track with interpolated boxes
+    /// ([`crate::tracking::interpolate`]); 0 turns it off.
+    pub fn with_interpolation(mut self, frames: usize) -> Self {
+        self.max_gap = frames;
+        self
     }
 
     /// Turns checkpoints on: every processed chunk carries the tracker state after it (for
@@ -99,7 +113,8 @@ impl StreamTracks {
         (restored, state)
     }
 
-    /// Sets `track_id` on the detections of `chunk` that belong to a confirmed track.
+    /// Sets `track_id` on the detections of `chunk` that belong to a confirmed track, and adds
+    /// the interpolated boxes of short gaps.
     pub fn process(&mut self, chunk: &mut ProcessedChunk) {
         self.process_inner(chunk);
     }
@@ -182,6 +197,7 @@ impl StreamTracks {
             }
             state.last_pts_us = Some(frame.pts_us);
         }
+        interpolate::fill_gaps(&mut chunk.frames, self.max_gap);
         restored
     }
 }
@@ -249,6 +265,7 @@ mod tests {
                             },
                             track_id: None,
                             keypoints: Vec::new(),
+                            interpolated: false,
                         })
                         .collect(),
                     embeddings: vec![vec![1.0, 0.0], vec![0.0, 1.0]],

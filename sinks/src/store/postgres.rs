@@ -68,12 +68,12 @@ fn copy_text(chunk: &ProcessedChunk, chunk_id: &str) -> String {
                 None => out.push_str("\t\\N"),
             }
             if d.keypoints.is_empty() {
-                out.push_str("\t\\N\n");
+                out.push_str("\t\\N");
             } else {
                 out.push('\t');
                 push_keypoints_json(&mut out, d);
-                out.push('\n');
             }
+            out.push_str(if d.interpolated { "\tt\n" } else { "\tf\n" });
         }
     }
     out
@@ -227,7 +227,7 @@ impl PgStore {
             let mut copy = tx
                 .copy_in_raw(
                     "COPY detections (time, stream_id, chunk_id, frame_index, det_index, pts_us, \
-                     class_id, confidence, bbox, track_id, keypoints) FROM STDIN",
+                     class_id, confidence, bbox, track_id, keypoints, interpolated) FROM STDIN",
                 )
                 .await?;
             copy.send(copy_text(chunk, &chunk_id).into_bytes()).await?;
@@ -256,6 +256,7 @@ impl PgStore {
         let mut bbox = Vec::with_capacity(n);
         let mut track = Vec::with_capacity(n);
         let mut keypoints = Vec::with_capacity(n);
+        let mut interpolated = Vec::with_capacity(n);
         for f in &chunk.frames {
             for (i, d) in f.detections.iter().enumerate() {
                 times.push(time(f.capture_time_us));
@@ -267,17 +268,18 @@ impl PgStore {
                 bbox.push(bbox_json(d));
                 track.push(d.track_id.map(|t| t as i64));
                 keypoints.push(keypoints_json(d));
+                interpolated.push(d.interpolated);
             }
         }
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO detections \
                (time, stream_id, chunk_id, frame_index, det_index, pts_us, class_id, confidence, bbox, \
-                track_id, keypoints) \
-             SELECT t, $2, $3, f, d, p, c, s, b::jsonb, k, kp::jsonb \
+                track_id, keypoints, interpolated) \
+             SELECT t, $2, $3, f, d, p, c, s, b::jsonb, k, kp::jsonb, i \
              FROM UNNEST($1::timestamptz[], $4::int[], $5::int[], $6::bigint[], $7::int[], \
-                         $8::real[], $9::text[], $10::bigint[], $11::text[]) \
-                  AS u(t, f, d, p, c, s, b, k, kp) \
+                         $8::real[], $9::text[], $10::bigint[], $11::text[], $12::boolean[]) \
+                  AS u(t, f, d, p, c, s, b, k, kp, i) \
              ON CONFLICT DO NOTHING",
         )
         .bind(&times)
@@ -291,6 +293,7 @@ impl PgStore {
         .bind(&bbox)
         .bind(&track)
         .bind(&keypoints)
+        .bind(&interpolated)
         .execute(&mut *tx)
         .await?;
         sqlx::query(
@@ -1121,6 +1124,7 @@ mod tests {
             },
             track_id: None,
             keypoints: Vec::new(),
+            interpolated: false,
         };
         let chunk = ProcessedChunk {
             stream_id: "a\tb\\c".into(),
@@ -1143,6 +1147,7 @@ mod tests {
                             y: -2.0,
                             score: 0.25,
                         }],
+                        interpolated: true,
                         ..d
                     },
                 ],
@@ -1153,14 +1158,22 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 2);
         let fields: Vec<&str> = lines[0].split('\t').collect();
-        assert_eq!(fields.len(), 11, "{fields:?}");
+        assert_eq!(fields.len(), 12, "{fields:?}");
         assert_eq!(fields[0], "2023-11-14 22:13:20.123456+00");
         assert_eq!(fields[1], "a\\tb\\\\c");
         assert_eq!(fields[2], "a\\tb\\\\c:3");
         assert_eq!(&fields[3..8], ["2", "0", "200000", "17", "0.5"]);
         let bbox: serde_json::Value = serde_json::from_str(fields[8]).unwrap();
         assert_eq!(bbox["x"], 1.5);
-        assert_eq!(&fields[9..], ["\\N", "\\N"], "no track, no pose");
-        assert!(lines[1].ends_with("\t9\t[[7.5,-2.0,0.25]]"), "{}", lines[1]);
+        assert_eq!(
+            &fields[9..],
+            ["\\N", "\\N", "f"],
+            "no track, no pose, detected"
+        );
+        assert!(
+            lines[1].ends_with("\t9\t[[7.5,-2.0,0.25]]\tt"),
+            "{}",
+            lines[1]
+        );
     }
 }

@@ -49,6 +49,8 @@ pub struct StoredDetection {
     /// The pose, `[x, y, score]` per keypoint in source pixels (the pose model's keypoint
     /// order); empty when pose was off for the stream.
     pub keypoints: Vec<[f32; 3]>,
+    /// Not found by the detector: the track's box interpolated over a missed frame.
+    pub interpolated: bool,
 }
 
 impl StoredDetection {
@@ -112,7 +114,7 @@ impl PgStore {
         };
         let rows = sqlx::query(
             "SELECT time, stream_id, chunk_id, frame_index, det_index, pts_us, class_id, \
-               confidence, bbox, horse_id, track_id, keypoints FROM detections \
+               confidence, bbox, horse_id, track_id, keypoints, interpolated FROM detections \
              WHERE stream_id = $1 \
                AND ($2::timestamptz IS NULL OR time >= $2) \
                AND ($3::timestamptz IS NULL OR time < $3) \
@@ -141,7 +143,7 @@ impl PgStore {
     ) -> Result<Vec<StoredDetection>, SinkError> {
         let rows = sqlx::query(
             "SELECT time, stream_id, chunk_id, frame_index, det_index, pts_us, class_id, \
-               confidence, bbox, horse_id, track_id, keypoints FROM detections \
+               confidence, bbox, horse_id, track_id, keypoints, interpolated FROM detections \
              WHERE stream_id = $1 AND pts_us >= $2 AND pts_us < $3 \
              ORDER BY pts_us, time DESC, det_index LIMIT $4",
         )
@@ -279,6 +281,7 @@ fn pg_detection(r: &sqlx::postgres::PgRow) -> Result<StoredDetection, SinkError>
         horse_id: r.try_get("horse_id")?,
         track_id: r.try_get("track_id")?,
         keypoints: super::keypoints_from_json(r.try_get("keypoints")?)?,
+        interpolated: r.try_get("interpolated")?,
     })
 }
 
@@ -311,6 +314,7 @@ fn sqlite_detection(r: &sqlx::sqlite::SqliteRow) -> Result<StoredDetection, Sink
                     reason: e.to_string(),
                 })?,
         )?,
+        interpolated: r.try_get("interpolated")?,
     })
 }
 
@@ -330,7 +334,7 @@ impl SqliteStore {
         };
         let rows = sqlx::query(
             "SELECT time_us, stream_id, chunk_id, frame_index, det_index, pts_us, class_id, \
-               confidence, bbox, horse_id, track_id, keypoints FROM detections \
+               confidence, bbox, horse_id, track_id, keypoints, interpolated FROM detections \
              WHERE stream_id = ?1 \
                AND (?2 IS NULL OR time_us >= ?2) \
                AND (?3 IS NULL OR time_us < ?3) \
@@ -358,7 +362,7 @@ impl SqliteStore {
     ) -> Result<Vec<StoredDetection>, SinkError> {
         let rows = sqlx::query(
             "SELECT time_us, stream_id, chunk_id, frame_index, det_index, pts_us, class_id, \
-               confidence, bbox, horse_id, track_id, keypoints FROM detections \
+               confidence, bbox, horse_id, track_id, keypoints, interpolated FROM detections \
              WHERE stream_id = ?1 AND pts_us >= ?2 AND pts_us < ?3 \
              ORDER BY pts_us, time_us DESC, det_index LIMIT ?4",
         )

@@ -110,8 +110,8 @@ impl SqliteStore {
             for (i, d) in f.detections.iter().enumerate() {
                 sqlx::query(
                     "INSERT OR IGNORE INTO detections (time_us, stream_id, chunk_id, frame_index, \
-                     det_index, pts_us, class_id, confidence, bbox, track_id, keypoints) \
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                     det_index, pts_us, class_id, confidence, bbox, track_id, keypoints, \
+                     interpolated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 )
                 .bind(f.capture_time_us)
                 .bind(&chunk.stream_id)
@@ -124,6 +124,7 @@ impl SqliteStore {
                 .bind(bbox_json(d))
                 .bind(d.track_id.map(|t| t as i64))
                 .bind(keypoints_json(d))
+                .bind(d.interpolated)
                 .execute(&mut *tx)
                 .await?;
             }

@@ -258,6 +258,7 @@ mod tests {
             },
             track_id: None,
             keypoints: Vec::new(),
+            interpolated: false,
         };
         let bad = Detection {
             bbox: b,

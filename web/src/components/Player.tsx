@@ -132,7 +132,10 @@ export function Player({ streamId, live }: { streamId: string; live: Live }) {
         const x = ox + b.x * scale;
         const y = oy + b.y * scale;
         ctx.strokeStyle = colour;
+        // An interpolated box (the detector missed the horse in this frame) is dashed.
+        ctx.setLineDash(b.interpolated ? [6, 4] : []);
         ctx.strokeRect(x, y, b.w * scale, b.h * scale);
+        ctx.setLineDash([]);
         const label = `${b.horse ?? "horse"}${b.trackId != null ? ` #${b.trackId}` : ""}`;
         const tw = ctx.measureText(label).width + 6;
         ctx.fillStyle = colour;

@@ -1,0 +1,3 @@
+-- A box the detector did not find: a confirmed track's box in a frame it was missed in,
+-- interpolated between its sightings before and after the gap (confidence 0). 0 or 1.
+ALTER TABLE detections ADD COLUMN interpolated INTEGER NOT NULL DEFAULT 0;
