@@ -71,8 +71,17 @@ socket.on("detection:update", (p) => {
     sequence: p.sequence,
     frames: p.frames.length,
     boxes: boxes.length,
-    // A box is a horse box when it has a size inside the frame and a confidence.
-    valid: boxes.every((b) => b.w > 0 && b.h > 0 && b.confidence > 0 && b.confidence <= 1),
+    // A box is a horse box when it has a size inside the frame and a confidence; a box the
+    // tracker interpolated over a frame the detector missed has confidence 0 and a track.
+    valid: boxes.every(
+      (b) =>
+        b.w > 0 &&
+        b.h > 0 &&
+        (b.interpolated
+          ? b.confidence === 0 && b.trackId != null
+          : b.confidence > 0 && b.confidence <= 1),
+    ),
+    interpolated: boxes.filter((b) => b.interpolated).length,
     horses: [...new Set(boxes.map((b) => b.horse).filter(Boolean))].sort(),
     tracks: [...new Set(boxes.map((b) => b.trackId).filter((t) => t != null))].sort((a, b) => a - b),
   });
