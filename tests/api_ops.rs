@@ -149,10 +149,14 @@ impl Api {
         std::thread::spawn(move || {
             for line in BufReader::new(pipe).lines() {
                 let Ok(line) = line else { break };
-                let _ = tx.send(line.clone());
-                let mut l = log.lock().unwrap();
-                l.push_str(&line);
-                l.push('\n');
+                // Into the log before it is announced: whoever waits for a line may read the
+                // log at once.
+                {
+                    let mut l = log.lock().unwrap();
+                    l.push_str(&line);
+                    l.push('\n');
+                }
+                let _ = tx.send(line);
             }
         });
         let (mut addr, mut metrics) = (None, None);
