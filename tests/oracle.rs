@@ -108,6 +108,13 @@ fn one_worker_two_workers_and_two_processes_store_the_same_rows() {
     let (horses, gait) = derived;
     assert!(horses.len() >= 3, "{reference_name}: horses {horses:?}");
     assert!(!gait.is_empty(), "{reference_name}: no gait windows");
+    // Every gait window is in its horse's totals (compared across the runs below with the rest).
+    let windows: i64 = horses.iter().flat_map(|h| &h.4).map(|t| t.windows).sum();
+    assert_eq!(
+        windows,
+        gait.len() as i64,
+        "{reference_name}: totals {horses:?}"
+    );
     for (run, rows, d) in &runs[1..] {
         assert_eq!(rows, reference, "{run} differs from {reference_name}");
         assert_eq!(

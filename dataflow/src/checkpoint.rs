@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 /// First byte of every encoded state; bumped whenever a checkpointed type changes shape, so
 /// an old checkpoint is refused (the stream then starts afresh) instead of misread.
-const VERSION: u8 = 1;
+const VERSION: u8 = 2; // 2: horses keep their gait totals
 
 /// Reads the checkpoint to resume a stream from: `(stream, sequence)` → the state stored with
 /// the newest chunk of `stream` before `sequence`, if any.

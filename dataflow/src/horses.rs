@@ -116,6 +116,29 @@ pub struct HorseGait {
     pub metrics: GaitMetrics,
 }
 
+/// What a horse has done in one speed unit over all its gait windows.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GaitTotals {
+    pub windows: u64,
+    /// Path length (`unit` × s), each stretch counted once although windows overlap.
+    pub distance: f64,
+    /// Seconds in each gait class (`walk`, `trot`, …): a window adds the time since the end
+    /// of the horse's previous window (all of itself for the first), so the seconds add up
+    /// to the time the horse's windows cover.
+    pub seconds: BTreeMap<String, f64>,
+}
+
+/// A horse's totals after a chunk that added gait windows to them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HorseTotals {
+    pub number: u32,
+    /// End of the newest window counted, capture time µs.
+    pub through_us: i64,
+    /// Per speed unit (`metres_per_second`, …): a calibration set or removed midway starts
+    /// another unit instead of mixing them.
+    pub by_unit: BTreeMap<String, GaitTotals>,
+}
+
 /// An alert rule that fired in this chunk.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AlertFired {
@@ -135,6 +158,8 @@ pub struct ChunkAnalysis {
     pub horses: Vec<HorseSeen>,
     pub gait: Vec<HorseGait>,
     pub alerts: Vec<AlertFired>,
+    /// The totals of every horse that has new gait windows in this chunk.
+    pub totals: Vec<HorseTotals>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -155,6 +180,8 @@ struct Horse {
     flat_alerted: bool,
     /// Whether the horse was inside a zone at its last sighting.
     in_zone: Option<bool>,
+    /// Over every gait window so far, per speed unit.
+    totals: BTreeMap<String, GaitTotals>,
 }
 
 #[derive(Debug)]
@@ -416,6 +443,7 @@ impl StreamHorses {
         }
         for idx in touched {
             let horse = &mut state.horses[idx];
+            let windows = out.gait.len();
             gait_windows(
                 cfg,
                 &state.analyzer,
@@ -424,6 +452,13 @@ impl StreamHorses {
                 horse,
                 &mut out,
             );
+            if out.gait.len() > windows {
+                out.totals.push(HorseTotals {
+                    number: horse.number,
+                    through_us: horse.last_window_end,
+                    by_unit: horse.totals.clone(),
+                });
+            }
         }
         out
     }
@@ -445,6 +480,7 @@ impl Horse {
             flat_since: None,
             flat_alerted: false,
             in_zone: None,
+            totals: BTreeMap::new(),
         }
     }
 }
@@ -596,7 +632,23 @@ fn gait_windows(
             && m.end_us > horse.last_window_end
         {
             let class = horse.smoother.push(m.raw_class);
-            let metrics = GaitMetrics { class, ..m };
+            // The time this window adds to the horse's history: since its previous window
+            // ended (windows overlap by window − hop), all of it for the first.
+            let new_s = (m.end_us - m.start_us.max(horse.last_window_end)) as f64 * 1e-6;
+            // Each window is analysed on its own, so the analyser's `new_distance` is its
+            // whole path; the distance it adds is its mean speed over the time it adds.
+            let metrics = GaitMetrics {
+                class,
+                new_distance: m.speed * new_s,
+                ..m
+            };
+            let totals = horse
+                .totals
+                .entry(metrics.unit.as_str().to_owned())
+                .or_default();
+            totals.windows += 1;
+            totals.distance += metrics.new_distance;
+            *totals.seconds.entry(class.as_str().to_owned()).or_default() += new_s;
             horse.last_window_end = m.end_us;
             if class == GaitClass::Standstill {
                 let since = *horse.still_since.get_or_insert(m.start_us);
@@ -837,6 +889,39 @@ mod tests {
             assert!((g.metrics.speed - 2.0).abs() < 0.1, "{:?}", g.metrics);
             assert_eq!(g.metrics.unit, crate::gait::SpeedUnit::MetresPerSecond);
         }
+    }
+
+    #[test]
+    fn totals_count_each_second_and_metre_once_over_overlapping_windows_and_chunks() {
+        // 2 m/s at 50 px/m for 23 s, in two chunks overlapping by 1 s.
+        let profile = StreamProfile {
+            calibration: Some(Calibration::PixelsPerMetre(50.0)),
+            ..StreamProfile::default()
+        };
+        let mut h = horses(HorseConfig::default(), profile);
+        let at = |k: i64| vec![(1, bbox(10.0 * k as f32, 0.0), BAY.to_vec())];
+        let first = h.process(&chunk(0, 0, 120, at));
+        let second = h.process(&chunk(1, 110, 230, at));
+        let gait: Vec<&HorseGait> = first.gait.iter().chain(&second.gait).collect();
+        assert_eq!(second.totals.len(), 1, "{:?}", second.totals);
+        let totals = &second.totals[0];
+        assert_eq!(totals.number, 1);
+        assert_eq!(totals.through_us, gait.last().unwrap().end_us);
+        assert_eq!(totals.by_unit.len(), 1, "{:?}", totals.by_unit);
+        let t = &totals.by_unit[crate::gait::SpeedUnit::MetresPerSecond.as_str()];
+        assert_eq!(t.windows as usize, gait.len());
+        // The seconds cover the windows' span once, although each window is 4 s long.
+        let covered = (gait.last().unwrap().end_us - gait[0].start_us) as f64 * 1e-6;
+        let seconds: f64 = t.seconds.values().sum();
+        assert!((seconds - covered).abs() < 1e-9, "{seconds} vs {covered}");
+        let walked: f64 = gait.iter().map(|g| g.metrics.new_distance).sum();
+        assert!((t.distance - walked).abs() < 1e-9);
+        assert!((t.distance - 2.0 * covered).abs() < 0.1 * covered, "{t:?}");
+        // The first chunk's totals were those of its own windows.
+        assert_eq!(
+            first.totals[0].by_unit.values().next().unwrap().windows as usize,
+            first.gait.len()
+        );
     }
 
     #[test]

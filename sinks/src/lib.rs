@@ -12,6 +12,6 @@ pub use events::EventPublisher;
 pub use store::{
     Alert, AlertQuery, AlertRules, Calibration, ChunkErrorRecord, DetectionProblem, EMBEDDING_DIM,
     FrameRow, GALLERY_LIMIT, GaitRow, Horse, HorseMatch, HorseObservation, HorseSighting,
-    MAX_EMBEDDING_DIM, NewAlert, NewStream, NewUser, RetentionJob, RetentionReport, Role, Severity,
-    Store, StoreStats, Stream, StreamClaims, StreamPatch, User, Zone,
+    HorseTotalsRow, MAX_EMBEDDING_DIM, NewAlert, NewStream, NewUser, RetentionJob, RetentionReport,
+    Role, Severity, Store, StoreStats, Stream, StreamClaims, StreamPatch, User, Zone,
 };

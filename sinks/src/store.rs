@@ -7,6 +7,7 @@ mod postgres;
 mod query;
 mod records;
 mod sqlite;
+mod totals;
 mod validate;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,6 +27,7 @@ pub use records::{
     RetentionReport, Role, Severity, Stream, StreamClaims, StreamPatch, User, Zone,
 };
 pub use sqlite::SqliteStore;
+pub use totals::HorseTotalsRow;
 pub use validate::{
     DetectionProblem, MAX_COORDINATE, cosine_distance, validate_chunk, validate_embedding,
 };

@@ -10,8 +10,8 @@ use horsestream_proto::{Frame, FrameChunk, FrameEncoding, Keypoint, ProcessedChu
 use horsestream_sinks::store::DetectionQuery;
 use horsestream_sinks::{
     AlertQuery, AlertRules, Calibration, DetectionProblem, EMBEDDING_DIM, GALLERY_LIMIT, GaitRow,
-    HorseObservation, HorseSighting, NewAlert, NewStream, NewUser, RetentionJob, Role, Severity,
-    SinkError, Store, StreamPatch, Zone,
+    HorseObservation, HorseSighting, HorseTotalsRow, NewAlert, NewStream, NewUser, RetentionJob,
+    Role, Severity, SinkError, Store, StreamPatch, Zone,
 };
 
 /// A name no other test, run or process uses.
@@ -85,6 +85,7 @@ on_both_backends!(
     gait_windows_are_idempotent_and_need_a_known_stream,
     horses_are_numbered_and_widened_by_sightings,
     observed_horses_are_kept_by_number_and_replays_change_nothing,
+    horse_totals_move_only_forward_and_go_with_their_horse,
     the_gallery_keeps_the_newest_features,
     a_chunk_of_an_unknown_stream_is_refused,
     ingested_chunks_turn_processed_and_status_reports_respect_stops,
@@ -550,6 +551,67 @@ async fn horses_are_numbered_and_widened_by_sightings(store: &Store) {
         matches!(err, SinkError::NotFound { what: "horse", .. }),
         "{err}"
     );
+}
+
+/// Totals per unit round-trip exactly; totals that reach less far (a replay of older chunks)
+/// leave newer ones alone; invalid totals are refused whole; deleting the stream (and so its
+/// horses) deletes them.
+async fn horse_totals_move_only_forward_and_go_with_their_horse(store: &Store) {
+    let id = stream(store).await;
+    let horse = store
+        .observe_horse(&HorseObservation {
+            stream_id: id.clone(),
+            number: 1,
+            first_seen: at(0),
+            last_seen: at(9_000_000),
+            track_ids: vec![4],
+        })
+        .await
+        .unwrap();
+    let totals = |through_s: i64, walk: f64| {
+        vec![
+            HorseTotalsRow {
+                unit: "m_per_s".into(),
+                windows: through_s,
+                distance: 1.5 * walk + 0.1,
+                seconds: [("walk".to_owned(), walk), ("trot".to_owned(), 2.25)].into(),
+                through: at(through_s * 1_000_000),
+            },
+            HorseTotalsRow {
+                unit: "px_per_s".into(),
+                windows: 1,
+                distance: 0.0,
+                seconds: [("standstill".to_owned(), 1.0)].into(),
+                through: at(through_s * 1_000_000),
+            },
+        ]
+    };
+    assert!(store.horse_totals(horse.id).await.unwrap().is_empty());
+    store
+        .put_horse_totals(horse.id, &totals(9, 6.75))
+        .await
+        .unwrap();
+    assert_eq!(store.horse_totals(horse.id).await.unwrap(), totals(9, 6.75));
+    // Older totals change nothing; newer ones replace them.
+    store
+        .put_horse_totals(horse.id, &totals(5, 3.0))
+        .await
+        .unwrap();
+    assert_eq!(store.horse_totals(horse.id).await.unwrap(), totals(9, 6.75));
+    store
+        .put_horse_totals(horse.id, &totals(12, 9.5))
+        .await
+        .unwrap();
+    assert_eq!(store.horse_totals(horse.id).await.unwrap(), totals(12, 9.5));
+    let mut bad = totals(20, 1.0);
+    bad[1].seconds.insert("walk".into(), f64::NAN);
+    assert!(matches!(
+        store.put_horse_totals(horse.id, &bad).await,
+        Err(SinkError::Invalid { .. })
+    ));
+    assert_eq!(store.horse_totals(horse.id).await.unwrap(), totals(12, 9.5));
+    store.delete_stream(&id).await.unwrap();
+    assert!(store.horse_totals(horse.id).await.unwrap().is_empty());
 }
 
 async fn observed_horses_are_kept_by_number_and_replays_change_nothing(store: &Store) {

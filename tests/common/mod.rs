@@ -167,29 +167,33 @@ pub fn register(url: &str, stream: &str) {
     assert!(out.status.success(), "stream add: {}", error_line(&out));
 }
 
-/// A stored horse as compared across runs: name, first and last seen (µs), track ids.
-pub type HorseFacts = (String, i64, i64, Vec<i64>);
+/// A stored horse as compared across runs: name, first and last seen (µs), track ids, gait
+/// totals.
+pub type HorseFacts = (
+    String,
+    i64,
+    i64,
+    Vec<i64>,
+    Vec<horsestream_sinks::HorseTotalsRow>,
+);
 
 /// What the dataflow derived for `stream` beyond its boxes: its horses (name, first and last
-/// seen, track ids, by name) and its gait windows, as stored at `url`.
+/// seen, track ids, gait totals, by name) and its gait windows, as stored at `url`.
 pub fn analysis(url: &str, stream: &str) -> (Vec<HorseFacts>, Vec<horsestream_sinks::GaitRow>) {
     tokio::runtime::Runtime::new().unwrap().block_on(async {
         let store = horsestream_sinks::Store::connect(url).await.unwrap();
-        let mut horses: Vec<_> = store
-            .list_horses(stream)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|h| {
-                (
-                    h.display_name,
-                    h.first_seen.timestamp_micros(),
-                    h.last_seen.timestamp_micros(),
-                    h.track_ids,
-                )
-            })
-            .collect();
-        horses.sort();
+        let mut horses: Vec<HorseFacts> = Vec::new();
+        for h in store.list_horses(stream).await.unwrap() {
+            let totals = store.horse_totals(h.id).await.unwrap();
+            horses.push((
+                h.display_name,
+                h.first_seen.timestamp_micros(),
+                h.last_seen.timestamp_micros(),
+                h.track_ids,
+                totals,
+            ));
+        }
+        horses.sort_by(|a, b| a.0.cmp(&b.0));
         let mut gait = store.gait(stream).await.unwrap();
         // Horse row ids depend on insertion order across streams, not on the analysis.
         for g in &mut gait {

@@ -64,6 +64,15 @@ export interface Horse {
 
 export interface HorseProfile {
   horse: Horse;
+  /** Over the horse's whole history, per speed unit (kept by the dataflow). */
+  totals?: {
+    unit: string;
+    windows: number;
+    distance: number;
+    seconds: Record<string, number>;
+    through: string;
+  }[];
+  /** Over the newest 1000 gait windows. */
   aggregates: {
     unit: string;
     windows: number;

@@ -72,11 +72,28 @@ pub struct GaitAggregate {
     pub gait_windows: BTreeMap<String, u64>,
 }
 
+/// What a horse has done in one speed unit over ALL its gait windows, kept by the dataflow.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GaitTotalsOut {
+    pub unit: String,
+    pub windows: i64,
+    /// Path length (`unit` × s), each stretch counted once.
+    pub distance: f64,
+    /// Seconds in each gait class (`standstill`, `walk`, `trot`, `canter`, `gallop`).
+    pub seconds: BTreeMap<String, f64>,
+    /// End of the newest window counted.
+    pub through: DateTime<Utc>,
+}
+
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HorseProfile {
     pub horse: HorseOut,
-    /// One entry per speed unit found in the history.
+    /// Over the horse's whole history, one entry per speed unit.
+    #[serde(default)]
+    pub totals: Vec<GaitTotalsOut>,
+    /// Over the windows in `gait` (the newest 1000), one entry per speed unit.
     pub aggregates: Vec<GaitAggregate>,
     /// Oldest first, at most 1000 (the newest).
     pub gait: Vec<GaitOut>,
@@ -142,7 +159,20 @@ pub async fn profile(
     let store = state.store()?;
     let horse = store.get_horse(id).await?;
     let rows = store.horse_gait(&horse, GAIT_HISTORY_LIMIT).await?;
+    let totals = store
+        .horse_totals(horse.id)
+        .await?
+        .into_iter()
+        .map(|t| GaitTotalsOut {
+            unit: t.unit,
+            windows: t.windows,
+            distance: t.distance,
+            seconds: t.seconds,
+            through: t.through,
+        })
+        .collect();
     Ok(ApiJson(HorseProfile {
+        totals,
         aggregates: aggregate(&rows),
         gait: rows
             .into_iter()

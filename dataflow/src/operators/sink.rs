@@ -17,8 +17,8 @@ use horsestream_proto::{
     MetricsUpdate, StreamStatus, TrackedBox,
 };
 use horsestream_sinks::{
-    Alert, ChunkErrorRecord, EventPublisher, GaitRow, Horse, HorseObservation, NewAlert, SinkError,
-    Store,
+    Alert, ChunkErrorRecord, EventPublisher, GaitRow, Horse, HorseObservation, HorseTotalsRow,
+    NewAlert, SinkError, Store,
 };
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::StreamVec;
@@ -180,6 +180,26 @@ impl SinkWriter {
             }
             horses.insert(h.number, horse);
         }
+        // Each horse's totals after the chunk (from the checkpointed horse state).
+        let mut totals = 0;
+        for t in &a.totals {
+            let Some(horse) = horses.get(&t.number) else {
+                continue;
+            };
+            let rows: Vec<HorseTotalsRow> = t
+                .by_unit
+                .iter()
+                .map(|(unit, g)| HorseTotalsRow {
+                    unit: unit.clone(),
+                    windows: g.windows as i64,
+                    distance: g.distance,
+                    seconds: g.seconds.clone(),
+                    through: time(t.through_us),
+                })
+                .collect();
+            self.store.put_horse_totals(horse.id, &rows).await?;
+            totals += rows.len();
+        }
         let gait: Vec<GaitRow> = a
             .gait
             .iter()
@@ -217,6 +237,7 @@ impl SinkWriter {
             horses,
             gait,
             alerts,
+            totals,
         })
     }
 
@@ -254,6 +275,7 @@ impl SinkWriter {
                 .count() as u64,
         );
         m.sink_rows("gait_metrics", stored.gait.len() as u64);
+        m.sink_rows("horse_totals", stored.totals as u64);
         m.sink_rows("alerts", stored.alerts.len() as u64);
         m.frames_out(
             &chunk.stream_id,
@@ -304,6 +326,8 @@ struct Stored {
     horses: BTreeMap<u32, Horse>,
     gait: Vec<GaitRow>,
     alerts: Vec<Alert>,
+    /// `horse_totals` rows written.
+    totals: usize,
 }
 
 /// The live events of a stored chunk, in the order a client wants them: the chunk, its boxes,

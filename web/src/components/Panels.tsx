@@ -279,6 +279,14 @@ export function Horses({ streamId, live }: { streamId: string; live: Live }) {
             seen {new Date(profile.horse.firstSeen).toLocaleString()} –{" "}
             {new Date(profile.horse.lastSeen).toLocaleTimeString()} · tracks {profile.horse.trackIds.join(", ")}
           </p>
+          {(profile.totals ?? []).map((t) => (
+            <p key={`total-${t.unit}`} data-testid="horse-totals">
+              in all: {t.distance.toFixed(1)} {t.unit.split("_per_")[0]} ·{" "}
+              {Object.entries(t.seconds)
+                .map(([g, s]) => `${g} ${s.toFixed(0)} s`)
+                .join(", ")}
+            </p>
+          ))}
           {profile.aggregates.map((a) => (
             <p key={a.unit}>
               {a.windows} gait windows · {a.totalDistance.toFixed(1)} {a.unit.split("/")[0]} · mean{" "}
