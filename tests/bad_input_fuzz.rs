@@ -193,3 +193,27 @@ fn detection_cursors_decode_or_are_invalid_cursor() {
     ];
     exercise("cursor", seeds, 0..1, harness::cursor);
 }
+
+#[test]
+fn rest_json_bodies_are_accepted_or_answered_with_a_json_error() {
+    let seeds: Vec<Vec<u8>> = [
+        r#"{"id":"cam-1","name":"Paddock","sourceUrl":"rtsp://10.0.0.5/s","sourceKind":"rtsp",
+           "credentials":{"username":"u","password":"p"},"zones":[],"enabled":true}"#,
+        r#"{"name":"North","credentials":null,"calibration":null,
+           "alertRules":{"no_movement_s":600,"lying_down_s":null,"zone_exit":true}}"#,
+        r#"{"displayName":"Bella"}"#,
+        r#"{"model":"yolox_nano"}"#,
+        r#"{"pan":0.5,"tilt":-1,"zoom":0,"timeoutMs":2000}"#,
+        r#"{"name":"gate"}"#,
+        r#"{"username":"admin","password":"' OR 1=1 --"}"#,
+        r#"{"refreshToken":"abc.def.ghi"}"#,
+        "{}",
+        "[1, 2",
+        r#"{"id": 1e400}"#,
+        "",
+    ]
+    .iter()
+    .map(|s| s.as_bytes().to_vec())
+    .collect();
+    exercise("rest_json", seeds, 0..9, harness::rest_json);
+}

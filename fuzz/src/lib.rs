@@ -199,3 +199,72 @@ pub fn valid_cursor(micros: i64, chunk: &str) -> String {
         serde_json::json!({"s": "cam-1", "t": micros, "c": chunk, "f": 3, "i": 1}).to_string(),
     )
 }
+
+/// Any bytes as the JSON body of every REST route that takes one, through the `ApiJson`
+/// extractor the routes use. A body is accepted only if it deserialises on its own as that
+/// route's type; otherwise it is a 400 `malformed_json` (and then it is not JSON at all) or a
+/// 422 `invalid_body`, answered as a JSON error with its code — never a panic or a 5xx.
+/// Returns whether some route accepted it.
+pub fn rest_json(data: &[u8]) -> bool {
+    use horsestream_api::auth::routes::{LoginRequest, RefreshRequest};
+    use horsestream_api::rest::{camera, horses, models, streams};
+    let mut accepted = false;
+    accepted |= body_of::<streams::CreateStream>(data);
+    accepted |= body_of::<streams::PatchStream>(data);
+    accepted |= body_of::<horses::RenameHorse>(data);
+    accepted |= body_of::<models::ActivateModel>(data);
+    accepted |= body_of::<camera::MoveRequest>(data);
+    accepted |= body_of::<camera::PresetRequest>(data);
+    accepted |= body_of::<LoginRequest>(data);
+    accepted |= body_of::<RefreshRequest>(data);
+    accepted
+}
+
+fn body_of<T: serde::de::DeserializeOwned + Send + 'static>(data: &[u8]) -> bool {
+    use axum::extract::FromRequest;
+    use axum::response::IntoResponse;
+    use horsestream_api::ApiJson;
+    let request = Request::builder()
+        .method("POST")
+        .uri("/api/v1/x")
+        .header(axum::http::header::CONTENT_TYPE, "application/json")
+        .body(axum::body::Body::from(data.to_vec()))
+        .unwrap();
+    match ready(ApiJson::<T>::from_request(request, &())) {
+        Ok(ApiJson(_)) => {
+            assert!(
+                serde_json::from_slice::<T>(data).is_ok(),
+                "accepted a body that does not deserialise: {:?}",
+                String::from_utf8_lossy(data)
+            );
+            true
+        }
+        Err(e) => {
+            let (status, code) = (e.status(), e.code());
+            match code {
+                "malformed_json" => {
+                    assert_eq!(status, 400);
+                    assert!(
+                        serde_json::from_slice::<serde_json::Value>(data).is_err(),
+                        "valid JSON called malformed: {:?}",
+                        String::from_utf8_lossy(data)
+                    );
+                }
+                "invalid_body" => assert_eq!(status, 422),
+                other => panic!("{other} ({status}) for a JSON body"),
+            }
+            let response = e.into_response();
+            assert_eq!(response.status(), status);
+            let body = ready(axum::body::to_bytes(response.into_body(), 1 << 20)).unwrap();
+            let body: serde_json::Value = serde_json::from_slice(&body).expect("the error is JSON");
+            assert_eq!(body["error"]["code"], code, "{body}");
+            assert!(
+                body["error"]["message"]
+                    .as_str()
+                    .is_some_and(|m| !m.is_empty()),
+                "{body}"
+            );
+            false
+        }
+    }
+}
