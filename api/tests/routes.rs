@@ -102,6 +102,26 @@ async fn bad_login_bodies_get_the_consistent_error_body() {
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_body",
         ),
+        // JSON, longer than the two fields it would fill (serde_json calls this "trailing
+        // characters", a syntax error; found by the rest_json fuzz target).
+        (
+            "application/json",
+            "[\"a\", \"b\", \"c\"]\n\r",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
+        (
+            "application/json; charset=utf-8",
+            "{\"username\": 1, \"password\": \"x\"}",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
+        (
+            "application/problem+json",
+            "{\"username\": 1, \"password\": \"x\"}",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
         (
             "application/json",
             "{\"username\": \"\", \"password\": \"b\"}",
