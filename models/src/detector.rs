@@ -36,6 +36,8 @@ pub struct Detector {
     spec: LetterboxSpec,
     input_name: String,
     output_name: String,
+    /// The batch size the model fixes, if it does: batches then run whole.
+    fixed_batch: Option<usize>,
     classes: ClassFilter,
     score_threshold: f32,
     nms_iou: f32,
@@ -68,6 +70,7 @@ impl Detector {
             nms_iou: params.nms_iou,
             input_name: entry.inputs[0].name.clone(),
             output_name: entry.outputs[0].name.clone(),
+            fixed_batch: inference::fixed_batch(&entry),
             name: entry.name,
             path: model.path,
             session: model.session,
@@ -108,7 +111,7 @@ impl Detector {
     /// whose sizes are powers of two (one call for a batch of 8; [`pieces`](crate::pieces)).
     pub fn detect(&mut self, frames: &[RgbImage]) -> Result<Vec<Vec<Detected>>, ModelError> {
         let mut detected = Vec::with_capacity(frames.len());
-        for piece in inference::pieces(frames.len()) {
+        for piece in inference::calls(frames.len(), self.fixed_batch) {
             let (input, letterboxes) = self.preprocess(&frames[piece]);
             let raw = self.detect_tensor(input.view())?;
             detected.extend(self.postprocess(raw.view(), &letterboxes));

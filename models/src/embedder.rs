@@ -22,6 +22,8 @@ pub struct Embedder {
     norm: PixelNorm,
     input_name: String,
     output_name: String,
+    /// The batch size the model fixes, if it does: crops then run in one call.
+    fixed_batch: Option<usize>,
 }
 
 impl fmt::Debug for Embedder {
@@ -46,6 +48,7 @@ impl Embedder {
             ),
             input_name: entry.inputs[0].name.clone(),
             output_name: entry.outputs[0].name.clone(),
+            fixed_batch: inference::fixed_batch(&entry),
             name: entry.name,
             session: model.session,
             params,
@@ -75,7 +78,7 @@ impl Embedder {
     /// few batched calls whose sizes are powers of two ([`pieces`](crate::pieces)).
     pub fn embed(&mut self, crops: &[RgbImage]) -> Result<Vec<Vec<f32>>, ModelError> {
         let mut embeddings = Vec::with_capacity(crops.len());
-        for piece in inference::pieces(crops.len()) {
+        for piece in inference::calls(crops.len(), self.fixed_batch) {
             embeddings.extend(self.embed_batch(&crops[piece])?);
         }
         Ok(embeddings)

@@ -12,13 +12,14 @@ use crate::ModelError;
 pub const LARGEST_BATCH: usize = 64;
 
 /// The calls a batch of `n` items runs as: ranges of `n` whose lengths are powers of two
-/// (largest first, at most [`LARGEST_BATCH`]), e.g. 13 → 8 + 4 + 1.
+/// (largest first, at most [`LARGEST_BATCH`]), e.g. 13 → 8 + 4 + 1. A model whose batch
+/// dimension is fixed ([`fixed_batch`]) takes the batch whole instead (`calls`).
 ///
 /// A session keeps memory for every input shape it has run (ONNX Runtime's CPU arena grows to
 /// the largest request and fragments over many different ones; memory patterns are cached per
 /// shape). Batches whose size follows the number of horses in view would make that grow in
 /// steps over hours; powers of two bound a session to a handful of shapes, without padding.
-pub fn pieces(n: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
+pub fn pieces(n: usize) -> impl Iterator<Item = std::ops::Range<usize>> + use<> {
     let mut at = 0;
     std::iter::from_fn(move || {
         let left = n - at;
@@ -83,6 +84,29 @@ pub(crate) fn output<'o, D: Dimension>(
     Ok(raw.into_dimensionality::<D>().expect("rank checked above"))
 }
 
+/// The batch size a model's first input fixes (an engine or export built for one batch), or
+/// `None` when it is dynamic.
+pub fn fixed_batch(entry: &crate::manifest::ModelEntry) -> Option<usize> {
+    match entry.inputs.first()?.shape.first()? {
+        crate::manifest::Dim::Fixed(n) => usize::try_from(*n).ok(),
+        crate::manifest::Dim::Symbolic(_) => None,
+    }
+}
+
+/// How a model's inputs are split into calls: [`pieces`] for a dynamic batch; one call of the
+/// whole batch for a fixed one (ONNX Runtime then refuses any other size, which the caller
+/// reports as the model failing).
+pub(crate) fn calls(
+    n: usize,
+    fixed: Option<usize>,
+) -> Box<dyn Iterator<Item = std::ops::Range<usize>>> {
+    match fixed {
+        Some(_) if n > 0 => Box::new(std::iter::once(0..n)),
+        Some(_) => Box::new(std::iter::empty()),
+        None => Box::new(pieces(n)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,6 +122,12 @@ mod tests {
         assert_eq!(
             lens(LARGEST_BATCH * 2 + 3),
             [LARGEST_BATCH, LARGEST_BATCH, 2, 1]
+        );
+        assert_eq!(calls(13, Some(50)).collect::<Vec<_>>(), [0..13]);
+        assert_eq!(calls(0, Some(50)).count(), 0);
+        assert_eq!(
+            calls(13, None).map(|r| r.len()).collect::<Vec<_>>(),
+            [8, 4, 1]
         );
         for n in 0..300 {
             let ranges: Vec<_> = pieces(n).collect();

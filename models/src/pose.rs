@@ -85,6 +85,8 @@ pub struct PoseEstimator {
     simcc_x_name: String,
     simcc_y_name: String,
     max_batch: usize,
+    /// The batch size the model fixes, if it does: each `max_batch` chunk then runs whole.
+    fixed_batch: Option<usize>,
 }
 
 impl fmt::Debug for PoseEstimator {
@@ -112,6 +114,7 @@ impl PoseEstimator {
                 params.std,
             ),
             input_name: entry.inputs[0].name.clone(),
+            fixed_batch: crate::inference::fixed_batch(&entry),
             simcc_x_name: entry.outputs[0].name.clone(),
             simcc_y_name: entry.outputs[1].name.clone(),
             name: entry.name,
@@ -160,7 +163,7 @@ impl PoseEstimator {
     ) -> Result<Vec<Pose>, ModelError> {
         let mut poses = Vec::with_capacity(crops.len());
         for chunk in crops.chunks(self.max_batch) {
-            for piece in crate::inference::pieces(chunk.len()) {
+            for piece in crate::inference::calls(chunk.len(), self.fixed_batch) {
                 let (input, transforms) = self.preprocess(&chunk[piece]);
                 let (sx, sy) = self.infer(input.view())?;
                 poses.extend(self.postprocess(sx.view(), sy.view(), &transforms));
