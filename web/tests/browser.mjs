@@ -66,6 +66,7 @@ try {
       if (painted < 200) return false;
       return {
         boxes: Number(c.dataset.boxes),
+        detected: Number(c.dataset.detected ?? 0),
         keypoints: Number(c.dataset.keypoints ?? 0),
         pts: Number(c.dataset.pts),
         painted,

@@ -117,6 +117,8 @@ export function Player({ streamId, live }: { streamId: string; live: Live }) {
       const frame: OverlayFrame | null = live.overlay.at(streamId, ptsUs);
       c.dataset.pts = String(ptsUs);
       c.dataset.boxes = String(frame?.boxes.length ?? 0);
+      // Boxes the detector found (an interpolated one has no pose).
+      c.dataset.detected = String(frame?.boxes.filter((b) => !b.interpolated).length ?? 0);
       c.dataset.keypoints = "0";
       if (!frame) return;
       // The video is letterboxed inside the element (object-fit: contain).
