@@ -72,6 +72,7 @@ impl Scene {
                 bbox,
                 score: 0.9,
                 embedding: Some(e.clone()),
+                candidate: false,
             })
             .collect()
     }

@@ -353,7 +353,11 @@ impl StreamHorses {
             let mut in_frame: Vec<(usize, u64)> = Vec::new();
             for (i, d) in frame.detections.iter().enumerate() {
                 let Some(track) = d.track_id else { continue };
-                let embedding = frame.embeddings.get(i).map(Vec::as_slice);
+                let embedding = frame
+                    .embeddings
+                    .get(i)
+                    .map(Vec::as_slice)
+                    .filter(|e| !e.is_empty());
                 let idx = match state.by_track.get(&track) {
                     Some(&idx) if !in_frame.iter().any(|&(h, t)| h == idx && t != track) => idx,
                     // An interpolated box only follows its track's horse; it never makes one.
@@ -736,6 +740,7 @@ mod tests {
                                 track_id: Some(*track),
                                 keypoints: Vec::new(),
                                 interpolated: false,
+                                candidate: false,
                             })
                             .collect(),
                         embeddings: seen.into_iter().map(|(_, _, e)| e).collect(),

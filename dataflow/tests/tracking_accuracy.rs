@@ -5,8 +5,7 @@
 //! stages as the dataflow's (JPEG chunks of 10 s with 1 s overlap → detector + re-ID →
 //! DeepSORT → horse identities), and the horse numbers are scored against the ground truth
 //! with the project's MOT metrics: no identity switch, the returning horse keeps its number,
-//! ID precision ≥ 0.95. The goal of IDF1 ≥ 0.95 is not met: the detector's recall on
-//! these composites limits it (measured IDF1 is printed).
+//! ID precision ≥ 0.95 and the goal of IDF1 ≥ 0.95 (measured values are printed).
 
 use std::path::PathBuf;
 
@@ -190,7 +189,12 @@ fn crossing_occluded_and_returning_horses_keep_their_identities() {
         .collect();
 
     let mut analyzer = ChunkAnalyzer::new(
-        Box::new(registry.detector("yolox_nano").expect("detector")),
+        Box::new(
+            registry
+                .detector("yolox_nano")
+                .expect("detector")
+                .with_candidates(),
+        ),
         8,
     )
     .with_embedder(Box::new(
@@ -285,10 +289,11 @@ fn crossing_occluded_and_returning_horses_keep_their_identities() {
         id_precision >= 0.95,
         "ID precision {id_precision:.3}: {s:?}"
     );
-    // The goal is IDF1 >= 0.95. yolox_nano finds each pasted horse in about three frames of
-    // four; interpolating a track over the frames it was missed in recovers most of the rest
-    // (0.857 without, 0.930 with). This floor guards against the tracking making it worse.
-    assert!(s.idf1 >= 0.90, "IDF1 {:.3}: {s:?}", s.idf1);
+    // The goal. yolox_nano scores each pasted horse above its threshold in about
+    // three frames of four: DeepSORT alone gave 0.857, with interpolation over short gaps
+    // 0.930, and with the low-score candidates continuing confirmed tracks (ByteTrack's second
+    // association) 0.986.
+    assert!(s.idf1 >= 0.95, "IDF1 {:.3}: {s:?}", s.idf1);
     assert!(!before_leaving.is_empty() && !after_return.is_empty());
     let kept = |numbers: &[u64]| numbers.iter().all(|n| *n == numbers[0]);
     assert!(

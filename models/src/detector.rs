@@ -25,6 +25,9 @@ pub struct Detected {
     pub score: f32,
     /// Top-left `x, y` and `w, h`, clipped to the image.
     pub bbox: BoundingBox,
+    /// Scored below the model's threshold but at least its `low_score_threshold`: only
+    /// returned by a detector made [`Detector::with_candidates`].
+    pub candidate: bool,
 }
 
 pub struct Detector {
@@ -40,6 +43,8 @@ pub struct Detector {
     fixed_batch: Option<usize>,
     classes: ClassFilter,
     score_threshold: f32,
+    /// Candidates down to this score are returned too (flagged), when set.
+    candidate_threshold: Option<f32>,
     nms_iou: f32,
 }
 
@@ -52,6 +57,7 @@ impl fmt::Debug for Detector {
             .field("head", &self.params.head)
             .field("classes", &self.classes)
             .field("score_threshold", &self.score_threshold)
+            .field("candidate_threshold", &self.candidate_threshold)
             .field("nms_iou", &self.nms_iou)
             .finish_non_exhaustive()
     }
@@ -67,6 +73,7 @@ impl Detector {
             spec: LetterboxSpec::from_detection(&params),
             classes: ClassFilter::Only(vec![params.horse_class_id]),
             score_threshold: params.score_threshold,
+            candidate_threshold: None,
             nms_iou: params.nms_iou,
             input_name: entry.inputs[0].name.clone(),
             output_name: entry.outputs[0].name.clone(),
@@ -86,6 +93,17 @@ impl Detector {
 
     pub fn with_score_threshold(mut self, threshold: f32) -> Detector {
         self.score_threshold = threshold;
+        self
+    }
+
+    /// Also returns the boxes between the manifest's `low_score_threshold` and the score
+    /// threshold, flagged [`Detected::candidate`] (no change when the manifest sets none). They
+    /// take part in NMS with the others, so a candidate never duplicates a detection.
+    pub fn with_candidates(mut self) -> Detector {
+        self.candidate_threshold = self
+            .params
+            .low_score_threshold
+            .map(|low| low.min(self.score_threshold));
         self
     }
 
@@ -158,14 +176,15 @@ impl Detector {
             .map(|(rows, lb)| {
                 let rows = rows.as_standard_layout();
                 let data = rows.as_slice().expect("standard layout is contiguous");
-                let candidates =
-                    decode_output(data, &self.params, &self.classes, self.score_threshold);
+                let floor = self.candidate_threshold.unwrap_or(self.score_threshold);
+                let candidates = decode_output(data, &self.params, &self.classes, floor);
                 nms(candidates, self.nms_iou)
                     .into_iter()
                     .map(|c| Detected {
                         class_id: c.class_id,
                         score: c.score,
                         bbox: lb.to_source(c.x1, c.y1, c.x2, c.y2),
+                        candidate: c.score < self.score_threshold,
                     })
                     .filter(|d| d.bbox.w > 0.0 && d.bbox.h > 0.0)
                     .collect()

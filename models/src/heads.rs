@@ -99,6 +99,7 @@ pub(crate) mod test_params {
             horse_class_id: 1,
             score_threshold: 0.3,
             nms_iou: 0.45,
+            low_score_threshold: None,
         }
     }
 }

@@ -220,6 +220,12 @@ pub struct DetectionParams {
     /// This model's confidence threshold (objectness × class score; class score for YOLOv8).
     pub score_threshold: f32,
     pub nms_iou: f32,
+    /// Boxes scoring between this and `score_threshold` are returned as *candidates* when the
+    /// caller asks for them ([`crate::Detector::with_candidates`]): the tracker uses them only
+    /// to continue a track it already has (ByteTrack's second association), never to start
+    /// one. `None`: no candidates.
+    #[serde(default)]
+    pub low_score_threshold: Option<f32>,
 }
 
 impl DetectionParams {
@@ -408,6 +414,14 @@ fn validate_detection(m: &ModelEntry) -> Result<(), String> {
         return Err(format!(
             "model {:?}: horse_class_id {} >= num_classes {}",
             m.name, p.horse_class_id, p.num_classes
+        ));
+    }
+    if let Some(low) = p.low_score_threshold
+        && !(low.is_finite() && (0.0..=p.score_threshold).contains(&low))
+    {
+        return Err(format!(
+            "model {:?}: low_score_threshold {low} must lie in 0..=score_threshold ({})",
+            m.name, p.score_threshold
         ));
     }
     let [_, d1, d2] = p.output_shape(0);
@@ -615,6 +629,33 @@ mod tests {
             err.contains("yolox_nano") && err.contains("reid_mobilenetv2"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_low_score_threshold_above_the_score_threshold_is_refused() {
+        assert_eq!(
+            Manifest::embedded()
+                .get("yolox_nano")
+                .unwrap()
+                .detection
+                .as_ref()
+                .unwrap()
+                .low_score_threshold,
+            Some(0.1)
+        );
+        for bad in ["0.5", "-0.1", "nan"] {
+            let text = DEFAULT_MANIFEST.replacen(
+                "low_score_threshold = 0.1",
+                &format!("low_score_threshold = {bad}"),
+                1,
+            );
+            let err = Manifest::parse(&text, "t").unwrap_err().to_string();
+            assert!(err.contains("low_score_threshold"), "{bad}: {err}");
+        }
+        let text = DEFAULT_MANIFEST.replacen("low_score_threshold = 0.1\n", "", 1);
+        let m = Manifest::parse(&text, "t").unwrap();
+        let params = m.get("yolox_nano").unwrap().detection.as_ref().unwrap();
+        assert_eq!(params.low_score_threshold, None);
     }
 
     #[test]

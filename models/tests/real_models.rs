@@ -103,6 +103,41 @@ fn yolox_finds_the_three_horses_of_the_readme() {
 }
 
 #[test]
+fn candidates_add_low_score_boxes_and_leave_the_detections_as_they_were() {
+    let reg = registry();
+    let mut plain = reg.detector("yolox_nano").unwrap();
+    let mut with = reg.detector("yolox_nano").unwrap().with_candidates();
+    let photo = horses();
+    // The photo, and harder versions of it: blurred, and shrunk to a quarter.
+    let frames = vec![
+        photo.clone(),
+        image::imageops::blur(&photo, 4.0),
+        image::imageops::resize(
+            &photo,
+            photo.width() / 4,
+            photo.height() / 4,
+            image::imageops::FilterType::Triangle,
+        ),
+    ];
+    let a = plain.detect(&frames).unwrap();
+    let b = with.detect(&frames).unwrap();
+    let mut candidates = 0;
+    for (a, b) in a.iter().zip(&b) {
+        // NMS keeps a box unless a higher-scoring one overlaps it, and every candidate
+        // scores lower than every detection: the detections are exactly the plain ones.
+        let detections: Vec<_> = b.iter().filter(|d| !d.candidate).cloned().collect();
+        assert_eq!(&detections, a);
+        for d in b.iter().filter(|d| d.candidate) {
+            assert!((0.1..0.3).contains(&d.score), "{d:?}");
+            candidates += 1;
+        }
+        assert!(a.iter().all(|d| !d.candidate && d.score >= 0.3));
+    }
+    eprintln!("{candidates} candidates");
+    assert!(candidates > 0, "no low-score box on any frame: {b:?}");
+}
+
+#[test]
 fn a_batch_of_two_identical_frames_gives_identical_results() {
     let mut det = registry().detector("yolox_nano").unwrap();
     let img = horses();

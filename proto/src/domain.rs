@@ -363,6 +363,10 @@ pub struct Detection {
     /// Not found by the detector: a confirmed track's box in a frame it was missed in,
     /// interpolated between its sightings (confidence 0, no embedding).
     pub interpolated: bool,
+    /// Scored below the detector's threshold (but above its `low_score_threshold`): inside
+    /// the dataflow only a track may keep it, as a continuation (ByteTrack's second
+    /// association); one no track takes is dropped before anything is stored. Not on the wire.
+    pub candidate: bool,
 }
 
 impl From<Detection> for wire::Detection {
@@ -392,6 +396,7 @@ impl TryFrom<wire::Detection> for Detection {
             track_id: w.track_id,
             keypoints: checked_keypoints(w.keypoints)?,
             interpolated: w.interpolated,
+            candidate: false,
         })
     }
 }
@@ -674,7 +679,7 @@ mod tests {
             keypoints in proptest::collection::vec((-1e4f32..1e4, -1e4f32..1e4, -1f32..2.0), 0..=17),
         ) {
             let keypoints = keypoints.into_iter().map(|(x, y, score)| Keypoint { x, y, score }).collect();
-            let d = Detection { frame_index, pts_us, class_id, confidence, bbox: BoundingBox { x, y, w, h }, track_id, keypoints, interpolated: false,  };
+            let d = Detection { frame_index, pts_us, class_id, confidence, bbox: BoundingBox { x, y, w, h }, track_id, keypoints, interpolated: false, candidate: false };
             let back = Detection::try_from(wire::Detection::from(d.clone())).unwrap();
             prop_assert_eq!(back, d);
         }

@@ -46,6 +46,7 @@ pub fn chunk(
                             track_id: Some(k as u64 + 1),
                             keypoints: Vec::new(),
                             interpolated: false,
+                            candidate: false,
                         })
                         .collect(),
                     embeddings: Vec::new(),

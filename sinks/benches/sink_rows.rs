@@ -74,6 +74,7 @@ fn chunks(stream_id: &str) -> Vec<ProcessedChunk> {
                                 track_id: Some(k as u64),
                                 keypoints: Vec::new(),
                                 interpolated: false,
+                                candidate: false,
                             })
                             .collect(),
                         embeddings: Vec::new(),

@@ -676,6 +676,7 @@ mod tests {
             track_id: None,
             keypoints: Vec::new(),
             interpolated: false,
+            candidate: false,
         };
         assert_eq!(keypoints_json(&d), None);
         d.keypoints = vec![
@@ -716,6 +717,7 @@ mod tests {
             track_id: None,
             keypoints: Vec::new(),
             interpolated: false,
+            candidate: false,
         };
         let text = bbox_json(&d);
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();

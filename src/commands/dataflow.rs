@@ -248,7 +248,13 @@ pub fn pose_stage(
 /// The detector (and re-ID embedder) sessions of `models`.
 fn load_models(registry: &ModelRegistry, models: &ModelOptions) -> Result<Models, DataflowError> {
     let setup = |e: horsestream_models::ModelError| DataflowError::Setup(e.to_string());
-    let detector: Box<dyn Analyzer> = Box::new(registry.detector(&models.detector).map_err(setup)?);
+    // With the manifest's low-score candidates, for the tracker's second association.
+    let detector: Box<dyn Analyzer> = Box::new(
+        registry
+            .detector(&models.detector)
+            .map_err(setup)?
+            .with_candidates(),
+    );
     if models.no_reid {
         return Ok((detector, None));
     }

@@ -28,6 +28,8 @@ pub struct Found {
     pub class_id: u32,
     pub score: f32,
     pub bbox: BoundingBox,
+    /// Below the model's threshold: may only continue a track (see [`Detection::candidate`]).
+    pub candidate: bool,
 }
 
 /// Something that finds objects on a batch of frames: the ONNX detector in production.
@@ -47,6 +49,7 @@ impl Analyzer for horsestream_models::Detector {
                         class_id: d.class_id,
                         score: d.score,
                         bbox: d.bbox,
+                        candidate: d.candidate,
                     })
                     .collect()
             })
@@ -280,13 +283,18 @@ impl ChunkAnalyzer {
                 )));
             }
             // Re-ID of every box of the batch's frames in one go (the embedder splits it into
-            // a few calls), then each frame takes its share in order.
+            // a few calls), then each frame takes its share in order. Candidates get none: the
+            // tracker matches them by overlap alone, and most are dropped.
             let mut embeddings = match &mut self.embedder {
-                Some(e) if found.iter().any(|d| !d.is_empty()) => {
+                Some(e) if found.iter().flatten().any(|d| !d.candidate) => {
                     let crops: Vec<(&RgbImage, BoundingBox)> = images
                         .iter()
                         .zip(&found)
-                        .flat_map(|(image, ds)| ds.iter().map(move |d| (image, d.bbox)))
+                        .flat_map(|(image, ds)| {
+                            ds.iter()
+                                .filter(|d| !d.candidate)
+                                .map(move |d| (image, d.bbox))
+                        })
                         .collect();
                     let start = Instant::now();
                     let embedded = e.embed(&crops).map_err(|e| {
@@ -308,7 +316,16 @@ impl ChunkAnalyzer {
             };
             for (f, found) in batch.iter().zip(found) {
                 let embeddings: Vec<Vec<f32>> = if self.embedder.is_some() {
-                    embeddings.by_ref().take(found.len()).collect()
+                    found
+                        .iter()
+                        .map(|d| {
+                            if d.candidate {
+                                Vec::new()
+                            } else {
+                                embeddings.next().unwrap_or_default()
+                            }
+                        })
+                        .collect()
                 } else {
                     Vec::new()
                 };
@@ -327,6 +344,7 @@ impl ChunkAnalyzer {
                             track_id: None,
                             keypoints: Vec::new(),
                             interpolated: false,
+                            candidate: d.candidate,
                         })
                         .collect(),
                     embeddings,
@@ -494,6 +512,7 @@ mod tests {
                 .iter()
                 .map(|f| {
                     vec![Found {
+                        candidate: false,
                         class_id: 17,
                         score: 0.9,
                         bbox: BoundingBox {
@@ -615,6 +634,52 @@ mod tests {
             })
             .collect();
         assert_eq!(waits, vec![1, 2, 4, 5, 5]);
+    }
+
+    /// On every frame: a detection, then a candidate.
+    struct WithCandidate;
+    impl Analyzer for WithCandidate {
+        fn detect(&mut self, frames: &[RgbImage]) -> Result<Vec<Vec<Found>>, String> {
+            let found = |x: f32, candidate: bool| Found {
+                class_id: 17,
+                score: if candidate { 0.2 } else { 0.9 },
+                bbox: BoundingBox {
+                    x,
+                    y: 0.0,
+                    w: 1.0,
+                    h: 1.0,
+                },
+                candidate,
+            };
+            Ok(frames
+                .iter()
+                .map(|_| vec![found(0.0, false), found(1.0, true)])
+                .collect())
+        }
+    }
+
+    /// Embeds a crop as its box's x; records how many crops each call got.
+    struct CountCrops(std::rc::Rc<std::cell::RefCell<Vec<usize>>>);
+    impl Embed for CountCrops {
+        fn embed(&mut self, crops: &[(&RgbImage, BoundingBox)]) -> Result<Vec<Vec<f32>>, String> {
+            self.0.borrow_mut().push(crops.len());
+            Ok(crops.iter().map(|(_, b)| vec![b.x + 1.0]).collect())
+        }
+    }
+
+    #[test]
+    fn candidates_are_kept_flagged_and_get_no_embedding() {
+        let calls = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+        let mut a = ChunkAnalyzer::new(Box::new(WithCandidate), 4)
+            .with_embedder(Box::new(CountCrops(calls.clone())));
+        let p = a.process(&chunk(6)).unwrap();
+        // One crop per frame: the detection's, never the candidate's.
+        assert_eq!(*calls.borrow(), vec![4, 2]);
+        for f in &p.frames {
+            let flags: Vec<bool> = f.detections.iter().map(|d| d.candidate).collect();
+            assert_eq!(flags, vec![false, true]);
+            assert_eq!(f.embeddings, vec![vec![1.0], Vec::new()]);
+        }
     }
 
     #[test]

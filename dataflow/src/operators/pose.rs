@@ -163,6 +163,8 @@ impl PoseStage {
 
     /// Sets the keypoints of every detection of `frames` (whose pixels are `images`, same
     /// order) when `stream` runs a pose model that is available; otherwise leaves them empty.
+    /// Candidates get none: the tracker drops most of them, and a box the detector barely
+    /// believes gives no better a pose.
     /// Whether the model ran (for its inference time).
     pub fn attach(
         &mut self,
@@ -176,7 +178,12 @@ impl PoseStage {
         let crops: Vec<(&RgbImage, BoundingBox)> = frames
             .iter()
             .zip(images)
-            .flat_map(|(f, image)| f.detections.iter().map(move |d| (image, d.bbox)))
+            .flat_map(|(f, image)| {
+                f.detections
+                    .iter()
+                    .filter(|d| !d.candidate)
+                    .map(move |d| (image, d.bbox))
+            })
             .collect();
         if crops.is_empty() {
             return false;
@@ -201,7 +208,10 @@ impl PoseStage {
                 return true;
             }
         };
-        let detections = frames.iter_mut().flat_map(|f| f.detections.iter_mut());
+        let detections = frames
+            .iter_mut()
+            .flat_map(|f| f.detections.iter_mut())
+            .filter(|d| !d.candidate);
         for (d, pose) in detections.zip(poses) {
             d.keypoints = if plausible(&pose) { pose } else { Vec::new() };
         }
@@ -272,6 +282,7 @@ mod tests {
                     track_id: None,
                     keypoints: Vec::new(),
                     interpolated: false,
+                    candidate: false,
                 })
                 .collect(),
             embeddings: Vec::new(),

@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use horsestream_proto::ProcessedChunk;
+use horsestream_proto::{FrameResult, ProcessedChunk};
 use horsestream_sinks::store::StreamCheckpoint;
 use serde::{Deserialize, Serialize};
 use timely::container::CapacityContainerBuilder;
@@ -177,7 +177,8 @@ impl StreamTracks {
                 .map(|(i, d)| DetectionIn {
                     bbox: d.bbox,
                     score: d.confidence,
-                    embedding: frame.embeddings.get(i).cloned(),
+                    embedding: frame.embeddings.get(i).filter(|e| !e.is_empty()).cloned(),
+                    candidate: d.candidate,
                 })
                 .collect();
             let mut ids = vec![None; input.len()];
@@ -197,8 +198,38 @@ impl StreamTracks {
             }
             state.last_pts_us = Some(frame.pts_us);
         }
+        for frame in &mut chunk.frames {
+            drop_untracked_candidates(frame);
+        }
         interpolate::fill_gaps(&mut chunk.frames, self.max_gap);
         restored
+    }
+}
+
+/// Removes the candidates no track took, with their embeddings: a low-score box is a horse
+/// only as the continuation of one.
+fn drop_untracked_candidates(frame: &mut FrameResult) {
+    if !frame
+        .detections
+        .iter()
+        .any(|d| d.candidate && d.track_id.is_none())
+    {
+        return;
+    }
+    let keep: Vec<bool> = frame
+        .detections
+        .iter()
+        .map(|d| !d.candidate || d.track_id.is_some())
+        .collect();
+    let mut k = keep.iter();
+    frame
+        .detections
+        .retain(|_| *k.next().expect("one flag per detection"));
+    if frame.embeddings.len() == keep.len() {
+        let mut k = keep.iter();
+        frame
+            .embeddings
+            .retain(|_| *k.next().expect("one flag per embedding"));
     }
 }
 
@@ -266,6 +297,7 @@ mod tests {
                             track_id: None,
                             keypoints: Vec::new(),
                             interpolated: false,
+                            candidate: false,
                         })
                         .collect(),
                     embeddings: vec![vec![1.0, 0.0], vec![0.0, 1.0]],
@@ -279,6 +311,44 @@ mod tests {
             .iter()
             .map(|f| f.detections.iter().map(|d| d.track_id).collect())
             .collect()
+    }
+
+    #[test]
+    fn candidates_a_track_takes_stay_the_others_go_with_their_embeddings() {
+        let mut t = StreamTracks::new(TrackerConfig::default()).with_interpolation(0);
+        let mut c = chunk(0, 0, 20);
+        for f in &mut c.frames[10..] {
+            // The lower horse drops to a candidate, and a stray candidate appears far away.
+            f.detections[1].candidate = true;
+            f.detections[1].confidence = 0.2;
+            f.embeddings[1] = Vec::new();
+            let mut stray = f.detections[1].clone();
+            stray.bbox.y = 900.0;
+            f.detections.push(stray);
+            f.embeddings.push(Vec::new());
+        }
+        // Overlap with a second chunk: the reused ids keep the same candidates.
+        let mut d = chunk(1, 10, 30);
+        d.frames[..10].clone_from_slice(&c.frames[10..]);
+        t.process(&mut c);
+        t.process(&mut d);
+        for chunk in [&c, &d] {
+            for f in &chunk.frames {
+                assert_eq!(f.detections.len(), 2, "{f:?}");
+                assert_eq!(f.embeddings.len(), 2);
+                // (Tentative for the first n_init - 1 frames.)
+                let tracked = f.detections.iter().all(|d| d.track_id.is_some());
+                assert!(tracked || f.pts_us < 200_000, "{f:?}");
+                assert!(f.detections.iter().all(|d| d.bbox.y < 900.0));
+            }
+        }
+        let lower = c.frames[15].detections[1].clone();
+        assert!(lower.candidate && lower.track_id == c.frames[5].detections[1].track_id);
+        assert!(c.frames[15].embeddings[1].is_empty());
+        assert_eq!(
+            d.frames[0].detections[1].track_id,
+            c.frames[10].detections[1].track_id
+        );
     }
 
     #[test]

@@ -48,6 +48,7 @@ pub fn fill_gaps(frames: &mut [FrameResult], max_gap: usize) -> usize {
                                 track_id: Some(id),
                                 keypoints: Vec::new(),
                                 interpolated: true,
+                                candidate: false,
                             },
                         ));
                     }
@@ -92,6 +93,7 @@ mod tests {
             track_id: track,
             keypoints: Vec::new(),
             interpolated: false,
+            candidate: false,
         }
     }
 

@@ -1,6 +1,9 @@
 //! The DeepSORT tracker of one stream: predict every track, match detections in a cascade by
-//! time since update (appearance cost gated by motion), then by IoU, start tracks from what
-//! is left, confirm after `n_init` hits and forget after `max_age` misses.
+//! time since update (appearance cost gated by motion), then by IoU, then give confirmed
+//! tracks still unmatched a chance at the frame's low-score *candidates* by IoU alone
+//! (ByteTrack's second association: a horse half hidden or blurred scores low but is still
+//! where its track predicts it), start tracks from the unmatched detections (never from
+//! candidates), confirm after `n_init` hits and forget after `max_age` misses.
 //!
 //! Deterministic: tracks live in a `Vec` in creation order, ids count up from 1, and every
 //! tie is broken by index, so the same frames always give the same ids.
@@ -27,6 +30,9 @@ pub struct TrackerConfig {
     pub nn_budget: usize,
     /// Largest 1 − IoU accepted in the IoU stage.
     pub max_iou_distance: f32,
+    /// Largest 1 − IoU accepted between a confirmed track's predicted box and a candidate
+    /// (ByteTrack's second association uses an IoU of at least 0.5).
+    pub max_candidate_iou_distance: f32,
 }
 
 impl Default for TrackerConfig {
@@ -37,6 +43,7 @@ impl Default for TrackerConfig {
             max_cosine_distance: 0.3,
             nn_budget: 100,
             max_iou_distance: 0.7,
+            max_candidate_iou_distance: 0.5,
         }
     }
 }
@@ -50,6 +57,9 @@ pub struct DetectionIn {
     /// Re-ID feature (L2-normalised by the model; normalised again here). Without one a
     /// detection can only be matched in the IoU stage.
     pub embedding: Option<Vec<f32>>,
+    /// A low-score box: it may continue a confirmed track, matched by IoU after every
+    /// other stage, but never starts one.
+    pub candidate: bool,
 }
 
 /// A confirmed track that a detection of this frame updated.
@@ -130,6 +140,7 @@ struct Prepared<'a> {
     bbox: BoundingBox,
     /// Embedding and 1 / its norm.
     embedding: Option<(&'a [f32], f32)>,
+    candidate: bool,
 }
 
 /// DeepSORT over the frames of one stream. Serializable whole (a stream's checkpoint): a
@@ -178,6 +189,7 @@ impl Tracker {
                         .embedding
                         .as_deref()
                         .and_then(|e| inv_norm(e).map(|inv| (e, inv))),
+                    candidate: d.candidate,
                 })
             })
             .collect();
@@ -265,7 +277,7 @@ impl Tracker {
         let mut unmatched_dets: Vec<usize> = dets
             .iter()
             .enumerate()
-            .filter_map(|(i, d)| d.as_ref().map(|_| i))
+            .filter_map(|(i, d)| d.as_ref().filter(|d| !d.candidate).map(|_| i))
             .collect();
         let mut matches = Vec::new();
 
@@ -344,6 +356,30 @@ impl Tracker {
             .iter()
             .map(|&c| unmatched_dets[c])
             .collect();
+
+        // Candidates: confirmed tracks still unmatched, by IoU with their predicted box.
+        let candidates: Vec<usize> = dets
+            .iter()
+            .enumerate()
+            .filter_map(|(i, d)| d.as_ref().filter(|d| d.candidate).map(|_| i))
+            .collect();
+        if !candidates.is_empty() {
+            unmatched_tracks.sort_unstable();
+            let open: Vec<usize> = unmatched_tracks
+                .iter()
+                .copied()
+                .filter(|&t| self.tracks[t].state == TrackState::Confirmed)
+                .collect();
+            let boxes: Vec<BoundingBox> = open.iter().map(|&t| self.tracks[t].bbox()).collect();
+            let costs = CostMatrix::from_fn(open.len(), candidates.len(), |r, c| {
+                let det = dets[candidates[c]].as_ref().expect("valid");
+                1.0 - f64::from(iou(&boxes[r], &det.bbox))
+            });
+            let m = min_cost_matching(&costs, f64::from(self.config.max_candidate_iou_distance));
+            let taken: Vec<usize> = m.matches.iter().map(|&(r, _)| open[r]).collect();
+            matches.extend(m.matches.iter().map(|&(r, c)| (open[r], candidates[c])));
+            unmatched_tracks.retain(|t| !taken.contains(t));
+        }
 
         matches.sort_unstable();
         unmatched_tracks.sort_unstable();

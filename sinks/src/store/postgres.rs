@@ -1125,6 +1125,7 @@ mod tests {
             track_id: None,
             keypoints: Vec::new(),
             interpolated: false,
+            candidate: false,
         };
         let chunk = ProcessedChunk {
             stream_id: "a\tb\\c".into(),

@@ -259,6 +259,7 @@ mod tests {
             track_id: None,
             keypoints: Vec::new(),
             interpolated: false,
+            candidate: false,
         };
         let bad = Detection {
             bbox: b,

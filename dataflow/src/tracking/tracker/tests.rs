@@ -67,6 +67,7 @@ fn run(movers: &[Mover], frames: u32, config: TrackerConfig, embeddings: bool) -
                 bbox: m.at(t),
                 score: 0.9,
                 embedding: embeddings.then(|| embedding(m.look, t)),
+                candidate: false,
             })
             .collect();
         let out = tracker.update(&dets);
@@ -230,6 +231,7 @@ fn lifecycle_counters() {
         },
         score: 1.0,
         embedding: Some(embedding(0, 0)),
+        candidate: false,
     };
     assert!(tracker.update(&[det(0.0)]).is_empty());
     assert!(tracker.update(&[det(1.0)]).is_empty());
@@ -262,6 +264,7 @@ fn tentative_track_dies_at_first_miss() {
         },
         score: 0.5,
         embedding: None,
+        candidate: false,
     };
     tracker.update(std::slice::from_ref(&d));
     tracker.update(std::slice::from_ref(&d));
@@ -320,6 +323,7 @@ fn invalid_boxes_are_ignored() {
         },
         score: 1.0,
         embedding: None,
+        candidate: false,
     };
     let out = tracker.update(&[bad(0.0), bad(f32::NAN), bad(10.0)]);
     assert_eq!(out.len(), 1);
@@ -362,4 +366,44 @@ fn from_pairs(s: &str) -> TrackerConfig {
     let de: MapDeserializer<'_, _, Error> =
         MapDeserializer::new(pairs.map(|(k, v)| (k.into_deserializer(), v.into_deserializer())));
     TrackerConfig::deserialize(de).expect("valid config")
+}
+
+#[test]
+fn a_candidate_continues_a_confirmed_track_but_never_starts_one() {
+    let mut tracker = Tracker::new(TrackerConfig::default());
+    let det = |x: f32, candidate: bool| DetectionIn {
+        bbox: BoundingBox {
+            x,
+            y: 0.0,
+            w: 20.0,
+            h: 40.0,
+        },
+        score: if candidate { 0.15 } else { 0.9 },
+        embedding: (!candidate).then(|| embedding(0, 0)),
+        candidate,
+    };
+    // Candidates alone start nothing.
+    for x in [0.0, 1.0, 2.0, 3.0] {
+        assert!(tracker.update(&[det(x, true)]).is_empty());
+    }
+    assert!(tracker.tracks().is_empty());
+    // A confirmed track (three hits) takes the candidate where it predicts itself...
+    for x in [10.0, 11.0, 12.0] {
+        tracker.update(&[det(x, false)]);
+    }
+    let out = tracker.update(&[det(13.0, true), det(200.0, true)]);
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!((out[0].id, out[0].detection), (1, 0));
+    let t = &tracker.tracks()[0];
+    assert_eq!((t.hits(), t.time_since_update()), (4, 0));
+    // ...without its appearance (it has none), and the far candidate started no track.
+    assert_eq!(t.gallery_len(), 3);
+    assert_eq!(tracker.tracks().len(), 1);
+    // A detection wins over a candidate for the same track.
+    let out = tracker.update(&[det(14.0, true), det(14.2, false)]);
+    assert_eq!((out.len(), out[0].detection), (1, 1));
+    // A candidate that barely overlaps the prediction (IoU < 0.5) is not taken.
+    let out = tracker.update(&[det(26.0, true)]);
+    assert!(out.is_empty(), "{out:?}");
+    assert_eq!(tracker.tracks()[0].time_since_update(), 1);
 }
