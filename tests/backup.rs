@@ -247,6 +247,7 @@ async fn backup_restored_into_a_fresh_database_answers_the_same_rows() {
             stride_hz: Some(0.9),
             gait_class: "walk".into(),
             distance: 14.0,
+            pose: None,
         }])
         .await
         .unwrap();

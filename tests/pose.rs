@@ -122,6 +122,47 @@ fn a_stream_with_an_activated_pose_model_stores_keypoints_where_the_model_puts_t
     demo(&url, &models, &manifest, &[]);
 
     check_keypoints(&detections(&rt, &store, "paddock"));
+    check_gait_pose(&rt.block_on(store.gait("paddock")).unwrap());
+}
+
+/// Every gait window carries pose metrics, and they are what `fixed-peaks` implies: each
+/// stored pose is the same pattern moved and scaled with its box (a similarity, which keeps
+/// angles), so every joint's mean angle is the pattern's own and its range of motion 0; the
+/// hooves keep their place relative to the body, so there is no hoof stride, and with no
+/// motion no symmetry index either.
+fn check_gait_pose(rows: &[horsestream_sinks::GaitRow]) {
+    // AP-10K: shoulder, elbow, front paw (left 5-7, right 8-10); hip, knee, back paw (11-16).
+    let angle = |[p, j, d]: [usize; 3]| {
+        let (p, j, d) = (peak(p), peak(j), peak(d));
+        let (a, b) = ((p.0 - j.0, p.1 - j.1), (d.0 - j.0, d.1 - j.1));
+        (a.0 * b.1 - a.1 * b.0)
+            .abs()
+            .atan2(a.0 * b.0 + a.1 * b.1)
+            .to_degrees()
+    };
+    let limbs = [
+        ("left_fore", [5, 6, 7]),
+        ("right_fore", [8, 9, 10]),
+        ("left_hind", [11, 12, 13]),
+        ("right_hind", [14, 15, 16]),
+    ];
+    assert!(!rows.is_empty(), "no gait window");
+    for r in rows {
+        let pose = r
+            .pose
+            .as_ref()
+            .unwrap_or_else(|| panic!("window without pose: {r:?}"));
+        assert!(pose.samples >= 8, "{pose:?}");
+        assert_eq!(pose.hoof_stride_hz, None, "{pose:?}");
+        assert_eq!((pose.symmetry_fore, pose.symmetry_hind), (None, None));
+        assert_eq!(pose.joints.len(), 4);
+        for (j, (limb, keypoints)) in pose.joints.iter().zip(limbs) {
+            assert_eq!(j.limb, limb);
+            let mean = j.mean_deg.expect("mean angle");
+            assert!((mean - angle(keypoints)).abs() < 0.5, "{limb}: {j:?}");
+            assert!(j.rom_deg.expect("range of motion") < 0.5, "{limb}: {j:?}");
+        }
+    }
 }
 
 /// Every detected box (at least one per frame of the sample) has the 17 keypoints where the

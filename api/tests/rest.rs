@@ -319,6 +319,7 @@ fn gait(
         stride_hz,
         gait_class: gait_class.into(),
         distance: speed,
+        pose: None,
     }
 }
 

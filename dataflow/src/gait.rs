@@ -1,6 +1,8 @@
 //! Gait metrics from a horse's track: speed, acceleration, distance, stride frequency and gait
-//! class per analysis window. Pure logic over `(timestamp, box)` samples, no timely; the gait
-//! operator (not written yet) calls [`GaitAnalyzer::analyze`] on each horse's track.
+//! class per analysis window, and when the samples carry pose keypoints the hoof stride, joint
+//! angles and left/right symmetry ([`pose`]). Pure logic over `(timestamp, box, pose)`
+//! samples, no timely; the horses stage ([`crate::horses`]) calls [`GaitAnalyzer::analyze`]
+//! on each horse's recent samples.
 //!
 //! # What is measured, and how
 //! - **Position** is the bottom-centre of the box (the ground contact point), smoothed by a local
@@ -19,6 +21,12 @@
 //!   [`stride`]).
 //! - **Gait class** from speed and stride frequency against documented, sourced thresholds,
 //!   with hysteresis over windows (see [`classify`]).
+//! - **With pose** (a stream running an AP-10K pose model): the stride frequency from the
+//!   hooves' fore–aft motion relative to the body, which needs no walk/trot reading since each
+//!   hoof cycles once per stride, replaces the box's; joint angles at the elbow and knee
+//!   keypoints with their range of motion, and the symmetry index of that range between left
+//!   and right (see [`pose`]). The class still comes from the box oscillation and the speed,
+//!   whose thresholds are the ones tested.
 //!
 //! # What cannot be measured from boxes at ~10 fps
 //! - The Nyquist limit at 10 fps is 5 Hz. Stride frequencies up to ~2.5 Hz (gallop ~2–2.5 Hz)
@@ -30,9 +38,10 @@
 //!   about one frame interval, so **duty factor, footfall sequence, lead leg, suspension phase
 //!   and stride length per limb** cannot be recovered, and the box does not see the hooves
 //!   separately anyway (that needs pose keypoints and a higher frame rate).
-//! - Which half of a biphasic oscillation belongs to which diagonal (left/right symmetry,
-//!   lameness) needs pose keypoints; the box only gives the dominant frequency, and whether it
-//!   is one or two cycles per stride is decided from the speed ([`classify::stride_for_class`]).
+//! - Which half of a biphasic oscillation belongs to which diagonal needs pose keypoints; the
+//!   box only gives the dominant frequency, and whether it is one or two cycles per stride is
+//!   decided from the speed ([`classify::stride_for_class`]). With pose, left/right symmetry
+//!   is that of the joints' range of motion, not a lameness measure (see [`pose`]).
 //! - Without a calibration there are no metres: body-lengths/s depends on the viewing angle (a
 //!   horse walking towards the camera has a narrow box), so classification then leans more on
 //!   the stride frequency.
@@ -41,6 +50,7 @@
 
 pub mod classify;
 pub mod kinematics;
+pub mod pose;
 pub mod stride;
 #[cfg(test)]
 mod tests;
@@ -50,6 +60,7 @@ use serde::{Deserialize, Serialize};
 
 pub use classify::{ClassSmoother, GaitClass};
 pub use kinematics::{KinematicSample, Space};
+pub use pose::{JointStats, Limb, PoseGait, PoseGaitConfig, PoseSample};
 pub use stride::StrideEstimate;
 
 /// One observation of a tracked horse.
@@ -60,6 +71,8 @@ pub struct TrackSample {
     /// Box in source-image pixels (top-left x, y, width, height).
     #[serde(with = "crate::checkpoint::BoxDef")]
     pub bbox: BoundingBox,
+    /// AP-10K keypoints (x, y, score) when the stream runs a pose model of that layout.
+    pub pose: Option<[[f32; 3]; 17]>,
 }
 
 /// How image pixels relate to the ground plane of a stream: the type the stream's row stores,
@@ -112,6 +125,8 @@ pub struct GaitConfig {
     pub min_stride_confidence: f64,
     /// Windows a new class must persist before the reported class switches to it.
     pub class_hold_windows: usize,
+    /// Metrics from pose keypoints, for tracks that carry them.
+    pub pose: PoseGaitConfig,
 }
 
 impl Default for GaitConfig {
@@ -125,6 +140,7 @@ impl Default for GaitConfig {
             stride_band_hz: [0.5, 3.5],
             min_stride_confidence: 0.4,
             class_hold_windows: 2,
+            pose: PoseGaitConfig::default(),
         }
     }
 }
@@ -159,7 +175,9 @@ impl GaitConfig {
         if self.class_hold_windows == 0 {
             return Err(GaitError::Config("class_hold_windows must be >= 1".into()));
         }
-        Ok(())
+        self.pose
+            .validate()
+            .map_err(|e| GaitError::Config(format!("pose: {e}")))
     }
 }
 
@@ -181,7 +199,8 @@ pub struct GaitMetrics {
     /// Path length since the previous window's end: summing it over all windows of a track
     /// gives the track's distance without counting window overlaps twice.
     pub new_distance: f64,
-    /// Stride frequency, Hz, interpreted for `class` (half the box oscillation for the
+    /// Stride frequency, Hz: from the hooves when the window's poses give one (see
+    /// [`pose`]), otherwise the box oscillation interpreted for `class` (half of it for the
     /// biphasic walk and trot when that fits better). `None`: too short or no clear rhythm.
     pub stride_hz: Option<f64>,
     /// Dominant vertical oscillation of the box, Hz, as measured.
@@ -192,6 +211,8 @@ pub struct GaitMetrics {
     pub raw_class: GaitClass,
     /// Class after hysteresis: what to report.
     pub class: GaitClass,
+    /// Hoof stride, joint angles and symmetry, when enough samples of the window had a pose.
+    pub pose: Option<PoseGait>,
 }
 
 /// Invalid gait configuration or calibration.
@@ -324,6 +345,21 @@ impl GaitAnalyzer {
                 stride::estimate_stride(&signal, (band_lo, band_hi), cfg.min_stride_confidence);
             let raw_class = classify::classify(speed * scale, unit, est.as_ref());
             let class = smoother.push(raw_class);
+            let (from, to) = (
+                clean.partition_point(|s| s.t_us < w[0].t_us),
+                clean.partition_point(|s| s.t_us <= w[w.len() - 1].t_us),
+            );
+            let poses: Vec<PoseSample> = clean[from..to]
+                .iter()
+                .filter_map(|s| {
+                    s.pose.map(|keypoints| PoseSample {
+                        t_us: s.t_us,
+                        keypoints,
+                    })
+                })
+                .collect();
+            let pose = pose::analyze_pose(&poses, &cfg.pose);
+            let box_stride = est.map(|e| classify::stride_for_class(class, e.hz));
             out.push(GaitMetrics {
                 start_us: w[0].t_us,
                 end_us: w[w.len() - 1].t_us,
@@ -333,11 +369,12 @@ impl GaitAnalyzer {
                 unit,
                 distance: path * scale,
                 new_distance: new_len * scale,
-                stride_hz: est.map(|e| classify::stride_for_class(class, e.hz)),
+                stride_hz: pose.and_then(|p| p.hoof_stride_hz).or(box_stride),
                 oscillation_hz: est.map(|e| e.hz),
                 stride_confidence: est.map_or(0.0, |e| e.confidence),
                 raw_class,
                 class,
+                pose,
             });
         }
         out

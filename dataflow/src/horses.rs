@@ -36,7 +36,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use horsestream_proto::{BoundingBox, ProcessedChunk};
+use horsestream_proto::{BoundingBox, Keypoint, ProcessedChunk};
 use horsestream_sinks::{AlertRules, Severity, Zone};
 use serde::{Deserialize, Serialize};
 
@@ -420,6 +420,7 @@ impl StreamHorses {
                 horse.samples.push_back(TrackSample {
                     t_us: t,
                     bbox: d.bbox,
+                    pose: ap10k_pose(&d.keypoints),
                 });
                 rules_on_sample(
                     cfg,
@@ -599,6 +600,18 @@ fn rules_on_sample(
 }
 
 /// Gait windows ending on the hop grid since the last one, and `no_movement`.
+/// The keypoints as the gait analysis takes them: AP-10K's 17, or none.
+fn ap10k_pose(keypoints: &[Keypoint]) -> Option<[[f32; 3]; 17]> {
+    let mut pose = [[0.0; 3]; 17];
+    if keypoints.len() != pose.len() {
+        return None;
+    }
+    for (p, k) in pose.iter_mut().zip(keypoints) {
+        *p = [k.x, k.y, k.score];
+    }
+    Some(pose)
+}
+
 fn gait_windows(
     cfg: &HorseConfig,
     analyzer: &GaitAnalyzer,

@@ -11,7 +11,8 @@ pub use error::SinkError;
 pub use events::EventPublisher;
 pub use store::{
     Alert, AlertQuery, AlertRules, Calibration, ChunkErrorRecord, DetectionProblem, EMBEDDING_DIM,
-    FrameRow, GALLERY_LIMIT, GaitRow, Horse, HorseMatch, HorseObservation, HorseSighting,
-    HorseTotalsRow, MAX_EMBEDDING_DIM, NewAlert, NewStream, NewUser, RetentionJob, RetentionReport,
-    Role, Severity, Store, StoreStats, Stream, StreamClaims, StreamPatch, User, Zone,
+    FrameRow, GALLERY_LIMIT, GaitJoint, GaitPose, GaitRow, Horse, HorseMatch, HorseObservation,
+    HorseSighting, HorseTotalsRow, MAX_EMBEDDING_DIM, NewAlert, NewStream, NewUser, RetentionJob,
+    RetentionReport, Role, Severity, Store, StoreStats, Stream, StreamClaims, StreamPatch, User,
+    Zone,
 };

@@ -22,9 +22,10 @@ pub use checkpoint::{CHECKPOINTS_KEPT, StreamCheckpoint};
 pub use postgres::PgStore;
 pub use query::{DetectionKey, DetectionQuery, ModelRow, StoredDetection};
 pub use records::{
-    Alert, AlertQuery, AlertRules, Calibration, EMBEDDING_DIM, GALLERY_LIMIT, GaitRow, Horse,
-    HorseMatch, HorseObservation, HorseSighting, MAX_EMBEDDING_DIM, NewAlert, NewStream, NewUser,
-    RetentionReport, Role, Severity, Stream, StreamClaims, StreamPatch, User, Zone,
+    Alert, AlertQuery, AlertRules, Calibration, EMBEDDING_DIM, GALLERY_LIMIT, GaitJoint, GaitPose,
+    GaitRow, Horse, HorseMatch, HorseObservation, HorseSighting, MAX_EMBEDDING_DIM, NewAlert,
+    NewStream, NewUser, RetentionReport, Role, Severity, Stream, StreamClaims, StreamPatch, User,
+    Zone,
 };
 pub use sqlite::SqliteStore;
 pub use totals::HorseTotalsRow;

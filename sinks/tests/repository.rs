@@ -9,9 +9,9 @@ use chrono::{DateTime, TimeZone, Utc};
 use horsestream_proto::{Frame, FrameChunk, FrameEncoding, Keypoint, ProcessedChunk, testing};
 use horsestream_sinks::store::DetectionQuery;
 use horsestream_sinks::{
-    AlertQuery, AlertRules, Calibration, DetectionProblem, EMBEDDING_DIM, GALLERY_LIMIT, GaitRow,
-    HorseObservation, HorseSighting, HorseTotalsRow, NewAlert, NewStream, NewUser, RetentionJob,
-    Role, Severity, SinkError, Store, StreamPatch, Zone,
+    AlertQuery, AlertRules, Calibration, DetectionProblem, EMBEDDING_DIM, GALLERY_LIMIT, GaitJoint,
+    GaitPose, GaitRow, HorseObservation, HorseSighting, HorseTotalsRow, NewAlert, NewStream,
+    NewUser, RetentionJob, Role, Severity, SinkError, Store, StreamPatch, Zone,
 };
 
 /// A name no other test, run or process uses.
@@ -431,21 +431,48 @@ fn gait_row(stream_id: &str, track_id: i64, t_us: i64, speed: f64) -> GaitRow {
         stride_hz: Some(1.1),
         gait_class: "walk".into(),
         distance: 12.5,
+        pose: None,
+    }
+}
+
+/// What a window's poses gave: a hoof stride, three measured joints and one not seen.
+fn gait_pose() -> GaitPose {
+    let joint = |limb: &str, mean: Option<f64>, rom: Option<f64>, samples| GaitJoint {
+        limb: limb.into(),
+        mean_deg: mean,
+        rom_deg: rom,
+        samples,
+    };
+    GaitPose {
+        samples: 38,
+        hoof_stride_hz: Some(1.375),
+        hoof_confidence: 0.875,
+        joints: vec![
+            joint("left_fore", Some(141.5), Some(40.25), 38),
+            joint("right_fore", Some(139.0), Some(30.5), 38),
+            joint("left_hind", Some(130.0), Some(29.75), 36),
+            joint("right_hind", None, None, 3),
+        ],
+        symmetry_fore: Some(27.5),
+        symmetry_hind: None,
     }
 }
 
 async fn gait_windows_are_idempotent_and_need_a_known_stream(store: &Store) {
     let id = stream(store).await;
     let t0 = 1_750_000_000_000_000;
-    let rows: Vec<GaitRow> = (0..4)
+    let mut rows: Vec<GaitRow> = (0..4)
         .map(|i| gait_row(&id, i % 2, t0 + i * 500_000, 1.5))
         .collect();
+    // A window with pose metrics keeps them, one without has none.
+    rows[0].pose = Some(gait_pose());
     for _ in 0..3 {
         store.write_gait(&rows).await.unwrap();
     }
     let stored = store.gait(&id).await.unwrap();
     assert_eq!(stored.len(), 4);
     assert_eq!(stored[0], rows[0]);
+    assert_eq!(stored[1], rows[2]);
 
     // A replayed window with a horse assigned since and a corrected speed overwrites itself;
     // the same key twice in one batch keeps the last.
@@ -480,6 +507,15 @@ async fn gait_windows_are_idempotent_and_need_a_known_stream(store: &Store) {
         .await
         .unwrap_err();
     assert!(matches!(err, SinkError::Invalid { .. }), "{err}");
+    let mut bad = gait_row(&id, 1, t0, 1.0);
+    let mut pose = gait_pose();
+    pose.joints[1].rom_deg = Some(f64::INFINITY);
+    bad.pose = Some(pose);
+    let err = store.write_gait(&[bad]).await.unwrap_err();
+    assert!(
+        matches!(&err, SinkError::Invalid { reason, .. } if reason.contains("right_fore rom_deg")),
+        "{err}"
+    );
 }
 
 async fn horses_are_numbered_and_widened_by_sightings(store: &Store) {

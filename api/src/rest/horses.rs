@@ -55,6 +55,61 @@ pub struct GaitOut {
     pub stride_hz: Option<f64>,
     pub gait_class: String,
     pub distance: f64,
+    /// From pose keypoints, when the stream runs a pose model.
+    pub pose: Option<GaitPoseOut>,
+}
+
+/// Gait metrics of a window from pose keypoints.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GaitPoseOut {
+    /// Poses in the window with at least one measurable limb.
+    pub samples: u32,
+    /// Stride frequency from the hooves' fore–aft motion, Hz.
+    pub hoof_stride_hz: Option<f64>,
+    /// Share of the hoof signal's variance the stride explains, 0..=1.
+    pub hoof_confidence: f64,
+    /// Left fore, right fore, left hind, right hind.
+    pub joints: Vec<GaitJointOut>,
+    /// Signed symmetry index of the fore limbs' range of motion, percent (positive: the left
+    /// moves more).
+    pub symmetry_fore: Option<f64>,
+    /// The same for the hind limbs.
+    pub symmetry_hind: Option<f64>,
+}
+
+/// One limb's joint angle over a window (elbow keypoint for a fore limb, knee for a hind).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GaitJointOut {
+    /// `left_fore`, `right_fore`, `left_hind` or `right_hind`.
+    pub limb: String,
+    pub mean_deg: Option<f64>,
+    /// Range of motion: 95th − 5th percentile of the angle, degrees.
+    pub rom_deg: Option<f64>,
+    pub samples: u32,
+}
+
+impl From<horsestream_sinks::GaitPose> for GaitPoseOut {
+    fn from(p: horsestream_sinks::GaitPose) -> Self {
+        GaitPoseOut {
+            samples: p.samples,
+            hoof_stride_hz: p.hoof_stride_hz,
+            hoof_confidence: p.hoof_confidence,
+            joints: p
+                .joints
+                .into_iter()
+                .map(|j| GaitJointOut {
+                    limb: j.limb,
+                    mean_deg: j.mean_deg,
+                    rom_deg: j.rom_deg,
+                    samples: j.samples,
+                })
+                .collect(),
+            symmetry_fore: p.symmetry_fore,
+            symmetry_hind: p.symmetry_hind,
+        }
+    }
 }
 
 /// Aggregates over the gait windows of one unit (`metres_per_second`, …).
@@ -185,6 +240,7 @@ pub async fn profile(
                 stride_hz: r.stride_hz,
                 gait_class: r.gait_class,
                 distance: r.distance,
+                pose: r.pose.map(Into::into),
             })
             .collect(),
         horse: horse.into(),
@@ -220,6 +276,7 @@ mod tests {
             stride_hz: stride,
             gait_class: class.into(),
             distance,
+            pose: None,
         }
     }
 

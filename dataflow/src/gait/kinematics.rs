@@ -191,6 +191,7 @@ mod tests {
                 w: 40.0,
                 h: 20.0,
             },
+            pose: None,
         }
     }
 

@@ -93,6 +93,7 @@ impl Synth {
                         w: (right - left) as f32,
                         h: (bottom - top) as f32,
                     },
+                    pose: None,
                 }
             })
             .collect()
@@ -404,6 +405,7 @@ fn acceleration_from_trot_to_canter() {
                     w: 96.0,
                     h: 64.0 + rng.noise(1.0) as f32,
                 },
+                pose: None,
             }
         })
         .collect();

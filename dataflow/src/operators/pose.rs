@@ -163,8 +163,8 @@ impl PoseStage {
 
     /// Sets the keypoints of every detection of `frames` (whose pixels are `images`, same
     /// order) when `stream` runs a pose model that is available; otherwise leaves them empty.
-    /// Candidates get none: the tracker drops most of them, and a box the detector barely
-    /// believes gives no better a pose.
+    /// Candidates too: the pose runs before the tracker decides which of them to keep, and
+    /// every box that is kept has its pose, as the gait analysis expects.
     /// Whether the model ran (for its inference time).
     pub fn attach(
         &mut self,
@@ -178,12 +178,7 @@ impl PoseStage {
         let crops: Vec<(&RgbImage, BoundingBox)> = frames
             .iter()
             .zip(images)
-            .flat_map(|(f, image)| {
-                f.detections
-                    .iter()
-                    .filter(|d| !d.candidate)
-                    .map(move |d| (image, d.bbox))
-            })
+            .flat_map(|(f, image)| f.detections.iter().map(move |d| (image, d.bbox)))
             .collect();
         if crops.is_empty() {
             return false;
@@ -208,10 +203,7 @@ impl PoseStage {
                 return true;
             }
         };
-        let detections = frames
-            .iter_mut()
-            .flat_map(|f| f.detections.iter_mut())
-            .filter(|d| !d.candidate);
+        let detections = frames.iter_mut().flat_map(|f| f.detections.iter_mut());
         for (d, pose) in detections.zip(poses) {
             d.keypoints = if plausible(&pose) { pose } else { Vec::new() };
         }

@@ -214,6 +214,7 @@ impl SinkWriter {
                 stride_hz: g.metrics.stride_hz,
                 gait_class: g.metrics.class.as_str().into(),
                 distance: g.metrics.new_distance,
+                pose: g.metrics.pose.as_ref().map(Into::into),
             })
             .collect();
         self.store.write_gait(&gait).await?;

@@ -14,7 +14,7 @@ use super::checkpoint::{self, StreamCheckpoint};
 use super::records::{
     Alert, AlertQuery, GALLERY_LIMIT, GaitRow, Horse, HorseMatch, HorseObservation, HorseSighting,
     NewAlert, NewStream, NewUser, RetentionReport, Role, Severity, Stream, StreamClaims,
-    StreamPatch, User,
+    StreamPatch, User, pose_json, read_pose,
 };
 use super::{
     ChunkErrorRecord, Counters, DetectionRow, FrameRow, StoreStats, bbox_json, check_chunk,
@@ -749,14 +749,17 @@ impl PgStore {
         }
         sqlx::query(
             "INSERT INTO gait_metrics (time, stream_id, track_id, horse_id, speed, acceleration, \
-               unit, stride_hz, gait_class, distance) \
-             SELECT * FROM UNNEST($1::timestamptz[], $2::text[], $3::bigint[], $4::bigint[], \
-               $5::float8[], $6::float8[], $7::text[], $8::float8[], $9::text[], $10::float8[]) \
+               unit, stride_hz, gait_class, distance, pose) \
+             SELECT u.t, u.s, u.tr, u.h, u.sp, u.a, u.un, u.st, u.g, u.d, u.p::jsonb \
+             FROM UNNEST($1::timestamptz[], $2::text[], $3::bigint[], $4::bigint[], \
+               $5::float8[], $6::float8[], $7::text[], $8::float8[], $9::text[], $10::float8[], \
+               $11::text[]) AS u(t, s, tr, h, sp, a, un, st, g, d, p) \
              ON CONFLICT (stream_id, track_id, time) DO UPDATE SET \
                horse_id = coalesce(EXCLUDED.horse_id, gait_metrics.horse_id), \
                speed = EXCLUDED.speed, acceleration = EXCLUDED.acceleration, \
                unit = EXCLUDED.unit, stride_hz = EXCLUDED.stride_hz, \
-               gait_class = EXCLUDED.gait_class, distance = EXCLUDED.distance",
+               gait_class = EXCLUDED.gait_class, distance = EXCLUDED.distance, \
+               pose = EXCLUDED.pose",
         )
         .bind(rows.iter().map(|r| r.time).collect::<Vec<_>>())
         .bind(
@@ -776,6 +779,11 @@ impl PgStore {
                 .collect::<Vec<_>>(),
         )
         .bind(rows.iter().map(|r| r.distance).collect::<Vec<_>>())
+        .bind(
+            rows.iter()
+                .map(|r| r.pose.as_ref().map(pose_json))
+                .collect::<Vec<_>>(),
+        )
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -785,7 +793,7 @@ impl PgStore {
     pub async fn gait(&self, stream_id: &str) -> Result<Vec<GaitRow>, SinkError> {
         let rows = sqlx::query(
             "SELECT time, stream_id, track_id, horse_id, speed, acceleration, unit, stride_hz, \
-               gait_class, distance FROM gait_metrics WHERE stream_id = $1 \
+               gait_class, distance, pose::text AS pose FROM gait_metrics WHERE stream_id = $1 \
              ORDER BY track_id, time",
         )
         .bind(stream_id)
@@ -804,6 +812,7 @@ impl PgStore {
                     stride_hz: r.try_get("stride_hz")?,
                     gait_class: r.try_get("gait_class")?,
                     distance: r.try_get("distance")?,
+                    pose: read_pose(r.try_get("pose")?)?,
                 })
             })
             .collect()

@@ -76,9 +76,9 @@ pub struct ModelRow {
 }
 
 const GAIT_COLUMNS_PG: &str = "time, stream_id, track_id, horse_id, speed, acceleration, unit, \
-                               stride_hz, gait_class, distance";
+                               stride_hz, gait_class, distance, pose::text AS pose";
 const GAIT_COLUMNS_SQLITE: &str = "time_us, stream_id, track_id, horse_id, speed, acceleration, \
-                                   unit, stride_hz, gait_class, distance";
+                                   unit, stride_hz, gait_class, distance, pose";
 
 /// A `GaitRow` from a row of either backend, its time already read.
 macro_rules! gait_row {
@@ -94,6 +94,7 @@ macro_rules! gait_row {
             stride_hz: $r.try_get("stride_hz")?,
             gait_class: $r.try_get("gait_class")?,
             distance: $r.try_get("distance")?,
+            pose: crate::store::records::read_pose($r.try_get("pose")?)?,
         }
     };
 }

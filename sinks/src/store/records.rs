@@ -381,6 +381,68 @@ pub struct GaitRow {
     /// `standstill`, `walk`, `trot`, `canter`, `gallop` or `unknown`.
     pub gait_class: String,
     pub distance: f64,
+    /// What the window's pose keypoints gave, when the stream runs a pose model.
+    pub pose: Option<GaitPose>,
+}
+
+/// Gait metrics of one window from pose keypoints (stored as JSON with the window).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GaitPose {
+    /// Poses in the window with at least one measurable limb.
+    pub samples: u32,
+    /// Stride frequency from the hooves' fore–aft motion, Hz.
+    pub hoof_stride_hz: Option<f64>,
+    /// Share of the hoof signal's variance the stride explains, 0..=1.
+    pub hoof_confidence: f64,
+    /// Left fore, right fore, left hind, right hind.
+    pub joints: Vec<GaitJoint>,
+    /// Signed symmetry index of the range of motion, percent (positive: left moves more).
+    pub symmetry_fore: Option<f64>,
+    pub symmetry_hind: Option<f64>,
+}
+
+/// One limb's joint over a window: the angle at the elbow (fore) or knee (hind) keypoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GaitJoint {
+    /// `left_fore`, `right_fore`, `left_hind` or `right_hind`.
+    pub limb: String,
+    pub mean_deg: Option<f64>,
+    /// Range of motion: 95th − 5th percentile of the angle, degrees.
+    pub rom_deg: Option<f64>,
+    pub samples: u32,
+}
+
+/// `pose` as its column stores it.
+pub(crate) fn pose_json(pose: &GaitPose) -> String {
+    serde_json::to_string(pose).expect("a GaitPose is plain data")
+}
+
+/// The `pose` column read back; text that is not a `GaitPose` is a data error.
+pub(crate) fn read_pose(text: Option<String>) -> Result<Option<GaitPose>, SinkError> {
+    text.map(|t| {
+        serde_json::from_str(&t).map_err(|e| SinkError::Invalid {
+            what: "stored gait pose",
+            reason: e.to_string(),
+        })
+    })
+    .transpose()
+}
+
+impl GaitPose {
+    /// Every number it holds, named, for validation.
+    pub fn values(&self) -> Vec<(String, Option<f64>)> {
+        let mut v = vec![
+            ("hoof_stride_hz".to_owned(), self.hoof_stride_hz),
+            ("hoof_confidence".to_owned(), Some(self.hoof_confidence)),
+            ("symmetry_fore".to_owned(), self.symmetry_fore),
+            ("symmetry_hind".to_owned(), self.symmetry_hind),
+        ];
+        for j in &self.joints {
+            v.push((format!("{} mean_deg", j.limb), j.mean_deg));
+            v.push((format!("{} rom_deg", j.limb), j.rom_deg));
+        }
+        v
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

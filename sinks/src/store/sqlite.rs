@@ -16,7 +16,7 @@ use super::checkpoint::{self, StreamCheckpoint};
 use super::records::{
     Alert, AlertQuery, GALLERY_LIMIT, GaitRow, Horse, HorseMatch, HorseObservation, HorseSighting,
     NewAlert, NewStream, NewUser, RetentionReport, Role, Severity, Stream, StreamClaims,
-    StreamPatch, User,
+    StreamPatch, User, pose_json, read_pose,
 };
 use super::validate::cosine_distance;
 use super::{
@@ -600,13 +600,14 @@ impl SqliteStore {
             }
             sqlx::query(
                 "INSERT INTO gait_metrics (time_us, stream_id, track_id, horse_id, speed, \
-                   acceleration, unit, stride_hz, gait_class, distance) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+                   acceleration, unit, stride_hz, gait_class, distance, pose) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
                  ON CONFLICT (stream_id, track_id, time_us) DO UPDATE SET \
                    horse_id = coalesce(excluded.horse_id, gait_metrics.horse_id), \
                    speed = excluded.speed, acceleration = excluded.acceleration, \
                    unit = excluded.unit, stride_hz = excluded.stride_hz, \
-                   gait_class = excluded.gait_class, distance = excluded.distance",
+                   gait_class = excluded.gait_class, distance = excluded.distance, \
+                   pose = excluded.pose",
             )
             .bind(us(r.time))
             .bind(&r.stream_id)
@@ -618,6 +619,7 @@ impl SqliteStore {
             .bind(r.stride_hz)
             .bind(&r.gait_class)
             .bind(r.distance)
+            .bind(r.pose.as_ref().map(pose_json))
             .execute(&mut *tx)
             .await?;
         }
@@ -628,7 +630,7 @@ impl SqliteStore {
     pub async fn gait(&self, stream_id: &str) -> Result<Vec<GaitRow>, SinkError> {
         let rows = sqlx::query(
             "SELECT time_us, stream_id, track_id, horse_id, speed, acceleration, unit, \
-               stride_hz, gait_class, distance FROM gait_metrics WHERE stream_id = ? \
+               stride_hz, gait_class, distance, pose FROM gait_metrics WHERE stream_id = ? \
              ORDER BY track_id, time_us",
         )
         .bind(stream_id)
@@ -647,6 +649,7 @@ impl SqliteStore {
                     stride_hz: r.try_get("stride_hz")?,
                     gait_class: r.try_get("gait_class")?,
                     distance: r.try_get("distance")?,
+                    pose: read_pose(r.try_get("pose")?)?,
                 })
             })
             .collect()

@@ -3,7 +3,7 @@
 
 use horsestream_proto::{MAX_KEYPOINTS, ProcessedChunk};
 
-use super::records::{Calibration, GaitRow, Zone};
+use super::records::{Calibration, GaitPose, GaitRow, Zone};
 use crate::SinkError;
 
 /// Coordinates beyond this (in source pixels) are not a camera frame: the chunk carries no
@@ -189,6 +189,11 @@ pub fn validate_gait(row: &GaitRow) -> Result<(), SinkError> {
         ("distance", Some(row.distance)),
         ("stride_hz", row.stride_hz),
     ];
+    let pose = row.pose.as_ref().map(GaitPose::values).unwrap_or_default();
+    let values = values
+        .into_iter()
+        .map(|(f, v)| (f.to_owned(), v))
+        .chain(pose);
     for (field, v) in values {
         if v.is_some_and(|v| !v.is_finite()) {
             return Err(invalid(
