@@ -5,7 +5,6 @@ use std::fmt;
 
 use horsestream_proto::BoundingBox;
 use image::RgbImage;
-use image::imageops::FilterType;
 use ndarray::{Array2, Array4, ArrayView2, ArrayView4};
 use ort::session::Session;
 
@@ -14,6 +13,7 @@ use crate::inference;
 use crate::manifest::{ReidParams, Task};
 use crate::normalize::PixelNorm;
 use crate::registry::LoadedModel;
+use crate::resample::{Region, resize_region};
 
 pub struct Embedder {
     name: String,
@@ -59,17 +59,32 @@ impl Embedder {
         self.params.embedding_dim as usize
     }
 
-    /// `[N, 3, H, W]` input for the crops: plain resize, channel order, range, mean and std.
+    /// `[N, 3, H, W]` input for the crops: plain resize (antialiased bilinear), channel order,
+    /// range, mean and std.
     pub fn preprocess(&self, crops: &[RgbImage]) -> Array4<f32> {
+        let whole: Vec<(&RgbImage, Region)> = crops.iter().map(|c| (c, whole(c))).collect();
+        self.preprocess_regions(&whole)
+    }
+
+    /// [`Self::preprocess`] of each box's part of its frame (clamped as [`crop`] clamps),
+    /// resized straight out of the frame.
+    pub fn preprocess_boxes(&self, boxes: &[(&RgbImage, BoundingBox)]) -> Array4<f32> {
+        let regions: Vec<(&RgbImage, Region)> = boxes
+            .iter()
+            .map(|&(frame, b)| (frame, region_of(frame, &b)))
+            .collect();
+        self.preprocess_regions(&regions)
+    }
+
+    fn preprocess_regions(&self, crops: &[(&RgbImage, Region)]) -> Array4<f32> {
         let (w, h) = (self.params.input_width, self.params.input_height);
         let plane_len = w as usize * h as usize;
         let mut batch = Array4::<f32>::zeros((crops.len(), 3, h as usize, w as usize));
         let data = batch.as_slice_mut().expect("a fresh array is contiguous");
-        for (crop, slot) in crops.iter().zip(data.chunks_exact_mut(3 * plane_len)) {
-            let resized = image::imageops::resize(crop, w, h, FilterType::Triangle);
-            for (at, px) in resized.pixels().enumerate() {
-                self.norm.store(slot, plane_len, at, px.0);
-            }
+        for (&(frame, region), slot) in crops.iter().zip(data.chunks_exact_mut(3 * plane_len)) {
+            resize_region(frame, region, w, h, |y, x, rgb| {
+                self.norm.store(slot, plane_len, y * w as usize + x, rgb);
+            });
         }
         batch
     }
@@ -77,6 +92,26 @@ impl Embedder {
     /// One embedding per crop, L2-normalised when the manifest says so; the crops run as a
     /// few batched calls whose sizes are powers of two ([`pieces`](crate::pieces)).
     pub fn embed(&mut self, crops: &[RgbImage]) -> Result<Vec<Vec<f32>>, ModelError> {
+        let whole: Vec<(&RgbImage, Region)> = crops.iter().map(|c| (c, whole(c))).collect();
+        self.embed_regions(&whole)
+    }
+
+    /// [`Self::embed`] of each box's part of its frame, without copying the crops.
+    pub fn embed_boxes(
+        &mut self,
+        boxes: &[(&RgbImage, BoundingBox)],
+    ) -> Result<Vec<Vec<f32>>, ModelError> {
+        let regions: Vec<(&RgbImage, Region)> = boxes
+            .iter()
+            .map(|&(frame, b)| (frame, region_of(frame, &b)))
+            .collect();
+        self.embed_regions(&regions)
+    }
+
+    fn embed_regions(
+        &mut self,
+        crops: &[(&RgbImage, Region)],
+    ) -> Result<Vec<Vec<f32>>, ModelError> {
         let mut embeddings = Vec::with_capacity(crops.len());
         for piece in inference::calls(crops.len(), self.fixed_batch) {
             embeddings.extend(self.embed_batch(&crops[piece])?);
@@ -85,8 +120,8 @@ impl Embedder {
     }
 
     /// One embedding per crop from one inference call.
-    fn embed_batch(&mut self, crops: &[RgbImage]) -> Result<Vec<Vec<f32>>, ModelError> {
-        let input = self.preprocess(crops);
+    fn embed_batch(&mut self, crops: &[(&RgbImage, Region)]) -> Result<Vec<Vec<f32>>, ModelError> {
+        let input = self.preprocess_regions(crops);
         let raw = self.embed_tensor(input.view())?;
         let normalize = self.params.l2_normalize;
         Ok(raw
@@ -129,12 +164,32 @@ pub fn l2_normalize(v: &mut [f32]) {
 
 /// The part of `frame` inside `bbox`, clamped to the frame (at least 1×1).
 pub fn crop(frame: &RgbImage, bbox: &BoundingBox) -> RgbImage {
+    let r = region_of(frame, bbox);
+    image::imageops::crop_imm(frame, r.x, r.y, r.width, r.height).to_image()
+}
+
+/// The whole pixels of `frame` inside `bbox`, clamped to the frame (at least 1×1).
+fn region_of(frame: &RgbImage, bbox: &BoundingBox) -> Region {
     let (fw, fh) = frame.dimensions();
     let x0 = (bbox.x.max(0.0) as u32).min(fw.saturating_sub(1));
     let y0 = (bbox.y.max(0.0) as u32).min(fh.saturating_sub(1));
     let x1 = ((bbox.x + bbox.w).ceil().max(0.0) as u32).clamp(x0 + 1, fw);
     let y1 = ((bbox.y + bbox.h).ceil().max(0.0) as u32).clamp(y0 + 1, fh);
-    image::imageops::crop_imm(frame, x0, y0, x1 - x0, y1 - y0).to_image()
+    Region {
+        x: x0,
+        y: y0,
+        width: x1 - x0,
+        height: y1 - y0,
+    }
+}
+
+fn whole(image: &RgbImage) -> Region {
+    Region {
+        x: 0,
+        y: 0,
+        width: image.width(),
+        height: image.height(),
+    }
 }
 
 /// Cosine distance of two L2-normalised vectors.

@@ -6,6 +6,7 @@ use image::RgbImage;
 
 use crate::manifest::{ChannelOrder, DetectionParams, LetterboxPlacement};
 use crate::normalize::PixelNorm;
+use crate::resample::{Region, resize_region};
 
 /// How to letterbox for one model.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -97,43 +98,15 @@ pub fn letterbox_into(img: &RgbImage, spec: &LetterboxSpec, out: &mut [f32]) -> 
     let plane_len = size * size;
     norm.fill(out, plane_len, [spec.pad_value; 3]);
 
-    // Separable triangle filter: rows first into `tmp` (source rows × resized width × RGB),
-    // then columns straight into the output planes.
-    let xs = taps(sw, rw);
-    let ys = taps(sh, rh);
-    let src = img.as_raw();
-    let stride = sw as usize * 3;
-    let rw_us = rw as usize;
-    let mut tmp = vec![0f32; sh as usize * rw_us * 3];
-    for (row, tmp_row) in src
-        .chunks_exact(stride)
-        .zip(tmp.chunks_exact_mut(rw_us * 3))
-    {
-        for ((start, weights), px) in xs.iter().zip(tmp_row.chunks_exact_mut(3)) {
-            let mut acc = [0f32; 3];
-            for (k, &w) in weights.iter().enumerate() {
-                let p = &row[(start + k) * 3..(start + k) * 3 + 3];
-                acc[0] += w * f32::from(p[0]);
-                acc[1] += w * f32::from(p[1]);
-                acc[2] += w * f32::from(p[2]);
-            }
-            px.copy_from_slice(&acc);
-        }
-    }
-    for (dy, (start, weights)) in ys.iter().enumerate() {
-        for dx in 0..rw_us {
-            let mut acc = [0f32; 3];
-            for (k, &w) in weights.iter().enumerate() {
-                let p = &tmp[((start + k) * rw_us + dx) * 3..][..3];
-                acc[0] += w * p[0];
-                acc[1] += w * p[1];
-                acc[2] += w * p[2];
-            }
-            // Rounded to whole pixel values, as the 8-bit resizers of Pillow/OpenCV give.
-            let rgb = acc.map(|v| v.round().clamp(0.0, 255.0) as u8);
-            norm.store(out, plane_len, (py + dy) * size + px + dx, rgb);
-        }
-    }
+    let whole = Region {
+        x: 0,
+        y: 0,
+        width: sw,
+        height: sh,
+    };
+    resize_region(img, whole, rw, rh, |dy, dx, rgb| {
+        norm.store(out, plane_len, (py + dy) * size + px + dx, rgb);
+    });
 
     Letterbox {
         scale: r as f32,
@@ -144,30 +117,6 @@ pub fn letterbox_into(img: &RgbImage, spec: &LetterboxSpec, out: &mut [f32]) -> 
         source_width: sw,
         source_height: sh,
     }
-}
-
-/// Triangle-filter taps for each destination coordinate: first source index and normalised
-/// weights. When shrinking, the filter widens by the scale factor (antialiasing), as Pillow's
-/// `BILINEAR` resize does; when enlarging it is plain bilinear with half-pixel centres.
-fn taps(src: u32, dst: u32) -> Vec<(usize, Vec<f32>)> {
-    let scale = src as f64 / dst as f64;
-    let filter_scale = scale.max(1.0);
-    let support = filter_scale; // the triangle's support is 1 source pixel at scale 1
-    (0..dst)
-        .map(|d| {
-            let center = (d as f64 + 0.5) * scale;
-            let lo = ((center - support + 0.5).floor().max(0.0)) as usize;
-            let hi = ((center + support + 0.5).floor() as usize).min(src as usize);
-            let mut weights: Vec<f64> = (lo..hi)
-                .map(|i| (1.0 - ((i as f64 - center + 0.5) / filter_scale).abs()).max(0.0))
-                .collect();
-            let sum: f64 = weights.iter().sum();
-            if sum > 0.0 {
-                weights.iter_mut().for_each(|w| *w /= sum);
-            }
-            (lo, weights.into_iter().map(|w| w as f32).collect())
-        })
-        .collect()
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ pub mod nms;
 mod normalize;
 pub mod pose;
 mod registry;
+mod resample;
 mod runtime;
 
 pub use detector::{Detected, Detector};

@@ -54,6 +54,10 @@ pub struct ModelsConfig {
     pub ort_dylib: Option<PathBuf>,
     /// Threads per session for work inside one operator; when unset, ONNX Runtime's default.
     pub intra_threads: Option<usize>,
+    /// Whether a session's idle intra-op threads spin waiting for work; when unset, ONNX
+    /// Runtime's default (they do). Spinning wins latency when one session has the cores to
+    /// itself and burns the cores other sessions need when several share them.
+    pub intra_spinning: Option<bool>,
     pub execution_provider: ExecutionProviderKind,
 }
 
@@ -64,6 +68,7 @@ pub struct ModelRegistry {
     manifest: Manifest,
     ort_dylib: Option<PathBuf>,
     intra_threads: Option<usize>,
+    intra_spinning: Option<bool>,
     execution_provider: ExecutionProviderKind,
 }
 
@@ -113,6 +118,7 @@ impl ModelRegistry {
             manifest,
             ort_dylib: None,
             intra_threads: None,
+            intra_spinning: None,
             execution_provider: ExecutionProviderKind::Cpu,
         }
     }
@@ -133,6 +139,7 @@ impl ModelRegistry {
             manifest,
             ort_dylib: config.ort_dylib.clone(),
             intra_threads: config.intra_threads,
+            intra_spinning: config.intra_spinning,
             execution_provider: config.execution_provider,
         })
     }
@@ -216,6 +223,11 @@ impl ModelRegistry {
                 .with_intra_threads(n)
                 .map_err(ModelError::ort(format!("setting {n} intra-op threads")))?;
         }
+        if let Some(spin) = self.intra_spinning {
+            builder = builder
+                .with_intra_op_spinning(spin)
+                .map_err(ModelError::ort("setting intra-op spinning"))?;
+        }
         let (mut builder, execution_provider) = register_provider(builder, self.execution_provider);
         let session = builder
             .commit_from_file(&path)
@@ -227,6 +239,7 @@ impl ModelRegistry {
             requested = %self.execution_provider,
             execution_provider = %execution_provider,
             intra_threads = ?self.intra_threads,
+            intra_spinning = ?self.intra_spinning,
             "model loaded"
         );
         Ok(LoadedModel {

@@ -65,11 +65,7 @@ pub trait Embed {
 
 impl Embed for horsestream_models::Embedder {
     fn embed(&mut self, crops: &[(&RgbImage, BoundingBox)]) -> Result<Vec<Vec<f32>>, String> {
-        let crops: Vec<RgbImage> = crops
-            .iter()
-            .map(|(frame, b)| horsestream_models::crop(frame, b))
-            .collect();
-        horsestream_models::Embedder::embed(self, &crops).map_err(|e| e.to_string())
+        self.embed_boxes(crops).map_err(|e| e.to_string())
     }
 }
 
