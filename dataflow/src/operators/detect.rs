@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use horsestream_proto::{
-    BoundingBox, Detection, FrameChunk, FrameEncoding, FrameResult, ProcessedChunk,
+    BoundingBox, Detection, Frame, FrameChunk, FrameEncoding, FrameResult, ProcessedChunk,
 };
 use horsestream_sinks::ChunkErrorRecord;
 use image::RgbImage;
@@ -190,9 +190,20 @@ impl ChunkAnalyzer {
     /// The chunk's detections, or why there are none. While the models are down, a chunk
     /// before the next retry fails at once with the models' failure.
     pub fn process(&mut self, chunk: &FrameChunk) -> Result<ProcessedChunk, Failure> {
+        self.process_many(&[chunk])
+            .pop()
+            .expect("one result per chunk")
+    }
+
+    /// [`Self::process`] for several chunks at once (of any streams), whose frames share the
+    /// inference batches: a chunk's last few frames fill a batch with the next chunk's first
+    /// instead of running as a small call of their own. One result per chunk, in order. A bad
+    /// frame fails its own chunk only; a failed model fails every chunk of the call.
+    pub fn process_many(&mut self, chunks: &[&FrameChunk]) -> Vec<Result<ProcessedChunk, Failure>> {
+        let all = |failure: Failure| chunks.iter().map(|_| Err(failure.clone())).collect();
         if let Some(down) = &self.down {
             if Instant::now() < down.retry_at {
-                return Err(Failure::Model(down.reason.clone()));
+                return all(Failure::Model(down.reason.clone()));
             }
             if self.analyzer.is_none()
                 && let Some(reload) = &mut self.reload
@@ -202,20 +213,26 @@ impl ChunkAnalyzer {
                         self.analyzer = Some(analyzer);
                         self.embedder = embedder;
                     }
-                    Err(e) => return Err(self.fail(format!("models not reloaded: {e}"))),
+                    Err(e) => return all(self.fail(format!("models not reloaded: {e}"))),
                 }
             }
         }
-        match self.run(chunk) {
-            Ok(p) => {
+        match self.run(chunks) {
+            Ok(results) => {
                 if let Some(down) = self.down.take() {
                     tracing::warn!(was = %down.reason, "models work again, analysis resumed");
                     self.set_available(true);
                 }
-                Ok(p)
+                chunks
+                    .iter()
+                    .zip(results)
+                    .map(|(chunk, r)| {
+                        r.map(|frames| processed(chunk, frames))
+                            .map_err(Failure::Input)
+                    })
+                    .collect()
             }
-            Err(Failure::Model(reason)) => Err(self.fail(reason)),
-            Err(input) => Err(input),
+            Err(reason) => all(self.fail(reason)),
         }
     }
 
@@ -252,31 +269,66 @@ impl ChunkAnalyzer {
         }
     }
 
-    fn run(&mut self, chunk: &FrameChunk) -> Result<ProcessedChunk, Failure> {
+    /// Frame results per chunk (or why the chunk's input is bad), or the model failure that
+    /// stopped them all. Frames are taken in order, chunk after chunk, `batch_size` to a call.
+    fn run(
+        &mut self,
+        chunks: &[&FrameChunk],
+    ) -> Result<Vec<Result<Vec<FrameResult>, String>>, String> {
         let Some(analyzer) = self.analyzer.as_mut() else {
-            return Err(Failure::Model("no detector session".to_owned()));
+            return Err("no detector session".to_owned());
         };
-        let mut frames = Vec::with_capacity(chunk.frames.len());
-        for batch in chunk.frames.chunks(self.batch_size) {
-            let images = batch
-                .iter()
-                .map(|f| frame_image(chunk, &f.data).map_err(|e| format!("frame {}: {e}", f.index)))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(Failure::Input)?;
+        let mut results: Vec<Result<Vec<FrameResult>, String>> = chunks
+            .iter()
+            .map(|c| Ok(Vec::with_capacity(c.frames.len())))
+            .collect();
+        let mut order = chunks
+            .iter()
+            .enumerate()
+            .flat_map(|(c, chunk)| chunk.frames.iter().map(move |f| (c, f)));
+        loop {
+            // The next batch: (chunk, frame) with its decoded image. A frame that does not
+            // decode fails its chunk, whose frames then leave the batch.
+            let mut batch: Vec<(usize, &Frame)> = Vec::with_capacity(self.batch_size);
+            let mut images: Vec<RgbImage> = Vec::with_capacity(self.batch_size);
+            while batch.len() < self.batch_size {
+                let Some((c, f)) = order.next() else { break };
+                if results[c].is_err() {
+                    continue;
+                }
+                match frame_image(chunks[c], &f.data) {
+                    Ok(image) => {
+                        batch.push((c, f));
+                        images.push(image);
+                    }
+                    Err(e) => {
+                        results[c] = Err(format!("frame {}: {e}", f.index));
+                        let keep: Vec<bool> = batch.iter().map(|&(b, _)| b != c).collect();
+                        let mut k = keep.iter();
+                        batch.retain(|_| *k.next().expect("one flag per frame"));
+                        let mut k = keep.iter();
+                        images.retain(|_| *k.next().expect("one flag per image"));
+                    }
+                }
+            }
+            // The batch fills up unless the frames ran out.
+            if batch.is_empty() {
+                break;
+            }
             let start = Instant::now();
             let found = analyzer
                 .detect(&images)
-                .map_err(|e| Failure::Model(format!("detector: {e}")))?;
+                .map_err(|e| format!("detector: {e}"))?;
             if let Some(m) = &self.metrics {
                 let fill = batch.len() as f64 / self.batch_size as f64;
                 m.inference("detector", start.elapsed().as_secs_f64(), Some(fill));
             }
             if found.len() != batch.len() {
-                return Err(Failure::Model(format!(
+                return Err(format!(
                     "detector returned {} results for {} frames",
                     found.len(),
                     batch.len()
-                )));
+                ));
             }
             // Re-ID of every box of the batch's frames in one go (the embedder splits it into
             // a few calls), then each frame takes its share in order. Candidates get none: the
@@ -294,23 +346,28 @@ impl ChunkAnalyzer {
                         .collect();
                     let start = Instant::now();
                     let embedded = e.embed(&crops).map_err(|e| {
-                        Failure::Model(format!("frames {}..: re-ID: {e}", batch[0].index))
+                        let (c, f) = batch[0];
+                        format!(
+                            "chunk {} frame {}..: re-ID: {e}",
+                            chunks[c].sequence, f.index
+                        )
                     })?;
                     if let Some(m) = &self.metrics {
                         m.inference("reid", start.elapsed().as_secs_f64(), None);
                     }
                     if embedded.len() != crops.len() {
-                        return Err(Failure::Model(format!(
+                        return Err(format!(
                             "re-ID returned {} embeddings for {} crops",
                             embedded.len(),
                             crops.len()
-                        )));
+                        ));
                     }
                     embedded.into_iter()
                 }
                 _ => Vec::new().into_iter(),
             };
-            for (f, found) in batch.iter().zip(found) {
+            let mut frames: Vec<FrameResult> = Vec::with_capacity(batch.len());
+            for (&(_, f), found) in batch.iter().zip(found) {
                 let embeddings: Vec<Vec<f32>> = if self.embedder.is_some() {
                     found
                         .iter()
@@ -325,38 +382,57 @@ impl ChunkAnalyzer {
                 } else {
                     Vec::new()
                 };
-                frames.push(FrameResult {
-                    index: f.index,
-                    pts_us: f.pts_us,
-                    capture_time_us: f.capture_time_us,
-                    detections: found
-                        .into_iter()
-                        .map(|d| Detection {
-                            frame_index: f.index,
-                            pts_us: f.pts_us,
-                            class_id: d.class_id,
-                            confidence: d.score,
-                            bbox: d.bbox,
-                            track_id: None,
-                            keypoints: Vec::new(),
-                            interpolated: false,
-                            candidate: d.candidate,
-                        })
-                        .collect(),
-                    embeddings,
-                });
+                frames.push(frame_result(f, found, embeddings));
             }
+            // Pose per stream: each run of one chunk's frames in the batch.
             if let Some(pose) = &mut self.pose {
-                let first = frames.len() - batch.len();
-                let start = Instant::now();
-                if pose.attach(&chunk.stream_id, &images, &mut frames[first..])
-                    && let Some(m) = &self.metrics
-                {
-                    m.inference("pose", start.elapsed().as_secs_f64(), None);
+                let mut from = 0;
+                while from < batch.len() {
+                    let c = batch[from].0;
+                    let to = from + batch[from..].iter().take_while(|b| b.0 == c).count();
+                    let start = Instant::now();
+                    if pose.attach(
+                        &chunks[c].stream_id,
+                        &images[from..to],
+                        &mut frames[from..to],
+                    ) && let Some(m) = &self.metrics
+                    {
+                        m.inference("pose", start.elapsed().as_secs_f64(), None);
+                    }
+                    from = to;
+                }
+            }
+            for (&(c, _), frame) in batch.iter().zip(frames) {
+                if let Ok(done) = &mut results[c] {
+                    done.push(frame);
                 }
             }
         }
-        Ok(processed(chunk, frames))
+        Ok(results)
+    }
+}
+
+/// The detections `found` on frame `f`, with their embeddings.
+fn frame_result(f: &Frame, found: Vec<Found>, embeddings: Vec<Vec<f32>>) -> FrameResult {
+    FrameResult {
+        index: f.index,
+        pts_us: f.pts_us,
+        capture_time_us: f.capture_time_us,
+        detections: found
+            .into_iter()
+            .map(|d| Detection {
+                frame_index: f.index,
+                pts_us: f.pts_us,
+                class_id: d.class_id,
+                confidence: d.score,
+                bbox: d.bbox,
+                track_id: None,
+                keypoints: Vec::new(),
+                interpolated: false,
+                candidate: d.candidate,
+            })
+            .collect(),
+        embeddings,
     }
 }
 
@@ -450,43 +526,56 @@ impl<'scope, T: Timestamp> Detect<'scope, T>
             "Detect",
             move |_cap, _info| {
                 move |input, output| {
+                    // Everything that arrived since the last activation, analysed together so
+                    // that chunks of different streams share inference batches.
+                    let mut caps = Vec::new();
+                    let mut items = Vec::new();
                     input.for_each(|cap, data| {
-                        let mut session = output.session(&cap);
-                        for item in data.drain(..) {
-                            let outcome = match item {
-                                Err(e) => Outcome::Failed(e),
-                                Ok(located) => {
-                                    let chunk_id = located.chunk.chunk_id();
-                                    let span =
-                                        super::chunk_span("detect", &located.trace_id, &chunk_id);
-                                    let _entered = span.enter();
-                                    let start = Instant::now();
-                                    let outcome = match analyzer.process(&located.chunk) {
-                                        Ok(p) => {
-                                            Outcome::Processed(super::Processed::new(p, &located))
-                                        }
-                                        Err(Failure::Input(reason)) => {
-                                            Outcome::Failed(located.error(
-                                                "inference",
-                                                format!("chunk {chunk_id}: {reason}"),
-                                            ))
-                                        }
-                                        Err(Failure::Model(reason)) => {
-                                            Outcome::Degraded(Degraded {
-                                                chunk: unanalysed(&located.chunk),
-                                                reason,
-                                                trace_id: located.trace_id.clone(),
-                                            })
-                                        }
-                                    };
-                                    metrics
-                                        .operator_latency("detect", start.elapsed().as_secs_f64());
-                                    outcome
-                                }
-                            };
-                            session.give(outcome);
-                        }
+                        caps.push(cap.retain_stamp(0));
+                        items.extend(data.drain(..).map(|item| (caps.len() - 1, item)));
                     });
+                    if items.is_empty() {
+                        return;
+                    }
+                    let located: Vec<&Located> =
+                        items.iter().filter_map(|(_, i)| i.as_ref().ok()).collect();
+                    let mut results = if located.is_empty() {
+                        Vec::new()
+                    } else {
+                        // One span per chunk, all open for the call that analyses them.
+                        let spans: Vec<tracing::Span> = located
+                            .iter()
+                            .map(|l| super::chunk_span("detect", &l.trace_id, &l.chunk.chunk_id()))
+                            .collect();
+                        let _entered: Vec<_> = spans.iter().map(|s| s.enter()).collect();
+                        let start = Instant::now();
+                        let chunks: Vec<&FrameChunk> = located.iter().map(|l| &l.chunk).collect();
+                        let results = analyzer.process_many(&chunks);
+                        let seconds = start.elapsed().as_secs_f64();
+                        for _ in &chunks {
+                            metrics.operator_latency("detect", seconds);
+                        }
+                        results
+                    }
+                    .into_iter();
+                    for (cap, item) in items {
+                        let outcome = match item {
+                            Err(e) => Outcome::Failed(e),
+                            Ok(located) => match results.next().expect("one result per chunk") {
+                                Ok(p) => Outcome::Processed(super::Processed::new(p, &located)),
+                                Err(Failure::Input(reason)) => Outcome::Failed(located.error(
+                                    "inference",
+                                    format!("chunk {}: {reason}", located.chunk.chunk_id()),
+                                )),
+                                Err(Failure::Model(reason)) => Outcome::Degraded(Degraded {
+                                    chunk: unanalysed(&located.chunk),
+                                    reason,
+                                    trace_id: located.trace_id.clone(),
+                                }),
+                            },
+                        };
+                        output.session(&caps[cap]).give(outcome);
+                    }
                 }
             },
         )
@@ -676,6 +765,49 @@ mod tests {
             assert_eq!(flags, vec![false, true]);
             assert_eq!(f.embeddings, vec![vec![1.0], Vec::new()]);
         }
+    }
+
+    /// [`RedProbe`] that records the size of every batch it is given.
+    struct Sizes(std::rc::Rc<std::cell::RefCell<Vec<usize>>>);
+    impl Analyzer for Sizes {
+        fn detect(&mut self, frames: &[RgbImage]) -> Result<Vec<Vec<Found>>, String> {
+            self.0.borrow_mut().push(frames.len());
+            RedProbe.detect(frames)
+        }
+    }
+
+    #[test]
+    fn chunks_analysed_together_share_batches_and_get_what_each_would_alone() {
+        let sizes = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+        let mut a = ChunkAnalyzer::new(Box::new(Sizes(sizes.clone())), 4);
+        let (mut x, mut y) = (chunk(5), chunk(6));
+        y.stream_id = "other".into();
+        y.sequence = 9;
+        let together = a.process_many(&[&x, &y]);
+        assert_eq!(*sizes.borrow(), vec![4, 4, 3]);
+        sizes.borrow_mut().clear();
+        let alone = [a.process(&x), a.process(&y)];
+        assert_eq!(*sizes.borrow(), vec![4, 1, 4, 2]);
+        assert_eq!(together, alone);
+        // A frame that does not decode fails its own chunk; the other is whole.
+        x.frames[3].data.truncate(2);
+        let r = a.process_many(&[&x, &y]);
+        assert!(
+            matches!(&r[0], Err(Failure::Input(e)) if e.starts_with("frame 3:")),
+            "{:?}",
+            r[0]
+        );
+        assert_eq!(r[1], alone[1]);
+        // A failed model fails every chunk of the call.
+        let mut broken = ChunkAnalyzer::new(
+            Box::new(Switch(std::rc::Rc::new(std::cell::Cell::new((true, 0))))),
+            4,
+        );
+        let r = broken.process_many(&[&x, &y]);
+        assert!(
+            r.iter().all(|r| matches!(r, Err(Failure::Model(_)))),
+            "{r:?}"
+        );
     }
 
     #[test]
