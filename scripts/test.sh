@@ -24,8 +24,11 @@ bash scripts/web-build.sh
 log="$(mktemp)"
 status=0
 cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$log" || status=$?
-# One closing line over every test binary (cargo prints one "test result" line per binary).
-awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1) } }
+# One closing line over every test binary (cargo prints one "test result" line per binary;
+# a child process's stderr can land on the same line, so it is not matched at line start),
+# then the name of every failed test.
+awk '/test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1) } }
      END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+grep -E '^test .* \.\.\. FAILED$' "$log" | sed 's/^/failed: /' || true
 rm -f "$log"
 exit "$status"
