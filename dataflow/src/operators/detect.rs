@@ -551,9 +551,13 @@ impl<'scope, T: Timestamp> Detect<'scope, T>
                         let start = Instant::now();
                         let chunks: Vec<&FrameChunk> = located.iter().map(|l| &l.chunk).collect();
                         let results = analyzer.process_many(&chunks);
+                        // Each chunk is charged its frames' share of the call, so that the
+                        // operator's time sums to the time spent (the capacity model adds it).
                         let seconds = start.elapsed().as_secs_f64();
-                        for _ in &chunks {
-                            metrics.operator_latency("detect", seconds);
+                        let frames: usize = chunks.iter().map(|c| c.frames.len()).sum();
+                        for c in &chunks {
+                            let share = c.frames.len() as f64 / frames.max(1) as f64;
+                            metrics.operator_latency("detect", seconds * share);
                         }
                         results
                     }
