@@ -82,7 +82,28 @@ export interface HorseProfile {
     meanStrideHz: number | null;
     gaitWindows: Record<string, number>;
   }[];
-  gait: { time: string; trackId: number; speed: number; unit: string; gaitClass: string }[];
+  gait: {
+    time: string;
+    trackId: number;
+    speed: number;
+    unit: string;
+    gaitClass: string;
+    strideHz: number | null;
+    /** From pose keypoints, when the stream runs a pose model. */
+    pose?: GaitPose | null;
+  }[];
+}
+
+/** Gait metrics of one window from pose keypoints. */
+export interface GaitPose {
+  samples: number;
+  hoofStrideHz: number | null;
+  hoofConfidence: number;
+  /** Left fore, right fore, left hind, right hind: the angle at the elbow / knee keypoint. */
+  joints: { limb: string; meanDeg: number | null; romDeg: number | null; samples: number }[];
+  /** Signed symmetry index of the range of motion, percent (positive: the left moves more). */
+  symmetryFore: number | null;
+  symmetryHind: number | null;
 }
 
 export interface Alert {

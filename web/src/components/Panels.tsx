@@ -296,6 +296,7 @@ export function Horses({ streamId, live }: { streamId: string; live: Live }) {
                 .join(", ")}
             </p>
           ))}
+          <PoseSummary gait={profile.gait} />
           {api.can("horses:write") && (
             <form
               onSubmit={(e) => {
@@ -313,6 +314,30 @@ export function Horses({ streamId, live }: { streamId: string; live: Live }) {
         </div>
       )}
     </section>
+  );
+}
+
+/** The newest gait window that has pose metrics: hoof stride, joint angles, symmetry. */
+function PoseSummary({ gait }: { gait: HorseProfile["gait"] }) {
+  const newest = gait
+    .filter((g) => g.pose)
+    .reduce<HorseProfile["gait"][number] | undefined>(
+      (a, b) => (a && Date.parse(a.time) >= Date.parse(b.time) ? a : b),
+      undefined,
+    );
+  const pose = newest?.pose;
+  if (!newest || !pose) return null;
+  const deg = (v: number | null) => (v == null ? "–" : `${v.toFixed(0)}°`);
+  const pct = (v: number | null) => (v == null ? "–" : `${v > 0 ? "+" : ""}${v.toFixed(0)} %`);
+  return (
+    <p data-testid="horse-pose">
+      pose ({new Date(newest.time).toLocaleTimeString()}):{" "}
+      {pose.hoofStrideHz != null ? `hoof stride ${pose.hoofStrideHz.toFixed(2)} Hz · ` : ""}
+      {pose.joints
+        .map((j) => `${j.limb.replace("_", " ")} ${deg(j.meanDeg)} (range ${deg(j.romDeg)})`)
+        .join(", ")}
+      {" · "}symmetry fore {pct(pose.symmetryFore)}, hind {pct(pose.symmetryHind)}
+    </p>
   );
 }
 
