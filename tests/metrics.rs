@@ -140,18 +140,21 @@ fn a_running_dataflow_serves_its_metrics() {
         );
     }
 
-    // Batches of 8 frames: chunks of 100, 100 and 20 frames are 12 + 12 + 2 full batches and
-    // three of 4 frames.
+    // Batches of 8 frames over 220 frames: 27.5 batches' worth in all. Chunks of 100, 100 and
+    // 20 frames analysed one by one are 12 + 12 + 2 full batches and three of 4 frames (29
+    // calls); chunks that reach the worker together share batches, and any grouping of them
+    // is 28 calls (27 full and one of 4).
     let fill = |what: &str| {
         get(&format!(
             "horsestream_inference_batch_fill_{what}{{model=\"detector\"}}"
         ))
     };
-    assert_eq!(fill("count"), 29.0);
+    let calls = fill("count");
+    assert!(calls == 28.0 || calls == 29.0, "{calls} detector calls");
     assert_eq!(fill("sum"), 27.5);
     assert_eq!(
         get("horsestream_inference_seconds_count{model=\"detector\"}"),
-        29.0
+        calls
     );
     for model in ["detector", "reid"] {
         let ms = get(&format!(

@@ -198,7 +198,8 @@ impl ChunkAnalyzer {
     /// [`Self::process`] for several chunks at once (of any streams), whose frames share the
     /// inference batches: a chunk's last few frames fill a batch with the next chunk's first
     /// instead of running as a small call of their own. One result per chunk, in order. A bad
-    /// frame fails its own chunk only; a failed model fails every chunk of the call.
+    /// frame fails its own chunk only; when the shared call fails, each chunk is tried alone,
+    /// so a model failure degrades only the chunks it fails on.
     pub fn process_many(&mut self, chunks: &[&FrameChunk]) -> Vec<Result<ProcessedChunk, Failure>> {
         let all = |failure: Failure| chunks.iter().map(|_| Err(failure.clone())).collect();
         if let Some(down) = &self.down {
@@ -232,6 +233,11 @@ impl ChunkAnalyzer {
                     })
                     .collect()
             }
+            // A shared call's failure may come from one chunk's input (a fixed-batch model given
+            // a short batch, a frame that breaks the session): each chunk then runs alone, so
+            // the others are not degraded with it. A model that is really down fails the
+            // first of them and the rest wait for the retry.
+            Err(_) if chunks.len() > 1 => chunks.iter().map(|c| self.process(c)).collect(),
             Err(reason) => all(self.fail(reason)),
         }
     }
@@ -802,12 +808,29 @@ mod tests {
             r[0]
         );
         assert_eq!(r[1], alone[1]);
-        // A failed model fails every chunk of the call.
+        // A frame that breaks the session (it decodes) fails its chunk only: the shared call
+        // fails, then each chunk runs alone.
+        struct Poisoned;
+        impl Analyzer for Poisoned {
+            fn detect(&mut self, frames: &[RgbImage]) -> Result<Vec<Vec<Found>>, String> {
+                if frames.iter().any(|f| f.get_pixel(0, 0).0[0] == 250) {
+                    return Err("session run failed".into());
+                }
+                RedProbe.detect(frames)
+            }
+        }
+        let mut p = ChunkAnalyzer::new(Box::new(Poisoned), 4);
+        let mut poisoned = y.clone();
+        poisoned.frames[2].data[0] = 250;
+        let r = p.process_many(&[&chunk(5), &poisoned]);
+        assert_eq!(r[0], alone[0]);
+        assert!(matches!(&r[1], Err(Failure::Model(_))), "{:?}", r[1]);
+        // A model that fails whatever it is given fails every chunk of the call.
         let mut broken = ChunkAnalyzer::new(
             Box::new(Switch(std::rc::Rc::new(std::cell::Cell::new((true, 0))))),
             4,
         );
-        let r = broken.process_many(&[&x, &y]);
+        let r = broken.process_many(&[&chunk(5), &y]);
         assert!(
             r.iter().all(|r| matches!(r, Err(Failure::Model(_)))),
             "{r:?}"
