@@ -62,7 +62,7 @@ impl Embedder {
     /// `[N, 3, H, W]` input for the crops: plain resize (antialiased bilinear), channel order,
     /// range, mean and std.
     pub fn preprocess(&self, crops: &[RgbImage]) -> Array4<f32> {
-        let whole: Vec<(&RgbImage, Region)> = crops.iter().map(|c| (c, whole(c))).collect();
+        let whole: Vec<(&RgbImage, Region)> = crops.iter().map(|c| (c, Region::whole(c))).collect();
         self.preprocess_regions(&whole)
     }
 
@@ -92,7 +92,7 @@ impl Embedder {
     /// One embedding per crop, L2-normalised when the manifest says so; the crops run as a
     /// few batched calls whose sizes are powers of two ([`pieces`](crate::pieces)).
     pub fn embed(&mut self, crops: &[RgbImage]) -> Result<Vec<Vec<f32>>, ModelError> {
-        let whole: Vec<(&RgbImage, Region)> = crops.iter().map(|c| (c, whole(c))).collect();
+        let whole: Vec<(&RgbImage, Region)> = crops.iter().map(|c| (c, Region::whole(c))).collect();
         self.embed_regions(&whole)
     }
 
@@ -180,15 +180,6 @@ fn region_of(frame: &RgbImage, bbox: &BoundingBox) -> Region {
         y: y0,
         width: x1 - x0,
         height: y1 - y0,
-    }
-}
-
-fn whole(image: &RgbImage) -> Region {
-    Region {
-        x: 0,
-        y: 0,
-        width: image.width(),
-        height: image.height(),
     }
 }
 

@@ -98,13 +98,7 @@ pub fn letterbox_into(img: &RgbImage, spec: &LetterboxSpec, out: &mut [f32]) -> 
     let plane_len = size * size;
     norm.fill(out, plane_len, [spec.pad_value; 3]);
 
-    let whole = Region {
-        x: 0,
-        y: 0,
-        width: sw,
-        height: sh,
-    };
-    resize_region(img, whole, rw, rh, |dy, dx, rgb| {
+    resize_region(img, Region::whole(img), rw, rh, |dy, dx, rgb| {
         norm.store(out, plane_len, (py + dy) * size + px + dx, rgb);
     });
 

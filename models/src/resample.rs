@@ -17,6 +17,18 @@ pub struct Region {
     pub height: u32,
 }
 
+impl Region {
+    /// All of `image`.
+    pub fn whole(image: &RgbImage) -> Region {
+        Region {
+            x: 0,
+            y: 0,
+            width: image.width(),
+            height: image.height(),
+        }
+    }
+}
+
 /// Resizes `region` of `img` to `dw × dh` and hands each output pixel, rounded to whole values
 /// as 8-bit resizers give them, to `emit(row, column, rgb)` in row-major order.
 ///
@@ -169,12 +181,7 @@ mod tests {
             height: 27,
         };
         let copy = image::imageops::crop_imm(&img, 9, 4, 33, 27).to_image();
-        let whole = Region {
-            x: 0,
-            y: 0,
-            width: 33,
-            height: 27,
-        };
+        let whole = Region::whole(&copy);
         for (dw, dh) in [(16, 12), (50, 70), (33, 9)] {
             assert_eq!(resized(&img, region, dw, dh), resized(&copy, whole, dw, dh));
         }
@@ -183,12 +190,7 @@ mod tests {
     #[test]
     fn a_flat_colour_stays_that_colour_at_any_scale() {
         let img = RgbImage::from_pixel(37, 23, Rgb([12, 130, 251]));
-        let region = Region {
-            x: 0,
-            y: 0,
-            width: 37,
-            height: 23,
-        };
+        let region = Region::whole(&img);
         for (dw, dh) in [(1, 1), (5, 90), (224, 224)] {
             let out = resized(&img, region, dw, dh);
             assert!(out.pixels().all(|p| p.0 == [12, 130, 251]), "{dw}x{dh}");

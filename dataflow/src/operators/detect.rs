@@ -309,11 +309,11 @@ impl ChunkAnalyzer {
                     }
                     Err(e) => {
                         results[c] = Err(format!("frame {}: {e}", f.index));
-                        let keep: Vec<bool> = batch.iter().map(|&(b, _)| b != c).collect();
-                        let mut k = keep.iter();
-                        batch.retain(|_| *k.next().expect("one flag per frame"));
-                        let mut k = keep.iter();
-                        images.retain(|_| *k.next().expect("one flag per image"));
+                        // Frames come chunk after chunk: this chunk's are the batch's tail.
+                        let own = batch.iter().position(|&(b, _)| b == c);
+                        let keep = own.unwrap_or(batch.len());
+                        batch.truncate(keep);
+                        images.truncate(keep);
                     }
                 }
             }

@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use horsestream_proto::{FrameResult, ProcessedChunk};
+use horsestream_proto::{Detection, FrameResult, ProcessedChunk};
 use horsestream_sinks::store::StreamCheckpoint;
 use serde::{Deserialize, Serialize};
 use timely::container::CapacityContainerBuilder;
@@ -209,28 +209,17 @@ impl StreamTracks {
 /// Removes the candidates no track took, with their embeddings: a low-score box is a horse
 /// only as the continuation of one.
 fn drop_untracked_candidates(frame: &mut FrameResult) {
-    if !frame
-        .detections
-        .iter()
-        .any(|d| d.candidate && d.track_id.is_none())
-    {
+    let kept = |d: &Detection| !d.candidate || d.track_id.is_some();
+    if frame.detections.iter().all(kept) {
         return;
     }
-    let keep: Vec<bool> = frame
-        .detections
-        .iter()
-        .map(|d| !d.candidate || d.track_id.is_some())
-        .collect();
-    let mut k = keep.iter();
-    frame
-        .detections
-        .retain(|_| *k.next().expect("one flag per detection"));
-    if frame.embeddings.len() == keep.len() {
-        let mut k = keep.iter();
+    if frame.embeddings.len() == frame.detections.len() {
+        let mut keep = frame.detections.iter().map(kept);
         frame
             .embeddings
-            .retain(|_| *k.next().expect("one flag per embedding"));
+            .retain(|_| keep.next().expect("one embedding per detection"));
     }
+    frame.detections.retain(kept);
 }
 
 pub trait Track<'scope, T: Timestamp> {
