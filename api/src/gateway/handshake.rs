@@ -66,10 +66,23 @@ pub async fn authenticate(
         HandshakeError::Refused(e.to_string())
     })?;
     s.extensions.insert(principal);
+    register_events(&s);
     Ok(())
 }
 
-/// The socket is in: register its event handlers and its expiry.
+/// Registers the socket's event handlers. It runs in the middleware, before the `connect`
+/// packet is sent: socketioxide spawns the connect handler as a task *after* sending that
+/// packet, so handlers registered there could miss a `subscribe` that a client emits as soon
+/// as it is connected; the event would be dropped without an answer (CI saw a reconnecting
+/// client's subscribe never acknowledged).
+fn register_events(s: &SocketRef) {
+    s.on("subscribe", streams::subscribe);
+    s.on("unsubscribe", streams::unsubscribe);
+    s.on_fallback(streams::unknown_event);
+}
+
+/// The socket is in: count it and register its expiry and its disconnect handler (its event
+/// handlers are already registered, see [`register_events`]).
 pub async fn on_connect(
     s: SocketRef,
     io: SocketIo,
@@ -78,9 +91,6 @@ pub async fn on_connect(
 ) {
     tracing::debug!(sid = %s.id, user = %p.username, role = %p.role, "socket connected");
     state.metrics().connected();
-    s.on("subscribe", streams::subscribe);
-    s.on("unsubscribe", streams::unsubscribe);
-    s.on_fallback(streams::unknown_event);
     let sid = s.id;
     let left = Duration::from_secs(p.expires_at.saturating_sub(now_secs()));
     let expiry = tokio::spawn(async move {
