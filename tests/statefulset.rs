@@ -77,9 +77,15 @@ fn manifest<'a>(docs: &'a [Value], kind: &str, name: &str) -> &'a Value {
 struct Pod {
     name: String,
     child: Child,
+    /// The pod's stdout and stderr, as `kubectl logs` would show them.
+    log: std::path::PathBuf,
 }
 
 impl Pod {
+    fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
     /// SIGTERM as the kubelet sends it, to the pod's process group (`unshare` and the
     /// dataflow the script `exec`s).
     fn terminate(&self) {
@@ -254,6 +260,8 @@ fn two_statefulset_pods_store_what_one_process_stores() {
     let mut pods: Vec<Pod> = (0..2)
         .map(|i| {
             let pod_script = script.replace("0.0.0.0:", &format!("{}:", address(i)));
+            let log_path = dir.path().join(format!("pod-{i}.log"));
+            let log = std::fs::File::create(&log_path).unwrap();
             let mut c = Command::new("unshare");
             c.args(["--mount", "--", "/bin/sh", "-c"])
                 .arg("mount --bind \"$1\" /etc/hosts && exec /bin/sh -c \"$2\"")
@@ -265,12 +273,13 @@ fn two_statefulset_pods_store_what_one_process_stores() {
                 .env("HOSTNAME", format!("{sts_name}-{i}"))
                 .env("PATH", &path)
                 .env("ORT_DYLIB_PATH", required_env("ORT_DYLIB_PATH"))
-                .stdout(Stdio::inherit())
-                .stderr(Stdio::inherit());
+                .stdout(Stdio::from(log.try_clone().unwrap()))
+                .stderr(Stdio::from(log));
             std::os::unix::process::CommandExt::process_group(&mut c, 0);
             Pod {
                 name: format!("{sts_name}-{i}"),
                 child: c.spawn().expect("unshare (util-linux) runs each pod"),
+                log: log_path,
             }
         })
         .collect();
@@ -286,7 +295,11 @@ fn two_statefulset_pods_store_what_one_process_stores() {
         }
         for pod in &mut pods {
             if let Some(status) = pod.child.try_wait().unwrap() {
-                panic!("{} ended ({status}) before storing everything", pod.name);
+                panic!(
+                    "{} ended ({status}) before storing everything; its log:\n{}",
+                    pod.name,
+                    pod.logs()
+                );
             }
         }
         std::thread::sleep(Duration::from_millis(500));
@@ -304,15 +317,19 @@ fn two_statefulset_pods_store_what_one_process_stores() {
     for pod in &pods {
         pod.terminate();
     }
+    let pod_logs: String = pods
+        .iter()
+        .map(|p| format!("--- {}:\n{}", p.name, p.logs()))
+        .collect();
     drop(pods);
 
     assert_eq!(
         rows, reference,
-        "the two pods stored what one process stores"
+        "the two pods stored what one process stores\n{pod_logs}"
     );
     assert_eq!(
         analysis(&pods_store, &name),
         analysis(&single, &name),
-        "the two pods' horses and gait are one process's"
+        "the two pods' horses and gait are one process's\n{pod_logs}"
     );
 }

@@ -96,3 +96,32 @@ async fn an_unknown_url_scheme_is_refused() {
     assert!(!err.is_retriable());
     assert!(err.to_string().contains("mysql://x"), "{err}");
 }
+
+/// Two processes on one SQLite file, as two dataflow processes sharing the embedded store: a
+/// write waits for the other process's instead of failing with "database is locked". (A
+/// deferred transaction that reads before it writes cannot wait: SQLite refuses its upgrade
+/// at once when another connection wrote since its read, so writes begin `IMMEDIATE`.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_write_one_file_concurrently() {
+    let (dir, first) = store().await;
+    let url = format!("sqlite://{}", dir.path().join("store.db").display());
+    let second = Store::connect(&url).await.unwrap();
+    const CHUNKS: u64 = 120;
+    let writers: Vec<_> = [first.clone(), second]
+        .into_iter()
+        .enumerate()
+        .map(|(w, s)| {
+            tokio::spawn(async move {
+                for sequence in (w as u64..CHUNKS).step_by(2) {
+                    s.write_chunk(&chunk(sequence, &[2, 1, 3])).await?;
+                }
+                Ok::<_, horsestream_sinks::SinkError>(())
+            })
+        })
+        .collect();
+    for w in writers {
+        w.await.unwrap().expect("every write lands");
+    }
+    let s = first.stats().await.unwrap();
+    assert_eq!((s.chunks, s.detections), (CHUNKS as i64, CHUNKS as i64 * 6));
+}

@@ -451,7 +451,7 @@ impl SqliteStore {
         stream_id: &str,
         model: &str,
     ) -> Result<(), SinkError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let task: Option<(String,)> = sqlx::query_as("SELECT task FROM models WHERE name = ?")
             .bind(model)
             .fetch_optional(&mut *tx)

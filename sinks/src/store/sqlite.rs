@@ -61,6 +61,16 @@ impl SqliteStore {
         })
     }
 
+    /// Begins a transaction that writes. `BEGIN IMMEDIATE` takes the write lock at once, so
+    /// a writer waits (`busy_timeout`) for another process's; a deferred transaction that had
+    /// read first would instead fail at its first write ("database is locked") whenever
+    /// another connection wrote since its read, without waiting.
+    pub(super) async fn begin_write(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+        self.pool.begin_with("BEGIN IMMEDIATE").await
+    }
+
     pub fn embedding_dim(&self) -> usize {
         self.embedding_dim.load(Ordering::Relaxed)
     }
@@ -68,7 +78,7 @@ impl SqliteStore {
     /// Empties the gallery (embeddings are JSON arrays here, no column type to change) and
     /// records the new size, in one transaction.
     pub async fn migrate_gallery(&self, dim: usize) -> Result<u64, SinkError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let removed = sqlx::query("DELETE FROM horse_features")
             .execute(&mut *tx)
             .await?
@@ -98,7 +108,7 @@ impl SqliteStore {
     ) -> Result<(), SinkError> {
         check_chunk(chunk, &self.counters)?;
         let chunk_id = chunk.chunk_id();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let known: Option<(i64,)> = sqlx::query_as("SELECT 1 FROM streams WHERE id = ?")
             .bind(&chunk.stream_id)
             .fetch_optional(&mut *tx)
@@ -385,7 +395,7 @@ impl SqliteStore {
     }
 
     pub async fn update_stream(&self, id: &str, patch: &StreamPatch) -> Result<Stream, SinkError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let row = sqlx::query(sql!("SELECT {STREAM_COLUMNS} FROM streams WHERE id = ?"))
             .bind(id)
             .fetch_optional(&mut *tx)
@@ -440,7 +450,7 @@ impl SqliteStore {
     ) -> Result<StreamClaims, SinkError> {
         let now = chrono::Utc::now().timestamp_micros();
         let until = now + lease.as_micros() as i64;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "UPDATE streams SET ingest_owner = NULL, ingest_lease_us = NULL \
              WHERE ingest_owner = ?1 AND (NOT enabled OR status = 'ended')",
@@ -584,7 +594,7 @@ impl SqliteStore {
     }
 
     pub(crate) async fn write_gait(&self, rows: &[&GaitRow]) -> Result<(), SinkError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let mut checked: Option<&str> = None;
         for r in rows {
             if checked != Some(r.stream_id.as_str()) {
@@ -656,7 +666,7 @@ impl SqliteStore {
     }
 
     pub async fn upsert_horse(&self, s: &HorseSighting) -> Result<Horse, SinkError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let horse = match s.horse_id {
             Some(id) => {
                 let row = sqlx::query(sql!(
@@ -720,7 +730,7 @@ impl SqliteStore {
     }
 
     pub async fn observe_horse(&self, o: &HorseObservation) -> Result<Horse, SinkError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let known = sqlx::query(sql!(
             "SELECT {HORSE_COLUMNS} FROM horses WHERE stream_id = ? AND number = ?"
         ))
@@ -967,7 +977,7 @@ impl SqliteStore {
 
     pub async fn drop_before(&self, cutoff: DateTime<Utc>) -> Result<RetentionReport, SinkError> {
         let mut report = RetentionReport::default();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         for delete in [
             "DELETE FROM detections WHERE time_us < ?",
             "DELETE FROM gait_metrics WHERE time_us < ?",

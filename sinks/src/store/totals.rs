@@ -116,7 +116,7 @@ impl SqliteStore {
         horse_id: i64,
         rows: &[HorseTotalsRow],
     ) -> Result<(), SinkError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         for r in rows {
             sqlx::query(
                 "INSERT INTO horse_totals (horse_id, unit, windows, distance, seconds, through_us) \
