@@ -16,10 +16,21 @@ pub fn photo() -> PathBuf {
         .join("horses.jpg")
 }
 
-/// A loopback TCP port that was free a moment ago.
+/// A loopback port free at the time of asking and not given out before by this process (the
+/// kernel may hand a just-freed port to the next `bind(0)`).
 pub fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
-    l.local_addr().unwrap().port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free loopback port");
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// Runs the ffmpeg CLI quietly (`-y`), panics with its stderr on failure; its stdout.
