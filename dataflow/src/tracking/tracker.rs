@@ -11,7 +11,7 @@
 use horsestream_proto::BoundingBox;
 use serde::{Deserialize, Serialize};
 
-use super::assignment::{CostMatrix, min_cost_matching};
+use super::assignment::{CostMatrix, Matching, min_cost_matching};
 use super::gallery::{Gallery, inv_norm};
 use super::geometry::{from_xyah, iou, is_valid, to_xyah};
 use super::kalman::{CHI2_095_4DOF, KalmanState, Projection};
@@ -333,18 +333,13 @@ impl Tracker {
             }
         }
         iou_candidates.sort_unstable();
-        let boxes: Vec<BoundingBox> = iou_candidates
-            .iter()
-            .map(|&t| self.tracks[t].bbox())
-            .collect();
-        let costs = CostMatrix::from_fn(iou_candidates.len(), unmatched_dets.len(), |r, c| {
-            if self.tracks[iou_candidates[r]].time_since_update > 1 {
-                return f64::INFINITY;
-            }
-            let det = dets[unmatched_dets[c]].as_ref().expect("valid");
-            1.0 - f64::from(iou(&boxes[r], &det.bbox))
-        });
-        let m = min_cost_matching(&costs, f64::from(self.config.max_iou_distance));
+        let m = self.iou_matching(
+            &iou_candidates,
+            &unmatched_dets,
+            dets,
+            self.config.max_iou_distance,
+            |t| t.time_since_update <= 1,
+        );
         matches.extend(
             m.matches
                 .iter()
@@ -370,12 +365,13 @@ impl Tracker {
                 .copied()
                 .filter(|&t| self.tracks[t].state == TrackState::Confirmed)
                 .collect();
-            let boxes: Vec<BoundingBox> = open.iter().map(|&t| self.tracks[t].bbox()).collect();
-            let costs = CostMatrix::from_fn(open.len(), candidates.len(), |r, c| {
-                let det = dets[candidates[c]].as_ref().expect("valid");
-                1.0 - f64::from(iou(&boxes[r], &det.bbox))
-            });
-            let m = min_cost_matching(&costs, f64::from(self.config.max_candidate_iou_distance));
+            let m = self.iou_matching(
+                &open,
+                &candidates,
+                dets,
+                self.config.max_candidate_iou_distance,
+                |_| true,
+            );
             let taken: Vec<usize> = m.matches.iter().map(|&(r, _)| open[r]).collect();
             matches.extend(m.matches.iter().map(|&(r, c)| (open[r], candidates[c])));
             unmatched_tracks.retain(|t| !taken.contains(t));
@@ -384,6 +380,28 @@ impl Tracker {
         matches.sort_unstable();
         unmatched_tracks.sort_unstable();
         (matches, unmatched_tracks, unmatched_dets)
+    }
+
+    /// Matches tracks `rows` to detections `cols` (indices into `self.tracks` and `dets`) by
+    /// the IoU of the track's predicted box with the detection's: a pair costs 1 − IoU, and
+    /// pairs costing more than `max_distance`, or whose track `admit` refuses, stay unmatched.
+    fn iou_matching(
+        &self,
+        rows: &[usize],
+        cols: &[usize],
+        dets: &[Option<Prepared<'_>>],
+        max_distance: f32,
+        admit: impl Fn(&Track) -> bool,
+    ) -> Matching {
+        let boxes: Vec<BoundingBox> = rows.iter().map(|&t| self.tracks[t].bbox()).collect();
+        let costs = CostMatrix::from_fn(rows.len(), cols.len(), |r, c| {
+            if !admit(&self.tracks[rows[r]]) {
+                return f64::INFINITY;
+            }
+            let det = dets[cols[c]].as_ref().expect("valid");
+            1.0 - f64::from(iou(&boxes[r], &det.bbox))
+        });
+        min_cost_matching(&costs, f64::from(max_distance))
     }
 
     /// Cascade costs of one level: cosine distance to the nearest gallery feature, infinite
