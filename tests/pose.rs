@@ -20,7 +20,7 @@ use std::process::Command;
 use common::*;
 use horsestream_sinks::Store;
 use horsestream_sinks::store::{DetectionQuery, ModelRow, NewStream, StoredDetection};
-use pose_model::{K, POSE_FILE, POSE_MODEL, expected, model_dir, peak};
+use pose_model::{K, POSE_FILE, POSE_MODEL, expected, joint_angles, model_dir, peak};
 
 /// `horsestream demo` on the sample video into `store`, logging warnings; its stderr.
 fn demo(store: &str, models: &Path, manifest: &Path, extra: &[&str]) -> String {
@@ -131,21 +131,6 @@ fn a_stream_with_an_activated_pose_model_stores_keypoints_where_the_model_puts_t
 /// hooves keep their place relative to the body, so there is no hoof stride, and with no
 /// motion no symmetry index either.
 fn check_gait_pose(rows: &[horsestream_sinks::GaitRow]) {
-    // AP-10K: shoulder, elbow, front paw (left 5-7, right 8-10); hip, knee, back paw (11-16).
-    let angle = |[p, j, d]: [usize; 3]| {
-        let (p, j, d) = (peak(p), peak(j), peak(d));
-        let (a, b) = ((p.0 - j.0, p.1 - j.1), (d.0 - j.0, d.1 - j.1));
-        (a.0 * b.1 - a.1 * b.0)
-            .abs()
-            .atan2(a.0 * b.0 + a.1 * b.1)
-            .to_degrees()
-    };
-    let limbs = [
-        ("left_fore", [5, 6, 7]),
-        ("right_fore", [8, 9, 10]),
-        ("left_hind", [11, 12, 13]),
-        ("right_hind", [14, 15, 16]),
-    ];
     assert!(!rows.is_empty(), "no gait window");
     for r in rows {
         let pose = r
@@ -156,10 +141,10 @@ fn check_gait_pose(rows: &[horsestream_sinks::GaitRow]) {
         assert_eq!(pose.hoof_stride_hz, None, "{pose:?}");
         assert_eq!((pose.symmetry_fore, pose.symmetry_hind), (None, None));
         assert_eq!(pose.joints.len(), 4);
-        for (j, (limb, keypoints)) in pose.joints.iter().zip(limbs) {
+        for (j, (limb, angle)) in pose.joints.iter().zip(joint_angles()) {
             assert_eq!(j.limb, limb);
             let mean = j.mean_deg.expect("mean angle");
-            assert!((mean - angle(keypoints)).abs() < 0.5, "{limb}: {j:?}");
+            assert!((mean - angle).abs() < 0.5, "{limb}: {j:?}");
             assert!(j.rom_deg.expect("range of motion") < 0.5, "{limb}: {j:?}");
         }
     }
@@ -269,6 +254,47 @@ fn a_missing_pose_model_is_logged_once_and_the_dataflow_runs_without_pose() {
     let rows = detections(&rt, &store, "paddock");
     assert!(rows.len() >= 220, "{} detections", rows.len());
     assert!(rows.iter().all(|r| r.keypoints.is_empty()));
+}
+
+/// A pose model whose keypoints are not AP-10K's in order (here the manifest swaps the
+/// elbows) would have its points misread as joints by the gait analysis: it is refused like a
+/// missing model, once, with the reason, and the dataflow runs without pose.
+#[test]
+fn a_pose_model_of_another_keypoint_layout_is_refused_and_the_dataflow_runs_without_pose() {
+    let dir = tempfile::tempdir().unwrap();
+    let (models, manifest) = model_dir(dir.path(), true);
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let (left, right) = (
+        r#""left_shoulder", "left_elbow","#,
+        r#""right_shoulder", "right_elbow","#,
+    );
+    assert_eq!(
+        (text.matches(left).count(), text.matches(right).count()),
+        (1, 1)
+    );
+    let swapped = text
+        .replace(left, "LEFT")
+        .replace(right, r#""right_shoulder", "left_elbow","#)
+        .replace("LEFT", r#""left_shoulder", "right_elbow","#);
+    std::fs::write(&manifest, swapped).unwrap();
+    let url = format!("sqlite://{}", dir.path().join("demo.db").display());
+    let stderr = demo(&url, &models, &manifest, &["--pose-model", POSE_MODEL]);
+    let refusals: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("pose model unavailable"))
+        .collect();
+    assert_eq!(refusals.len(), 1, "{stderr}");
+    assert!(
+        refusals[0].contains(r#"keypoint 6 is "right_elbow" where AP-10K's is "left_elbow""#),
+        "{stderr}"
+    );
+    let rt = runtime();
+    let store = rt.block_on(Store::connect(&url)).unwrap();
+    let rows = detections(&rt, &store, "paddock");
+    assert!(rows.len() >= 220, "{} detections", rows.len());
+    assert!(rows.iter().all(|r| r.keypoints.is_empty()));
+    let gait = rt.block_on(store.gait("paddock")).unwrap();
+    assert!(gait.iter().all(|g| g.pose.is_none()), "{gait:?}");
 }
 
 /// A name that is no pose model is a configuration mistake, refused at start-up.

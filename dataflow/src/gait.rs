@@ -60,7 +60,7 @@ use serde::{Deserialize, Serialize};
 
 pub use classify::{ClassSmoother, GaitClass};
 pub use kinematics::{KinematicSample, Space};
-pub use pose::{JointStats, Limb, PoseGait, PoseGaitConfig, PoseSample};
+pub use pose::{JointStats, Limb, PoseGait, PoseGaitConfig, PoseSample, check_keypoint_layout};
 pub use stride::StrideEstimate;
 
 /// One observation of a tracked horse.

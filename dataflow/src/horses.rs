@@ -599,8 +599,8 @@ fn rules_on_sample(
     }
 }
 
-/// Gait windows ending on the hop grid since the last one, and `no_movement`.
-/// The keypoints as the gait analysis takes them: AP-10K's 17, or none.
+/// The keypoints as the gait analysis takes them: AP-10K's 17, or none. (A pose model of
+/// another layout never runs: see `gait::check_keypoint_layout`.)
 fn ap10k_pose(keypoints: &[Keypoint]) -> Option<[[f32; 3]; 17]> {
     let mut pose = [[0.0; 3]; 17];
     if keypoints.len() != pose.len() {
@@ -612,6 +612,7 @@ fn ap10k_pose(keypoints: &[Keypoint]) -> Option<[[f32; 3]; 17]> {
     Some(pose)
 }
 
+/// Gait windows ending on the hop grid since the last one, and `no_movement`.
 fn gait_windows(
     cfg: &HorseConfig,
     analyzer: &GaitAnalyzer,

@@ -236,11 +236,12 @@ pub fn pose_stage(
         }
     };
     let registry = registry.clone();
+    // A model whose keypoints are not AP-10K's, in order, would be misread by the gait
+    // analysis: it is refused like a missing one (logged, its streams run without pose).
     let load: LoadPose = Box::new(move |name| {
-        registry
-            .pose_estimator(name)
-            .map(|e| Box::new(e) as Box<dyn EstimatePose>)
-            .map_err(|e| e.to_string())
+        let estimator = registry.pose_estimator(name).map_err(|e| e.to_string())?;
+        horsestream_dataflow::gait::check_keypoint_layout(estimator.keypoint_names())?;
+        Ok(Box::new(estimator) as Box<dyn EstimatePose>)
     });
     Ok(PoseStage::new(select, load))
 }

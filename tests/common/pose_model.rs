@@ -116,3 +116,24 @@ pub fn expected(bbox: &serde_json::Value, k: usize) -> (f64, f64) {
         cy + (v - 128.0) * side / 256.0,
     )
 }
+
+/// Each limb's joint angle (degrees) in the `fixed-peaks` pattern, at the elbow or knee, in
+/// the order gait reports them. A stored pose is the pattern moved and scaled with its box (a
+/// similarity, which keeps angles), so these are the mean angles gait must find.
+pub fn joint_angles() -> [(&'static str, f64); 4] {
+    // AP-10K: shoulder, elbow, front paw (left 5-7, right 8-10); hip, knee, back paw (11-16).
+    let angle = |[p, j, d]: [usize; 3]| {
+        let (p, j, d) = (peak(p), peak(j), peak(d));
+        let (a, b) = ((p.0 - j.0, p.1 - j.1), (d.0 - j.0, d.1 - j.1));
+        (a.0 * b.1 - a.1 * b.0)
+            .abs()
+            .atan2(a.0 * b.0 + a.1 * b.1)
+            .to_degrees()
+    };
+    [
+        ("left_fore", angle([5, 6, 7])),
+        ("right_fore", angle([8, 9, 10])),
+        ("left_hind", angle([11, 12, 13])),
+        ("right_hind", angle([14, 15, 16])),
+    ]
+}

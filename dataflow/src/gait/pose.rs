@@ -47,6 +47,7 @@
 //!   "knee" lands in the stifle/hock region of a horse, so the "knee angle" is the angle at
 //!   that keypoint, not an anatomically defined joint angle.
 
+use horsestream_models::pose::AP10K_KEYPOINTS;
 use serde::{Deserialize, Serialize};
 
 use super::stride::{StrideEstimate, estimate_stride};
@@ -224,6 +225,36 @@ fn distance(a: (f64, f64), b: (f64, f64)) -> f64 {
     (a.0 - b.0).hypot(a.1 - b.1)
 }
 
+/// Whether a pose model's keypoints (names in output order) are the layout this analysis
+/// reads: AP-10K's 17, in AP-10K's order. The analysis takes keypoints by index, so a model of
+/// another layout — even one with 17 keypoints, as COCO's human layout has — would have its
+/// points misread as joints; the dataflow refuses to run such a model (its streams run
+/// without pose, and the refusal is logged) rather than store angles between the wrong points.
+pub fn check_keypoint_layout(keypoints: &[String]) -> Result<(), String> {
+    if keypoints.len() != AP10K_KEYPOINTS.len() {
+        return Err(format!(
+            "the model has {} keypoints; gait reads AP-10K's {} ({})",
+            keypoints.len(),
+            AP10K_KEYPOINTS.len(),
+            AP10K_KEYPOINTS.join(", ")
+        ));
+    }
+    match keypoints
+        .iter()
+        .zip(AP10K_KEYPOINTS)
+        .position(|(k, a)| k != a)
+    {
+        None => Ok(()),
+        Some(i) => Err(format!(
+            "the model's keypoint {i} is {:?} where AP-10K's is {:?}; gait reads AP-10K's \
+             17 keypoints in their order ({})",
+            keypoints[i],
+            AP10K_KEYPOINTS[i],
+            AP10K_KEYPOINTS.join(", ")
+        )),
+    }
+}
+
 /// Angle of `limb`'s middle joint, degrees in `[0, 180]`; `None` if one of its three keypoints
 /// is missing (score below `min_score`, non-finite) or a segment has zero length.
 pub fn joint_angle(kps: &[[f32; 3]; 17], limb: Limb, min_score: f32) -> Option<f64> {
@@ -395,8 +426,6 @@ impl From<&PoseGait> for horsestream_sinks::GaitPose {
 #[cfg(test)]
 mod tests {
     use std::f64::consts::{PI, TAU};
-
-    use horsestream_models::pose::AP10K_KEYPOINTS;
 
     use super::*;
 
@@ -573,6 +602,43 @@ mod tests {
         for l in Limb::ALL {
             assert_eq!(serde_json::to_value(l).ok(), Some(l.as_str().into()));
         }
+    }
+
+    #[test]
+    fn only_the_ap10k_layout_in_its_order_is_read() {
+        let ap10k: Vec<String> = AP10K_KEYPOINTS.iter().map(|k| k.to_string()).collect();
+        assert_eq!(check_keypoint_layout(&ap10k), Ok(()));
+        // Left and right elbows swapped: 17 keypoints, the wrong joints.
+        let mut swapped = ap10k.clone();
+        swapped.swap(6, 9);
+        let e = check_keypoint_layout(&swapped).unwrap_err();
+        assert!(e.contains("keypoint 6 is \"right_elbow\""), "{e}");
+        // COCO's human layout also has 17 keypoints.
+        let coco: Vec<String> = [
+            "nose",
+            "left_eye",
+            "right_eye",
+            "left_ear",
+            "right_ear",
+            "left_shoulder",
+            "right_shoulder",
+            "left_elbow",
+            "right_elbow",
+            "left_wrist",
+            "right_wrist",
+            "left_hip",
+            "right_hip",
+            "left_knee",
+            "right_knee",
+            "left_ankle",
+            "right_ankle",
+        ]
+        .map(String::from)
+        .to_vec();
+        let e = check_keypoint_layout(&coco).unwrap_err();
+        assert!(e.contains("keypoint 0 is \"nose\""), "{e}");
+        let e = check_keypoint_layout(&ap10k[..16]).unwrap_err();
+        assert!(e.starts_with("the model has 16 keypoints"), "{e}");
     }
 
     #[test]
