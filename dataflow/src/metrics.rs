@@ -27,6 +27,9 @@ pub struct Metrics {
     pub sink_retries: AtomicU64,
     pub events_published: AtomicU64,
     pub chunks_degraded: AtomicU64,
+    /// Frames whose results were taken from the same frame in the previous chunk's overlap
+    /// instead of running the models again.
+    pub frames_reused: AtomicU64,
     labelled: Mutex<Labelled>,
 }
 
@@ -91,6 +94,7 @@ pub struct MetricsSnapshot {
     pub sink_retries: u64,
     pub events_published: u64,
     pub chunks_degraded: u64,
+    pub frames_reused: u64,
 }
 
 impl MetricsSnapshot {
@@ -125,6 +129,12 @@ impl MetricsSnapshot {
                 "Chunks recorded as not analysed because a model was unavailable",
                 self.chunks_degraded,
             ),
+            (
+                "frames_reused",
+                "Overlap frames given the previous chunk's result for the same frame instead of \
+                 inference",
+                self.frames_reused,
+            ),
         ];
         let mut out = String::new();
         for (name, help, value) in counters {
@@ -152,6 +162,7 @@ impl Metrics {
             sink_retries: self.sink_retries.load(Relaxed),
             events_published: self.events_published.load(Relaxed),
             chunks_degraded: self.chunks_degraded.load(Relaxed),
+            frames_reused: self.frames_reused.load(Relaxed),
         }
     }
 
@@ -437,7 +448,7 @@ mod tests {
         assert!(text.contains("\nhorsestream_frames_total 220\n"));
         assert!(text.contains("\nhorsestream_chunk_errors_total 0\n"));
         let samples = text.lines().filter(|l| !l.starts_with('#')).count();
-        assert_eq!(samples, 9);
+        assert_eq!(samples, 10);
     }
 
     #[test]

@@ -131,6 +131,8 @@ pub struct ChunkAnalyzer {
     retry: RetryPolicy,
     down: Option<Down>,
     metrics: Option<Arc<Metrics>>,
+    /// The results of each stream's newest frames, for the next chunk's overlap.
+    recent: Recent,
 }
 
 impl std::fmt::Debug for ChunkAnalyzer {
@@ -153,6 +155,7 @@ impl ChunkAnalyzer {
             retry: RetryPolicy::default(),
             down: None,
             metrics: None,
+            recent: Recent::default(),
         }
     }
 
@@ -213,6 +216,7 @@ impl ChunkAnalyzer {
                     Ok((analyzer, embedder)) => {
                         self.analyzer = Some(analyzer);
                         self.embedder = embedder;
+                        self.recent = Recent::default();
                     }
                     Err(e) => return all(self.fail(format!("models not reloaded: {e}"))),
                 }
@@ -281,9 +285,9 @@ impl ChunkAnalyzer {
         &mut self,
         chunks: &[&FrameChunk],
     ) -> Result<Vec<Result<Vec<FrameResult>, String>>, String> {
-        let Some(analyzer) = self.analyzer.as_mut() else {
+        if self.analyzer.is_none() {
             return Err("no detector session".to_owned());
-        };
+        }
         let mut results: Vec<Result<Vec<FrameResult>, String>> = chunks
             .iter()
             .map(|c| Ok(Vec::with_capacity(c.frames.len())))
@@ -293,129 +297,297 @@ impl ChunkAnalyzer {
             .enumerate()
             .flat_map(|(c, chunk)| chunk.frames.iter().map(move |f| (c, f)));
         loop {
-            // The next batch: (chunk, frame) with its decoded image. A frame that does not
-            // decode fails its chunk, whose frames then leave the batch.
-            let mut batch: Vec<(usize, &Frame)> = Vec::with_capacity(self.batch_size);
+            // The next batch: (chunk, frame) in order, each run through the models or taken
+            // from a result already at hand (an overlap frame). Only frames that run take a
+            // place in the batch and have a decoded image. A frame that does not decode fails
+            // its chunk, whose frames then leave the batch.
+            let mut slots: Vec<(usize, &Frame, Slot)> = Vec::with_capacity(self.batch_size);
             let mut images: Vec<RgbImage> = Vec::with_capacity(self.batch_size);
-            while batch.len() < self.batch_size {
+            while images.len() < self.batch_size {
                 let Some((c, f)) = order.next() else { break };
                 if results[c].is_err() {
                     continue;
                 }
+                let stream = chunks[c].stream_id.as_str();
+                let earlier = slots.iter().position(|&(c2, f2, _)| {
+                    chunks[c2].stream_id == stream
+                        && (f2.pts_us, f2.capture_time_us) == (f.pts_us, f.capture_time_us)
+                        && f2.data == f.data
+                });
+                if let Some(slot) = earlier
+                    .map(Slot::Same)
+                    .or_else(|| self.recent.find(stream, f))
+                {
+                    slots.push((c, f, slot));
+                    continue;
+                }
                 match frame_image(chunks[c], &f.data) {
                     Ok(image) => {
-                        batch.push((c, f));
+                        slots.push((c, f, Slot::Run));
                         images.push(image);
                     }
                     Err(e) => {
                         results[c] = Err(format!("frame {}: {e}", f.index));
                         // Frames come chunk after chunk: this chunk's are the batch's tail.
-                        let own = batch.iter().position(|&(b, _)| b == c);
-                        let keep = own.unwrap_or(batch.len());
-                        batch.truncate(keep);
-                        images.truncate(keep);
+                        let keep = slots.iter().position(|s| s.0 == c).unwrap_or(slots.len());
+                        slots.truncate(keep);
+                        images.truncate(slots.iter().filter(|s| s.2.runs()).count());
                     }
                 }
             }
-            // The batch fills up unless the frames ran out.
-            if batch.is_empty() {
+            if slots.is_empty() {
                 break;
             }
-            let start = Instant::now();
-            let found = analyzer
-                .detect(&images)
-                .map_err(|e| format!("detector: {e}"))?;
-            if let Some(m) = &self.metrics {
-                let fill = batch.len() as f64 / self.batch_size as f64;
-                m.inference("detector", start.elapsed().as_secs_f64(), Some(fill));
+            let run: Vec<(usize, &Frame)> = slots
+                .iter()
+                .filter(|s| s.2.runs())
+                .map(|&(c, f, _)| (c, f))
+                .collect();
+            let mut ran = if run.is_empty() {
+                Vec::new()
+            } else {
+                self.analyse(chunks, &run, &images)?
             }
-            if found.len() != batch.len() {
-                return Err(format!(
-                    "detector returned {} results for {} frames",
-                    found.len(),
-                    batch.len()
-                ));
-            }
-            // Re-ID of every box of the batch's frames in one go (the embedder splits it into
-            // a few calls), then each frame takes its share in order. Candidates get none: the
-            // tracker matches them by overlap alone, and most are dropped.
-            let mut embeddings = match &mut self.embedder {
-                Some(e) if found.iter().flatten().any(|d| !d.candidate) => {
-                    let crops: Vec<(&RgbImage, BoundingBox)> = images
-                        .iter()
-                        .zip(&found)
-                        .flat_map(|(image, ds)| {
-                            ds.iter()
-                                .filter(|d| !d.candidate)
-                                .map(move |d| (image, d.bbox))
-                        })
-                        .collect();
-                    let start = Instant::now();
-                    let embedded = e.embed(&crops).map_err(|e| {
-                        let (c, f) = batch[0];
-                        format!(
-                            "chunk {} frame {}..: re-ID: {e}",
-                            chunks[c].sequence, f.index
-                        )
-                    })?;
-                    if let Some(m) = &self.metrics {
-                        m.inference("reid", start.elapsed().as_secs_f64(), None);
-                    }
-                    if embedded.len() != crops.len() {
-                        return Err(format!(
-                            "re-ID returned {} embeddings for {} crops",
-                            embedded.len(),
-                            crops.len()
-                        ));
-                    }
-                    embedded.into_iter()
-                }
-                _ => Vec::new().into_iter(),
-            };
-            let mut frames: Vec<FrameResult> = Vec::with_capacity(batch.len());
-            for (&(_, f), found) in batch.iter().zip(found) {
-                let embeddings: Vec<Vec<f32>> = if self.embedder.is_some() {
-                    found
-                        .iter()
-                        .map(|d| {
-                            if d.candidate {
-                                Vec::new()
-                            } else {
-                                embeddings.next().unwrap_or_default()
-                            }
-                        })
-                        .collect()
-                } else {
-                    Vec::new()
+            .into_iter();
+            // Every slot's result, in order; then each chunk takes its own, and the tails of
+            // the chunks are remembered for the next chunks' overlap.
+            let mut done: Vec<FrameResult> = Vec::with_capacity(slots.len());
+            for (_, f, slot) in &slots {
+                let result = match slot {
+                    Slot::Run => ran.next().expect("one result per frame run"),
+                    Slot::Reuse(r) => again(f, r),
+                    Slot::Same(j) => again(f, &done[*j]),
                 };
-                frames.push(frame_result(f, found, embeddings));
+                done.push(result);
             }
-            // Pose per stream: each run of one chunk's frames in the batch.
-            if let Some(pose) = &mut self.pose {
-                let mut from = 0;
-                while from < batch.len() {
-                    let c = batch[from].0;
-                    let to = from + batch[from..].iter().take_while(|b| b.0 == c).count();
-                    let start = Instant::now();
-                    if pose.attach(
-                        &chunks[c].stream_id,
-                        &images[from..to],
-                        &mut frames[from..to],
-                    ) && let Some(m) = &self.metrics
-                    {
-                        m.inference("pose", start.elapsed().as_secs_f64(), None);
-                    }
-                    from = to;
-                }
+            let reused = slots.len() - run.len();
+            if reused > 0
+                && let Some(m) = &self.metrics
+            {
+                m.frames_reused
+                    .fetch_add(reused as u64, std::sync::atomic::Ordering::Relaxed);
             }
-            for (&(c, _), frame) in batch.iter().zip(frames) {
-                if let Ok(done) = &mut results[c] {
-                    done.push(frame);
+            for ((c, f, _), frame) in slots.iter().zip(done) {
+                self.recent.remember(chunks[*c], f, &frame);
+                if let Ok(out) = &mut results[*c] {
+                    out.push(frame);
                 }
             }
         }
         Ok(results)
     }
+
+    /// Detections (with embeddings and poses) of the frames `batch` (chunk, frame), whose
+    /// decoded images are `images`: one detector call, the re-ID of their boxes, the pose of
+    /// each stream's run of frames.
+    fn analyse(
+        &mut self,
+        chunks: &[&FrameChunk],
+        batch: &[(usize, &Frame)],
+        images: &[RgbImage],
+    ) -> Result<Vec<FrameResult>, String> {
+        let Some(analyzer) = self.analyzer.as_mut() else {
+            return Err("no detector session".to_owned());
+        };
+        let start = Instant::now();
+        let found = analyzer
+            .detect(images)
+            .map_err(|e| format!("detector: {e}"))?;
+        if let Some(m) = &self.metrics {
+            let fill = batch.len() as f64 / self.batch_size as f64;
+            m.inference("detector", start.elapsed().as_secs_f64(), Some(fill));
+        }
+        if found.len() != batch.len() {
+            return Err(format!(
+                "detector returned {} results for {} frames",
+                found.len(),
+                batch.len()
+            ));
+        }
+        // Re-ID of every box of the batch's frames in one go (the embedder splits it into a
+        // few calls), then each frame takes its share in order. Candidates get none: the
+        // tracker matches them by overlap alone, and most are dropped.
+        let mut embeddings = match &mut self.embedder {
+            Some(e) if found.iter().flatten().any(|d| !d.candidate) => {
+                let crops: Vec<(&RgbImage, BoundingBox)> = images
+                    .iter()
+                    .zip(&found)
+                    .flat_map(|(image, ds)| {
+                        ds.iter()
+                            .filter(|d| !d.candidate)
+                            .map(move |d| (image, d.bbox))
+                    })
+                    .collect();
+                let start = Instant::now();
+                let embedded = e.embed(&crops).map_err(|e| {
+                    let (c, f) = batch[0];
+                    format!(
+                        "chunk {} frame {}..: re-ID: {e}",
+                        chunks[c].sequence, f.index
+                    )
+                })?;
+                if let Some(m) = &self.metrics {
+                    m.inference("reid", start.elapsed().as_secs_f64(), None);
+                }
+                if embedded.len() != crops.len() {
+                    return Err(format!(
+                        "re-ID returned {} embeddings for {} crops",
+                        embedded.len(),
+                        crops.len()
+                    ));
+                }
+                embedded.into_iter()
+            }
+            _ => Vec::new().into_iter(),
+        };
+        let mut frames: Vec<FrameResult> = Vec::with_capacity(batch.len());
+        for (&(_, f), found) in batch.iter().zip(found) {
+            let embeddings: Vec<Vec<f32>> = if self.embedder.is_some() {
+                found
+                    .iter()
+                    .map(|d| {
+                        if d.candidate {
+                            Vec::new()
+                        } else {
+                            embeddings.next().unwrap_or_default()
+                        }
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            frames.push(frame_result(f, found, embeddings));
+        }
+        // Pose per stream: each run of one chunk's frames in the batch.
+        if let Some(pose) = &mut self.pose {
+            let mut from = 0;
+            while from < batch.len() {
+                let c = batch[from].0;
+                let to = from + batch[from..].iter().take_while(|b| b.0 == c).count();
+                let start = Instant::now();
+                if pose.attach(
+                    &chunks[c].stream_id,
+                    &images[from..to],
+                    &mut frames[from..to],
+                ) && let Some(m) = &self.metrics
+                {
+                    m.inference("pose", start.elapsed().as_secs_f64(), None);
+                }
+                from = to;
+            }
+        }
+        Ok(frames)
+    }
+}
+
+/// Where a frame's result comes from.
+#[derive(Debug)]
+enum Slot {
+    /// The models, in this batch.
+    Run,
+    /// A result of an earlier batch (the previous chunk's tail).
+    Reuse(FrameResult),
+    /// The result of an earlier slot of this batch.
+    Same(usize),
+}
+
+impl Slot {
+    fn runs(&self) -> bool {
+        matches!(self, Slot::Run)
+    }
+}
+
+/// How far back from a chunk's end (pts, µs) its frames are remembered: the next chunk
+/// repeats the last second (ingest's overlap) and analysing it again would give the same
+/// result from the same bytes.
+const REMEMBER_US: i64 = 2_000_000;
+/// Streams whose tails are remembered at once; beyond it the least recently seen is forgotten.
+const REMEMBER_STREAMS: usize = 1024;
+
+/// The results of each stream's newest frames, so a frame that comes again — the overlap of
+/// the next chunk — is not analysed twice. A frame is the same only if its stream, pts,
+/// capture time and bytes are: its bytes' hash is kept, and any difference runs the models
+/// (and the decoder, which checks the frame) as for a new frame.
+#[derive(Debug, Default)]
+struct Recent {
+    streams: std::collections::HashMap<String, StreamTail>,
+    /// Counts remembers, to find the least recently seen stream.
+    clock: u64,
+}
+
+#[derive(Debug, Default)]
+struct StreamTail {
+    /// (bytes' hash, result), ascending pts.
+    frames: std::collections::VecDeque<(u64, FrameResult)>,
+    seen: u64,
+}
+
+fn same_frame(f: &Frame, hash: u64, r: &FrameResult) -> bool {
+    r.pts_us == f.pts_us && r.capture_time_us == f.capture_time_us && hash == bytes_hash(&f.data)
+}
+
+fn bytes_hash(data: &[u8]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    data.hash(&mut h);
+    h.finish()
+}
+
+impl Recent {
+    /// The result of `f` (of `stream`) from an earlier batch, if it is the same frame.
+    fn find(&self, stream: &str, f: &Frame) -> Option<Slot> {
+        let tail = self.streams.get(stream)?;
+        let (hash, r) = tail.frames.iter().find(|(_, r)| r.pts_us == f.pts_us)?;
+        same_frame(f, *hash, r).then(|| Slot::Reuse(r.clone()))
+    }
+
+    /// Keeps `result` of frame `f` if it lies in the last [`REMEMBER_US`] of its chunk.
+    fn remember(&mut self, chunk: &FrameChunk, f: &Frame, result: &FrameResult) {
+        if f.pts_us < chunk.end_pts_us - REMEMBER_US {
+            return;
+        }
+        self.clock += 1;
+        if !self.streams.contains_key(&chunk.stream_id)
+            && self.streams.len() >= REMEMBER_STREAMS
+            && let Some(oldest) = self
+                .streams
+                .iter()
+                .min_by_key(|(_, t)| t.seen)
+                .map(|(s, _)| s.clone())
+        {
+            self.streams.remove(&oldest);
+        }
+        let tail = self.streams.entry(chunk.stream_id.clone()).or_default();
+        tail.seen = self.clock;
+        // A frame older than the newest kept belongs to a replay or a restarted stream:
+        // start the tail again from it.
+        if tail
+            .frames
+            .back()
+            .is_some_and(|(_, r)| r.pts_us >= f.pts_us)
+        {
+            tail.frames.clear();
+        }
+        tail.frames.push_back((bytes_hash(&f.data), result.clone()));
+        while tail
+            .frames
+            .front()
+            .is_some_and(|(_, r)| r.pts_us < f.pts_us - REMEMBER_US)
+        {
+            tail.frames.pop_front();
+        }
+    }
+}
+
+/// `r`, the result of the same frame in another chunk, as the result of `f`: the frame's
+/// index is its place in this chunk.
+fn again(f: &Frame, r: &FrameResult) -> FrameResult {
+    let mut out = r.clone();
+    out.index = f.index;
+    for d in &mut out.detections {
+        d.frame_index = f.index;
+    }
+    out
 }
 
 /// The detections `found` on frame `f`, with their embeddings.
@@ -647,6 +819,84 @@ mod tests {
         }
     }
 
+    /// [`RedProbe`] that also counts the frames it is given.
+    struct Counting(std::rc::Rc<std::cell::Cell<usize>>);
+    impl Analyzer for Counting {
+        fn detect(&mut self, frames: &[RgbImage]) -> Result<Vec<Vec<Found>>, String> {
+            self.0.set(self.0.get() + frames.len());
+            RedProbe.detect(frames)
+        }
+    }
+
+    /// Chunk `sequence` of stream "s": one frame every 100 ms over `pts` (ms), indexed from 0
+    /// in the chunk; a frame's red value is its pts / 10 ms, so the same pts gives the same
+    /// bytes.
+    fn span(sequence: u64, pts_ms: std::ops::Range<i64>) -> FrameChunk {
+        let mut c = chunk(0);
+        c.sequence = sequence;
+        c.start_pts_us = pts_ms.start * 1000;
+        c.end_pts_us = pts_ms.end * 1000;
+        c.frames = pts_ms
+            .step_by(100)
+            .enumerate()
+            .map(|(i, ms)| Frame {
+                index: i as u32,
+                pts_us: ms * 1000,
+                capture_time_us: ms * 1000,
+                data: vec![(ms / 10) as u8, 0, 0, 0, 0, 0],
+            })
+            .collect();
+        c
+    }
+
+    fn xs(p: &ProcessedChunk) -> Vec<(u32, u32, f32)> {
+        p.frames
+            .iter()
+            .map(|f| (f.index, f.detections[0].frame_index, f.detections[0].bbox.x))
+            .collect()
+    }
+
+    #[test]
+    fn overlap_frames_take_the_previous_chunks_results_and_only_the_same_bytes_do() {
+        use std::cell::Cell;
+        use std::rc::Rc;
+        let analysed = Rc::new(Cell::new(0));
+        let mut a = ChunkAnalyzer::new(Box::new(Counting(analysed.clone())), 4);
+        let first = a.process(&span(0, 0..1000)).unwrap();
+        assert_eq!(analysed.get(), 10);
+        // The next chunk repeats 800 and 900 ms; the frame at 900 ms differs in one byte.
+        let mut next = span(1, 800..1800);
+        next.frames[1].data[1] = 1;
+        let second = a.process(&next).unwrap();
+        assert_eq!(
+            analysed.get(),
+            10 + 9,
+            "the frame at 800 ms is not analysed again"
+        );
+        // Every frame has its own result, indexed in its chunk: the reused one equals the
+        // first chunk's result for that frame.
+        let want: Vec<(u32, u32, f32)> = (0..10).map(|i| (i, i, (80 + i * 10) as f32)).collect();
+        assert_eq!(xs(&second), want);
+        assert_eq!(second.frames[0].detections, {
+            let mut d = first.frames[8].detections.clone();
+            d[0].frame_index = 0;
+            d
+        });
+
+        // Both chunks in one call: the repeated frames take the results of the same call.
+        analysed.set(0);
+        let mut a = ChunkAnalyzer::new(Box::new(Counting(analysed.clone())), 4);
+        let both = a.process_many(&[&span(0, 0..1000), &span(1, 800..1800)]);
+        assert_eq!(analysed.get(), 18);
+        let second = both[1].as_ref().unwrap();
+        assert_eq!(xs(second), want);
+        // A frame already seen of another stream is not the same frame.
+        let mut other = span(1, 800..1800);
+        other.stream_id = "t".into();
+        a.process(&other).unwrap();
+        assert_eq!(analysed.get(), 28);
+    }
+
     /// Fails while its shared switch is on; counts its calls.
     struct Switch(std::rc::Rc<std::cell::Cell<(bool, u32)>>);
     impl Analyzer for Switch {
@@ -796,6 +1046,8 @@ mod tests {
         let together = a.process_many(&[&x, &y]);
         assert_eq!(*sizes.borrow(), vec![4, 4, 3]);
         sizes.borrow_mut().clear();
+        // A fresh analyzer: this one would take every frame it has seen from its memory.
+        let mut a = ChunkAnalyzer::new(Box::new(Sizes(sizes.clone())), 4);
         let alone = [a.process(&x), a.process(&y)];
         assert_eq!(*sizes.borrow(), vec![4, 1, 4, 2]);
         assert_eq!(together, alone);
