@@ -12,7 +12,8 @@
 //!   in, add a file stream, start it, and see boxes drawn over the playing HLS video. The
 //!   stream is picked up by `horsestream ingest` in catalogue mode. It then changes the
 //!   stream's alert settings in the page and finds them stored. Its dataflow runs the pose
-//!   model the tests write on every stream, and the page draws each box's skeleton. The screenshot is saved in
+//!   model the tests write on every stream, and the page draws each box's skeleton; the horse
+//!   panel shows the joint angles of the pattern that model draws. The screenshot is saved in
 //!   the target directory's `tmp/` (its path is printed).
 
 mod common;
@@ -546,6 +547,32 @@ fn browser_shows_horse_boxes_over_the_playing_video() {
         (rules.no_movement_s, rules.lying_down_s, rules.zone_exit),
         (Some(120.0), None, true)
     );
+
+    // The horse panel's pose line, from the newest gait window with pose: each joint's mean
+    // angle is the `fixed-peaks` pattern's (a similarity keeps angles) with range 0, and a
+    // pattern that does not move has no hoof stride and no symmetry index.
+    let line = result["horsePose"]
+        .as_str()
+        .expect("the horse panel's pose line");
+    assert!(!line.contains("hoof stride"), "{line}");
+    assert!(line.ends_with("symmetry fore –, hind –"), "{line}");
+    for (limb, angle) in pose_model::joint_angles() {
+        let label = limb.replace('_', " ");
+        let shown: f64 = line
+            .split(&format!("{label} "))
+            .nth(1)
+            .and_then(|rest| rest.split('°').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no {label} angle in {line:?}"));
+        assert!(
+            (shown - angle).abs() <= 1.0,
+            "{label}: {angle:.1}° in {line:?}"
+        );
+        assert!(
+            line.contains(&format!("{label} {shown:.0}° (range 0°)")),
+            "{line}"
+        );
+    }
 
     // What the canvas drew is what the store holds for that PTS.
     let pts = result["pts"].as_i64().unwrap();

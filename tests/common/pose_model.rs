@@ -19,11 +19,20 @@ pub const SIDE: i64 = 256;
 pub const POSE_MODEL: &str = "rtmpose_ap10k";
 pub const POSE_FILE: &str = "rtmpose-m_ap10k_256x256.onnx";
 
-/// Network pixel (column, row) and score of keypoint `k`: distinct for every keypoint.
+/// Network pixel (column, row) and score of keypoint `k`: distinct for every keypoint. The
+/// elbows and knees (6, 9, 12, 15) sit off the line through the others, each by its own
+/// amount, so every limb has a joint angle of its own.
 pub fn peak(k: usize) -> (f64, f64, f32) {
+    let bend = match k {
+        6 => 24.0,
+        9 => -14.0,
+        12 => 36.0,
+        15 => -6.0,
+        _ => 0.0,
+    };
     (
         40.0 + 10.0 * k as f64,
-        220.0 - 9.0 * k as f64,
+        220.0 - 9.0 * k as f64 - bend,
         0.5 + k as f32 / 64.0,
     )
 }

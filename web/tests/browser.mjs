@@ -2,7 +2,8 @@
 // download) drives Debian's Chromium through the web client served by a real `horsestream api`:
 // log in, add a file stream through the form, start it, select it, and wait until the overlay
 // canvas draws horse boxes over the playing video; then save a screenshot, and change the
-// stream's alert settings (no movement after 2 min, lying down off). Prints one JSON line
+// stream's alert settings (no movement after 2 min, lying down off), and read the pose line of
+// the first horse's profile in the horse panel. Prints one JSON line
 // with what it saw ({"type":"result", …}) or {"type":"error"}; progress lines go to stderr.
 //
 // Env: HS_URL, HS_USER, HS_PASSWORD, HS_STREAM (id to create), HS_VIDEO_URL (file:///…),
@@ -90,7 +91,30 @@ try {
   await settings.getByRole("button", { name: "save" }).click();
   await page.waitForSelector('[data-testid="alert-settings"][data-saved="true"]', { timeout: 10_000 });
   log("alert settings saved");
-  out({ type: "result", ...result, streamStatus: status, h264, screenshot: env.HS_SCREENSHOT, alertSettingsSaved: true });
+
+  // The horse panel: open the first horse's profile until it shows a gait window's pose line
+  // (the profile is read when the horse is picked, so pick it again while none is stored).
+  const horses = page.locator('[data-testid="horses"]');
+  const chip = horses.locator(".chips button").first();
+  await chip.waitFor({ timeout });
+  const poseLine = horses.locator('[data-testid="horse-pose"]');
+  const until = Date.now() + timeout;
+  while (!(await poseLine.isVisible())) {
+    if (Date.now() > until) throw new Error("no gait window with pose in the horse panel");
+    await chip.click();
+    await poseLine.waitFor({ timeout: 2_000 }).catch(() => {});
+  }
+  const horsePose = await poseLine.innerText();
+  log(`horse panel: ${horsePose}`);
+  out({
+    type: "result",
+    ...result,
+    streamStatus: status,
+    h264,
+    screenshot: env.HS_SCREENSHOT,
+    alertSettingsSaved: true,
+    horsePose,
+  });
 } catch (e) {
   try {
     await page.screenshot({ path: env.HS_SCREENSHOT });
