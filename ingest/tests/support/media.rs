@@ -2,7 +2,6 @@
 //! some of them): the shared photo, a free loopback port, the ffmpeg CLI.
 #![allow(dead_code)]
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::Command;
 
