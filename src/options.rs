@@ -40,6 +40,12 @@ pub struct ModelOptions {
     /// Frames per inference call.
     #[arg(long, env = "HORSESTREAM_BATCH_SIZE", default_value_t = 8)]
     pub batch_size: usize,
+    /// Analyse every frame of every chunk, the overlap too. By default a frame that comes
+    /// again in the next chunk's overlap (same stream, pts, capture time and bytes) takes the
+    /// result found for it before; this is for measuring that, and for tests whose model
+    /// calls must see whole chunks.
+    #[arg(long, env = "HORSESTREAM_NO_OVERLAP_REUSE")]
+    pub no_overlap_reuse: bool,
     /// Run this pose model (a manifest entry of task `pose`, e.g. `rtmpose_ap10k`) on the
     /// detections of every stream. Without it, a stream runs the pose model activated for it
     /// (`PUT /api/v1/streams/{id}/model`), looked up again every 30 s. A pose model whose file

@@ -171,6 +171,10 @@ fn a_failing_model_degrades_chunks_then_analysis_resumes_and_replay_fills_them_i
             &BATCH.to_string(),
             "--model-retry-max-ms",
             "0",
+            // The model's failure is batch arithmetic over whole chunks (100, 100 and 20
+            // frames); reusing the overlap's results would leave 100, 90 and 10 to analyse,
+            // and which of them fail would depend on which chunks arrive together.
+            "--no-overlap-reuse",
         ])
         .args(topic_args(&k))
         .env("HORSESTREAM_LOG", "warn")

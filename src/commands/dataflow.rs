@@ -183,7 +183,8 @@ pub fn analyzer(
     models: &ModelOptions,
 ) -> Result<ChunkAnalyzer, DataflowError> {
     let (detector, embedder) = load_models(registry, models)?;
-    let analyzer = ChunkAnalyzer::new(detector, models.batch_size);
+    let analyzer = ChunkAnalyzer::new(detector, models.batch_size)
+        .with_overlap_reuse(!models.no_overlap_reuse);
     Ok(match embedder {
         Some(e) => analyzer.with_embedder(e),
         None => analyzer,

@@ -131,8 +131,9 @@ pub struct ChunkAnalyzer {
     retry: RetryPolicy,
     down: Option<Down>,
     metrics: Option<Arc<Metrics>>,
-    /// The results of each stream's newest frames, for the next chunk's overlap.
-    recent: Recent,
+    /// The results of each stream's newest frames, for the next chunk's overlap; `None`
+    /// when every frame is analysed.
+    recent: Option<Recent>,
 }
 
 impl std::fmt::Debug for ChunkAnalyzer {
@@ -155,8 +156,15 @@ impl ChunkAnalyzer {
             retry: RetryPolicy::default(),
             down: None,
             metrics: None,
-            recent: Recent::default(),
+            recent: Some(Recent::default()),
         }
+    }
+
+    /// Whether a frame that comes again in the next chunk's overlap takes the result found
+    /// for it before (the default) instead of being analysed again.
+    pub fn with_overlap_reuse(mut self, reuse: bool) -> Self {
+        self.recent = reuse.then(Recent::default);
+        self
     }
 
     /// Also computes an appearance embedding for every detection.
@@ -216,7 +224,9 @@ impl ChunkAnalyzer {
                     Ok((analyzer, embedder)) => {
                         self.analyzer = Some(analyzer);
                         self.embedder = embedder;
-                        self.recent = Recent::default();
+                        if let Some(recent) = &mut self.recent {
+                            *recent = Recent::default();
+                        }
                     }
                     Err(e) => return all(self.fail(format!("models not reloaded: {e}"))),
                 }
@@ -314,9 +324,10 @@ impl ChunkAnalyzer {
                         && (f2.pts_us, f2.capture_time_us) == (f.pts_us, f.capture_time_us)
                         && f2.data == f.data
                 });
+                let earlier = earlier.filter(|_| self.recent.is_some());
                 if let Some(slot) = earlier
                     .map(Slot::Same)
-                    .or_else(|| self.recent.find(stream, f))
+                    .or_else(|| self.recent.as_ref()?.find(stream, f))
                 {
                     slots.push((c, f, slot));
                     continue;
@@ -368,7 +379,9 @@ impl ChunkAnalyzer {
                     .fetch_add(reused as u64, std::sync::atomic::Ordering::Relaxed);
             }
             for ((c, f, _), frame) in slots.iter().zip(done) {
-                self.recent.remember(chunks[*c], f, &frame);
+                if let Some(recent) = &mut self.recent {
+                    recent.remember(chunks[*c], f, &frame);
+                }
                 if let Ok(out) = &mut results[*c] {
                     out.push(frame);
                 }
@@ -895,6 +908,14 @@ mod tests {
         other.stream_id = "t".into();
         a.process(&other).unwrap();
         assert_eq!(analysed.get(), 28);
+
+        // Without reuse every frame runs.
+        analysed.set(0);
+        let mut plain =
+            ChunkAnalyzer::new(Box::new(Counting(analysed.clone())), 4).with_overlap_reuse(false);
+        let both = plain.process_many(&[&span(0, 0..1000), &span(1, 800..1800)]);
+        assert_eq!(analysed.get(), 20);
+        assert_eq!(xs(both[1].as_ref().unwrap()), want);
     }
 
     /// Fails while its shared switch is on; counts its calls.
