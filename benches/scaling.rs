@@ -26,6 +26,7 @@ use std::time::Instant;
 
 use horsestream_dataflow::shard::route;
 use horsestream_ingest::{SampleSpec, make_sample_video};
+use horsestream_proto::testing::free_port;
 
 const BIN: &str = env!("CARGO_BIN_EXE_horsestream");
 const STREAMS: usize = 4;
@@ -198,23 +199,6 @@ fn env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| {
         panic!("{name} is not set: `eval \"$(bash scripts/services.sh env)\"` first")
     })
-}
-
-/// A loopback port free at the time of asking and not given out before by this process (the
-/// kernel may hand a just-freed port to the next `bind(0)`).
-fn free_port() -> u16 {
-    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
-    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
-    loop {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("a free loopback port");
-        if !given.contains(&port) {
-            given.push(port);
-            return port;
-        }
-    }
 }
 
 /// A new database next to `base` (same server), for one configuration's rows.

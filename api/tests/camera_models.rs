@@ -19,6 +19,7 @@ use horsestream_models::Manifest;
 use common::net::{bait, stub};
 use common::stores::{state_with_store, stores, unique};
 use common::*;
+use horsestream_proto::testing::free_port;
 
 struct Camera(Child);
 
@@ -26,23 +27,6 @@ impl Drop for Camera {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
-    }
-}
-
-/// A loopback port free at the time of asking and not given out before by this process (the
-/// kernel may hand a just-freed port to the next `bind(0)`).
-fn free_port() -> u16 {
-    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
-    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
-    loop {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("a free loopback port");
-        if !given.contains(&port) {
-            given.push(port);
-            return port;
-        }
     }
 }
 

@@ -17,6 +17,7 @@ use horsestream_ingest::{
     StreamStatus, ingest_live,
 };
 use horsestream_proto::FrameChunk;
+use horsestream_proto::testing::free_port;
 
 const PYTHON: &str = "/usr/bin/python3";
 const INSTALL_HINT: &str = "the test RTSP camera needs GStreamer's RTSP server: run \
@@ -24,23 +25,6 @@ const INSTALL_HINT: &str = "the test RTSP camera needs GStreamer's RTSP server: 
 
 fn script() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/rtsp-camera.py")
-}
-
-/// A loopback port free at the time of asking and not given out before by this process (the
-/// kernel may hand a just-freed port to the next `bind(0)`).
-fn free_port() -> u16 {
-    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
-    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
-    loop {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("a free loopback port");
-        if !given.contains(&port) {
-            given.push(port);
-            return port;
-        }
-    }
 }
 
 fn wall_us() -> i64 {

@@ -1,4 +1,5 @@
-//! Builders for tests of the crates downstream (feature `testing`): never used by a binary.
+//! Builders and helpers for tests of the crates downstream (feature `testing`): never used
+//! by a binary.
 
 use crate::{BoundingBox, Detection, FrameResult, ProcessedChunk};
 
@@ -53,5 +54,23 @@ pub fn chunk(
                 }
             })
             .collect(),
+    }
+}
+
+/// A loopback port free at the time of asking, and not given out before by this process:
+/// the kernel may hand the port it just freed to the next `bind(0)`, and two of a test's
+/// servers on one port do not start (CI saw a Kafka broker given one port for two listeners).
+pub fn free_port() -> u16 {
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free loopback port");
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
     }
 }

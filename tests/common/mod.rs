@@ -8,6 +8,8 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 use horsestream_ingest::{SampleInfo, SampleSpec, make_sample_video};
+#[allow(unused_imports)] // not every test file takes a port
+pub use horsestream_proto::testing::free_port;
 
 /// An environment variable the test cannot run without. Missing is a failure, not a skip.
 pub fn required_env(name: &str) -> String {
@@ -201,25 +203,6 @@ pub fn analysis(url: &str, stream: &str) -> (Vec<HorseFacts>, Vec<horsestream_si
         }
         (horses, gait)
     })
-}
-
-/// A loopback port free at the time of asking, and not given out before by this process:
-/// the kernel may hand the port it just freed to the next `bind(0)`, and two of a test's
-/// servers on one port do not start (CI saw a Kafka broker given one port for two listeners).
-pub fn free_port() -> u16 {
-    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
-    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
-    loop {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        if !given.contains(&port) {
-            given.push(port);
-            return port;
-        }
-    }
 }
 
 /// Fresh topics named after a new `unique(prefix)`, with the sample video ingested into them

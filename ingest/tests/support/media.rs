@@ -2,6 +2,8 @@
 //! some of them): the shared photo, a free loopback port, the ffmpeg CLI.
 #![allow(dead_code)]
 
+#[allow(unused_imports)] // not every test file takes a port
+pub use horsestream_proto::testing::free_port;
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -13,23 +15,6 @@ pub fn photo() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/media"))
         .join("horses.jpg")
-}
-
-/// A loopback port free at the time of asking and not given out before by this process (the
-/// kernel may hand a just-freed port to the next `bind(0)`).
-pub fn free_port() -> u16 {
-    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
-    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
-    loop {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("a free loopback port");
-        if !given.contains(&port) {
-            given.push(port);
-            return port;
-        }
-    }
 }
 
 /// Runs the ffmpeg CLI quietly (`-y`), panics with its stderr on failure; its stdout.
