@@ -305,7 +305,14 @@ pub fn store_stages(
     } else {
         horses
     };
-    Ok((tracks, horses, SinkWriter::new(rt, store, events, metrics)))
+    // The sink writes from a thread of its own, with a runtime and store of its own.
+    let sink_rt = runtime().map_err(|e| DataflowError::Setup(e.to_string()))?;
+    let sink_store = sink_rt.block_on(Store::connect(url))?;
+    Ok((
+        tracks,
+        horses,
+        SinkWriter::new(sink_rt, sink_store, events, metrics),
+    ))
 }
 
 /// The checkpoint a stream first seen at chunk `sequence` resumes from. A store that does not
