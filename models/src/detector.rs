@@ -16,6 +16,7 @@ use crate::inference;
 use crate::letterbox::{Letterbox, LetterboxSpec, letterbox_into};
 use crate::manifest::{DetectionParams, Task};
 use crate::nms::nms;
+use crate::parallel::map_slots;
 use crate::registry::{ExecutionProviderKind, LoadedModel};
 
 /// One detection in source-image pixels.
@@ -46,6 +47,8 @@ pub struct Detector {
     /// Candidates down to this score are returned too (flagged), when set.
     candidate_threshold: Option<f32>,
     nms_iou: f32,
+    /// Threads that letterbox a batch (as many as the session's).
+    threads: usize,
 }
 
 impl fmt::Debug for Detector {
@@ -82,6 +85,7 @@ impl Detector {
             path: model.path,
             session: model.session,
             execution_provider: model.execution_provider,
+            threads: model.threads,
             params,
         })
     }
@@ -137,16 +141,18 @@ impl Detector {
         Ok(detected)
     }
 
-    /// Letterboxes the frames into one `[N, 3, size, size]` batch.
+    /// Letterboxes the frames into one `[N, 3, size, size]` batch, on the session's threads.
     pub fn preprocess(&self, frames: &[RgbImage]) -> (Array4<f32>, Vec<Letterbox>) {
         let s = self.spec.size as usize;
         let mut batch = Array4::<f32>::zeros((frames.len(), 3, s, s));
         let data = batch.as_slice_mut().expect("a fresh array is contiguous");
-        let letterboxes = frames
-            .iter()
-            .zip(data.chunks_exact_mut(self.spec.tensor_len()))
-            .map(|(frame, slot)| letterbox_into(frame, &self.spec, slot))
-            .collect();
+        let letterboxes = map_slots(
+            self.threads,
+            frames,
+            data,
+            self.spec.tensor_len(),
+            |frame, slot| letterbox_into(frame, &self.spec, slot),
+        );
         (batch, letterboxes)
     }
 

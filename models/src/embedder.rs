@@ -12,6 +12,7 @@ use crate::ModelError;
 use crate::inference;
 use crate::manifest::{ReidParams, Task};
 use crate::normalize::PixelNorm;
+use crate::parallel::map_slots;
 use crate::registry::LoadedModel;
 use crate::resample::{Region, resize_region};
 
@@ -24,6 +25,8 @@ pub struct Embedder {
     output_name: String,
     /// The batch size the model fixes, if it does: crops then run in one call.
     fixed_batch: Option<usize>,
+    /// Threads that resize a batch's crops (as many as the session's).
+    threads: usize,
 }
 
 impl fmt::Debug for Embedder {
@@ -51,6 +54,7 @@ impl Embedder {
             fixed_batch: inference::fixed_batch(&entry),
             name: entry.name,
             session: model.session,
+            threads: model.threads,
             params,
         })
     }
@@ -81,11 +85,17 @@ impl Embedder {
         let plane_len = w as usize * h as usize;
         let mut batch = Array4::<f32>::zeros((crops.len(), 3, h as usize, w as usize));
         let data = batch.as_slice_mut().expect("a fresh array is contiguous");
-        for (&(frame, region), slot) in crops.iter().zip(data.chunks_exact_mut(3 * plane_len)) {
-            resize_region(frame, region, w, h, |y, x, rgb| {
-                self.norm.store(slot, plane_len, y * w as usize + x, rgb);
-            });
-        }
+        map_slots(
+            self.threads,
+            crops,
+            data,
+            3 * plane_len,
+            |&(frame, region), slot| {
+                resize_region(frame, region, w, h, |y, x, rgb| {
+                    self.norm.store(slot, plane_len, y * w as usize + x, rgb);
+                });
+            },
+        );
         batch
     }
 

@@ -12,6 +12,7 @@ pub mod letterbox;
 pub mod manifest;
 pub mod nms;
 mod normalize;
+mod parallel;
 pub mod pose;
 mod registry;
 mod resample;

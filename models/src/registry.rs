@@ -79,6 +79,9 @@ pub struct LoadedModel {
     pub session: Session,
     /// The provider the session really runs on.
     pub execution_provider: ExecutionProviderKind,
+    /// Threads the model's work may use: its session's intra-op threads, and the threads that
+    /// prepare its input ([`ModelsConfig::intra_threads`], else the machine's cores).
+    pub threads: usize,
 }
 
 impl LoadedModel {
@@ -242,11 +245,15 @@ impl ModelRegistry {
             intra_spinning = ?self.intra_spinning,
             "model loaded"
         );
+        let threads = self.intra_threads.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        });
         Ok(LoadedModel {
             entry,
             path,
             session,
             execution_provider,
+            threads,
         })
     }
 
