@@ -501,7 +501,10 @@ impl WriterThread {
     }
 
     fn send(&self, outcome: Outcome) {
-        let sent = self.outcomes.as_ref().is_some_and(|tx| tx.send(outcome).is_ok());
+        let sent = self
+            .outcomes
+            .as_ref()
+            .is_some_and(|tx| tx.send(outcome).is_ok());
         if !sent {
             panic!("the sink thread stopped: outcomes can no longer be stored");
         }
