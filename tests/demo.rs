@@ -41,6 +41,25 @@ fn demo_processes_a_video_with_no_servers() {
         events.contains(&format!("{} metrics:update", field("gait"))),
         "{events}"
     );
+    // Every chunk's horses are tracked: a chunk that overtook the one before it found its
+    // frames taken for already tracked and stored all its boxes without track ids.
+    let frames = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let store = horsestream_sinks::Store::connect(&store).await.unwrap();
+        store.frames("demo").await.unwrap()
+    });
+    let mut tracked = std::collections::BTreeMap::<&str, (usize, usize)>::new();
+    for f in &frames {
+        let e = tracked.entry(f.chunk_id.as_str()).or_default();
+        e.0 += f.track_ids.len();
+        e.1 += f.track_ids.iter().flatten().count();
+    }
+    assert_eq!(tracked.len(), 3, "{tracked:?}");
+    assert!(
+        tracked
+            .values()
+            .all(|&(boxes, with_id)| with_id * 2 > boxes),
+        "chunk: (boxes, boxes with a track id) {tracked:?}"
+    );
 }
 
 #[test]

@@ -118,7 +118,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let models = args.models.clone();
     let m = metrics.clone();
     let sink_url = url.clone();
-    let result = horsestream_dataflow::run(&cfg, metrics.clone(), move |_index, _peers| {
+    let result = horsestream_dataflow::run(&cfg, metrics.clone(), move |index, _peers| {
         // The demo's store is new on every run: nothing to resume, no checkpoints.
         let (tracks, horses, sink) = store_stages(
             &sink_url,
@@ -127,7 +127,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             false,
         )?;
         Ok(WorkerParts {
-            source: bus.clone(),
+            source: bus.for_worker(index),
             analyzer: analyzer(&registry, &models)?
                 .with_pose(pose_stage(&registry, &models, &sink_url)?),
             tracks,
