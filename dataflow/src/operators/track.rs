@@ -158,6 +158,8 @@ impl StreamTracks {
             .streams
             .get_mut(&chunk.stream_id)
             .expect("inserted above");
+        // Frames behind the tracker whose ids are no longer (or never were) remembered.
+        let mut forgotten = 0;
         for frame in &mut chunk.frames {
             if state.last_pts_us.is_some_and(|last| frame.pts_us <= last) {
                 // Already tracked (overlap, or a replayed chunk): reuse the ids given then.
@@ -167,6 +169,8 @@ impl StreamTracks {
                     for (d, id) in frame.detections.iter_mut().zip(ids) {
                         d.track_id = *id;
                     }
+                } else if !frame.detections.is_empty() {
+                    forgotten += 1;
                 }
                 continue;
             }
@@ -197,6 +201,13 @@ impl StreamTracks {
                 state.recent.pop_front();
             }
             state.last_pts_us = Some(frame.pts_us);
+        }
+        if forgotten > 0 {
+            // A chunk that reached its stream's worker after a later one: its boxes keep no
+            // track ids. Sources must deliver a stream's chunks in order (one Kafka partition,
+            // one reader of the in-process bus); this says when they did not.
+            tracing::warn!(stream = %chunk.stream_id, chunk = chunk.sequence, frames = forgotten,
+                "frames behind the stream's tracker and no longer remembered: their boxes have no track ids");
         }
         for frame in &mut chunk.frames {
             drop_untracked_candidates(frame);
