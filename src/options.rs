@@ -73,10 +73,7 @@ impl ModelOptions {
             model_dir: self.model_dir.clone(),
             manifest: self.manifest.clone(),
             ort_dylib: self.ort_dylib.clone(),
-            intra_threads: Some(
-                self.intra_threads
-                    .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
-            ),
+            intra_threads: Some(self.intra_threads.unwrap_or_else(horsestream_models::cores)),
             intra_spinning: Some(workers <= 1),
             execution_provider: ep,
         })?;

@@ -30,6 +30,7 @@ pub use manifest::{
 pub use nms::{Candidate, iou, nms};
 pub use pose::{AP10K_KEYPOINTS, Keypoint, Pose, PoseEstimator};
 pub use registry::{
-    ExecutionProviderKind, LoadedModel, MODEL_DIR_ENV, ModelRegistry, ModelsConfig, sha256_file,
+    ExecutionProviderKind, LoadedModel, MODEL_DIR_ENV, ModelRegistry, ModelsConfig, cores,
+    sha256_file,
 };
 pub use runtime::{ORT_DYLIB_ENV, default_dylib_path, init_runtime, resolve_dylib_path};

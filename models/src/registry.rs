@@ -61,6 +61,12 @@ pub struct ModelsConfig {
     pub execution_provider: ExecutionProviderKind,
 }
 
+/// The cores this process may use: the thread count of a model's work when
+/// [`ModelsConfig::intra_threads`] is unset.
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+}
+
 /// Finds, verifies and opens the models of one manifest in one directory.
 #[derive(Debug, Clone)]
 pub struct ModelRegistry {
@@ -245,9 +251,7 @@ impl ModelRegistry {
             intra_spinning = ?self.intra_spinning,
             "model loaded"
         );
-        let threads = self.intra_threads.unwrap_or_else(|| {
-            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
-        });
+        let threads = self.intra_threads.unwrap_or_else(cores);
         Ok(LoadedModel {
             entry,
             path,
