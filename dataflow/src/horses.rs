@@ -36,6 +36,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
+use differential_dataflow::difference::Semigroup;
 use horsestream_proto::{BoundingBox, Keypoint, ProcessedChunk};
 use horsestream_sinks::{AlertRules, Severity, Zone};
 use serde::{Deserialize, Serialize};
@@ -44,6 +45,7 @@ use crate::gait::{
     Calibration, ClassSmoother, GaitAnalyzer, GaitClass, GaitConfig, GaitError, GaitMetrics,
     TrackSample, kinematics::ground_contact, secs_to_us,
 };
+use crate::totals::GaitSum;
 use crate::tracking::gallery::{Gallery, inv_norm};
 
 /// Tuning of identities, gait windows and alert rules.
@@ -116,27 +118,14 @@ pub struct HorseGait {
     pub metrics: GaitMetrics,
 }
 
-/// What a horse has done in one speed unit over all its gait windows.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct GaitTotals {
-    pub windows: u64,
-    /// Path length (`unit` × s), each stretch counted once although windows overlap.
-    pub distance: f64,
-    /// Seconds in each gait class (`walk`, `trot`, …): a window adds the time since the end
-    /// of the horse's previous window (all of itself for the first), so the seconds add up
-    /// to the time the horse's windows cover.
-    pub seconds: BTreeMap<String, f64>,
-}
-
-/// A horse's totals after a chunk that added gait windows to them.
+/// What a chunk adds to a horse's totals in one speed unit, for the differential collection
+/// of totals ([`crate::totals`]): a new gait window, or, on a stream's first chunk after it
+/// was restored from a checkpoint, the horse's totals as the checkpoint kept them (the seed).
 #[derive(Debug, Clone, PartialEq)]
-pub struct HorseTotals {
+pub struct HorseSum {
     pub number: u32,
-    /// End of the newest window counted, capture time µs.
-    pub through_us: i64,
-    /// Per speed unit (`metres_per_second`, …): a calibration set or removed midway starts
-    /// another unit instead of mixing them.
-    pub by_unit: BTreeMap<String, GaitTotals>,
+    pub unit: String,
+    pub sum: GaitSum,
 }
 
 /// An alert rule that fired in this chunk.
@@ -158,8 +147,8 @@ pub struct ChunkAnalysis {
     pub horses: Vec<HorseSeen>,
     pub gait: Vec<HorseGait>,
     pub alerts: Vec<AlertFired>,
-    /// The totals of every horse that has new gait windows in this chunk.
-    pub totals: Vec<HorseTotals>,
+    /// What the chunk adds to its horses' totals.
+    pub sums: Vec<HorseSum>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -180,8 +169,9 @@ struct Horse {
     flat_alerted: bool,
     /// Whether the horse was inside a zone at its last sighting.
     in_zone: Option<bool>,
-    /// Over every gait window so far, per speed unit.
-    totals: BTreeMap<String, GaitTotals>,
+    /// Over every gait window so far, per speed unit: kept only to seed the differential
+    /// collection of totals when the stream is restored from a checkpoint.
+    totals: BTreeMap<String, GaitSum>,
 }
 
 #[derive(Debug)]
@@ -271,11 +261,22 @@ impl StreamHorses {
         chunk: &ProcessedChunk,
         restored: Option<Vec<u8>>,
     ) -> (ChunkAnalysis, Option<Vec<u8>>) {
+        let mut seeds = Vec::new();
         if let Some(bytes) = restored
             && !self.streams.contains_key(&chunk.stream_id)
         {
             match crate::checkpoint::decode::<Snapshot>(&bytes) {
                 Ok(snapshot) => {
+                    // The restored totals, added once to the (empty) collection of totals.
+                    for h in &snapshot.horses {
+                        for (unit, sum) in &h.totals {
+                            seeds.push(HorseSum {
+                                number: h.number,
+                                unit: unit.clone(),
+                                sum: sum.clone(),
+                            });
+                        }
+                    }
                     let mut state = self.new_state(&chunk.stream_id);
                     state.horses = snapshot.horses;
                     state.by_track = snapshot.by_track;
@@ -286,7 +287,9 @@ impl StreamHorses {
                     "checkpoint unreadable, the stream's horses start afresh"),
             }
         }
-        let analysis = self.process(chunk);
+        let mut analysis = self.process(chunk);
+        seeds.append(&mut analysis.sums);
+        analysis.sums = seeds;
         let state = self.checkpoints.then(|| {
             let state = &self.streams[&chunk.stream_id];
             crate::checkpoint::encode(&SnapshotRef {
@@ -447,23 +450,14 @@ impl StreamHorses {
             out.horses.push(h);
         }
         for idx in touched {
-            let horse = &mut state.horses[idx];
-            let windows = out.gait.len();
             gait_windows(
                 cfg,
                 &state.analyzer,
                 &state.profile.rules,
                 &chunk.stream_id,
-                horse,
+                &mut state.horses[idx],
                 &mut out,
             );
-            if out.gait.len() > windows {
-                out.totals.push(HorseTotals {
-                    number: horse.number,
-                    through_us: horse.last_window_end,
-                    by_unit: horse.totals.clone(),
-                });
-            }
         }
         out
     }
@@ -652,7 +646,8 @@ fn gait_windows(
             let class = horse.smoother.push(m.raw_class);
             // The time this window adds to the horse's history: since its previous window
             // ended (windows overlap by window − hop), all of it for the first.
-            let new_s = (m.end_us - m.start_us.max(horse.last_window_end)) as f64 * 1e-6;
+            let new_us = m.end_us - m.start_us.max(horse.last_window_end);
+            let new_s = new_us as f64 * 1e-6;
             // Each window is analysed on its own, so the analyser's `new_distance` is its
             // whole path; the distance it adds is its mean speed over the time it adds.
             let metrics = GaitMetrics {
@@ -660,13 +655,18 @@ fn gait_windows(
                 new_distance: m.speed * new_s,
                 ..m
             };
-            let totals = horse
+            let sum = GaitSum::window(class.as_str(), new_us, metrics.new_distance, m.end_us);
+            let unit = metrics.unit.as_str().to_owned();
+            horse
                 .totals
-                .entry(metrics.unit.as_str().to_owned())
-                .or_default();
-            totals.windows += 1;
-            totals.distance += metrics.new_distance;
-            *totals.seconds.entry(class.as_str().to_owned()).or_default() += new_s;
+                .entry(unit.clone())
+                .or_default()
+                .plus_equals(&sum);
+            out.sums.push(HorseSum {
+                number: horse.number,
+                unit,
+                sum,
+            });
             horse.last_window_end = m.end_us;
             if class == GaitClass::Standstill {
                 let since = *horse.still_since.get_or_insert(m.start_us);
@@ -922,24 +922,26 @@ mod tests {
         let first = h.process(&chunk(0, 0, 120, at));
         let second = h.process(&chunk(1, 110, 230, at));
         let gait: Vec<&HorseGait> = first.gait.iter().chain(&second.gait).collect();
-        assert_eq!(second.totals.len(), 1, "{:?}", second.totals);
-        let totals = &second.totals[0];
-        assert_eq!(totals.number, 1);
-        assert_eq!(totals.through_us, gait.last().unwrap().end_us);
-        assert_eq!(totals.by_unit.len(), 1, "{:?}", totals.by_unit);
-        let t = &totals.by_unit[crate::gait::SpeedUnit::MetresPerSecond.as_str()];
+        // One sum per window, all of Horse_1 in metres.
+        assert_eq!(first.sums.len(), first.gait.len());
+        assert_eq!(second.sums.len(), second.gait.len());
+        let mut t = GaitSum::default();
+        for s in first.sums.iter().chain(&second.sums) {
+            assert_eq!(s.number, 1);
+            assert_eq!(s.unit, crate::gait::SpeedUnit::MetresPerSecond.as_str());
+            t.plus_equals(&s.sum);
+        }
+        assert_eq!(t.through_us, Some(gait.last().unwrap().end_us));
         assert_eq!(t.windows as usize, gait.len());
         // The seconds cover the windows' span once, although each window is 4 s long.
         let covered = (gait.last().unwrap().end_us - gait[0].start_us) as f64 * 1e-6;
-        let seconds: f64 = t.seconds.values().sum();
+        let seconds: f64 = t.seconds().values().sum();
         assert!((seconds - covered).abs() < 1e-9, "{seconds} vs {covered}");
         let walked: f64 = gait.iter().map(|g| g.metrics.new_distance).sum();
-        assert!((t.distance - walked).abs() < 1e-9);
-        assert!((t.distance - 2.0 * covered).abs() < 0.1 * covered, "{t:?}");
-        // The first chunk's totals were those of its own windows.
-        assert_eq!(
-            first.totals[0].by_unit.values().next().unwrap().windows as usize,
-            first.gait.len()
+        assert!((t.distance() - walked).abs() < 1e-5, "{t:?} vs {walked}");
+        assert!(
+            (t.distance() - 2.0 * covered).abs() < 0.1 * covered,
+            "{t:?}"
         );
     }
 
@@ -1133,7 +1135,25 @@ mod tests {
 
         let mut second =
             horses(HorseConfig::default(), StreamProfile::default()).with_checkpoints();
-        assert_eq!(second.process_checkpointed(&b, saved).0, expected[1]);
+        let mut resumed = second.process_checkpointed(&b, saved).0;
+        // The restored stream first adds the totals the checkpoint kept, once: chunk 0's sums
+        // (all of Horse_1, in one unit) added up.
+        let seeds: Vec<HorseSum> = resumed.sums.drain(..1).collect();
+        let mut before = GaitSum::default();
+        expected[0]
+            .sums
+            .iter()
+            .for_each(|s| before.plus_equals(&s.sum));
+        assert!(before.windows > 0, "{:?}", expected[0]);
+        assert_eq!(
+            seeds,
+            vec![HorseSum {
+                number: 1,
+                unit: expected[0].sums[0].unit.clone(),
+                sum: before,
+            }]
+        );
+        assert_eq!(resumed, expected[1]);
         assert_eq!(second.process_checkpointed(&c, None).0, expected[2]);
 
         // Started afresh at chunk 1, the returning bay would be Horse_1 under another number.

@@ -13,6 +13,7 @@ pub mod panics;
 mod run;
 pub mod shard;
 pub mod source;
+pub mod totals;
 pub mod tracking;
 
 pub use error::DataflowError;

@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use timely::dataflow::operators::{Exchange, Input, Probe};
+use timely::dataflow::operators::{Concat, Exchange, Input, Probe};
 use timely::dataflow::{InputHandle, ProbeHandle};
 use tracing::info;
 
@@ -14,6 +14,7 @@ use crate::operators::decode::DecodeChunks;
 use crate::operators::detect::{ChunkAnalyzer, Detect};
 use crate::operators::horses::Horses;
 use crate::operators::sink::{SinkWriter, StoreAndPublish};
+use crate::operators::totals::GaitTotals;
 use crate::operators::track::{StreamTracks, Track};
 use crate::shard::route;
 use crate::source::{ChunkSource, Poll, Positions, Record};
@@ -134,14 +135,18 @@ fn drive<S: ChunkSource>(
     let mut input = InputHandle::new();
     let probe = ProbeHandle::new();
     worker.dataflow::<u64, _, _>(|scope| {
-        scope
+        let (outcomes, sums) = scope
             .input_from(&mut input)
             .container::<Vec<Record>>()
             .exchange(|r: &Record| route(&r.key))
             .decode_chunks(cfg.window_us, metrics.clone())
             .detect(analyzer, metrics.clone())
             .track(tracks)
-            .horses(horses)
+            .horses(horses);
+        // The totals' changes of an epoch reach the sink after the epoch's chunks (they are
+        // computed once the epoch is complete), so the horses they name are stored already.
+        outcomes
+            .concat(sums.gait_totals())
             .store_and_publish(sink)
             .probe_with(&probe);
     });

@@ -37,6 +37,7 @@ use tracing::{error, warn};
 
 use super::{Degraded, Outcome, Processed, chunk_span};
 use crate::Metrics;
+use crate::totals::TotalsUpdate;
 
 /// The sink's logic: a store, an event publisher and a small runtime to drive them. It runs
 /// on the sink's own thread ([`StoreAndPublish`]), so it owns its runtime and store.
@@ -49,7 +50,12 @@ pub struct SinkWriter {
     /// Streams of this worker whose last chunk was degraded: their next processed chunk
     /// announces that analysis resumed.
     degraded: RefCell<BTreeSet<String>>,
+    /// Row ids of the horses this sink stored, by stream and number, for their totals.
+    horse_ids: RefCell<BTreeMap<(String, u32), i64>>,
 }
+
+/// Horses whose ids the sink remembers; past that it forgets them all and looks up again.
+const MAX_HORSE_IDS: usize = 65_536;
 
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
@@ -69,6 +75,7 @@ impl SinkWriter {
             events,
             metrics,
             degraded: RefCell::default(),
+            horse_ids: RefCell::default(),
         }
     }
 
@@ -108,6 +115,7 @@ impl SinkWriter {
                     .operator_latency("sink", start.elapsed().as_secs_f64());
             }
             Outcome::Failed(e) => self.write_failed(e),
+            Outcome::Totals(t) => self.write_totals(t),
             Outcome::Degraded(d) => {
                 let span = chunk_span("sink", &d.trace_id, &d.chunk.chunk_id());
                 let _entered = span.enter();
@@ -189,26 +197,6 @@ impl SinkWriter {
             }
             horses.insert(h.number, horse);
         }
-        // Each horse's totals after the chunk (from the checkpointed horse state).
-        let mut totals = 0;
-        for t in &a.totals {
-            let Some(horse) = horses.get(&t.number) else {
-                continue;
-            };
-            let rows: Vec<HorseTotalsRow> = t
-                .by_unit
-                .iter()
-                .map(|(unit, g)| HorseTotalsRow {
-                    unit: unit.clone(),
-                    windows: g.windows as i64,
-                    distance: g.distance,
-                    seconds: g.seconds.clone(),
-                    through: time(t.through_us),
-                })
-                .collect();
-            self.store.put_horse_totals(horse.id, &rows).await?;
-            totals += rows.len();
-        }
         let gait: Vec<GaitRow> = a
             .gait
             .iter()
@@ -243,11 +231,17 @@ impl SinkWriter {
                     .await?,
             );
         }
+        let mut ids = self.horse_ids.borrow_mut();
+        if ids.len() >= MAX_HORSE_IDS {
+            ids.clear();
+        }
+        for (&number, h) in &horses {
+            ids.insert((chunk.stream_id.clone(), number), h.id);
+        }
         Ok(Stored {
             horses,
             gait,
             alerts,
-            totals,
         })
     }
 
@@ -285,7 +279,6 @@ impl SinkWriter {
                 .count() as u64,
         );
         m.sink_rows("gait_metrics", stored.gait.len() as u64);
-        m.sink_rows("horse_totals", stored.totals as u64);
         m.sink_rows("alerts", stored.alerts.len() as u64);
         m.frames_out(
             &chunk.stream_id,
@@ -318,6 +311,53 @@ impl SinkWriter {
         }
     }
 
+    /// Writes a horse's totals in one unit as the differential collection holds them after
+    /// an epoch. The horse's row was stored with the chunk that made the change, before (the
+    /// sink writes in arrival order); a horse not in [`Self::horse_ids`] (a restored stream's
+    /// seed) is looked up.
+    fn write_totals(&self, t: &TotalsUpdate) {
+        let m = &self.metrics;
+        let key = (t.stream_id.clone(), t.number);
+        let cached = self.horse_ids.borrow().get(&key).copied();
+        let id = match cached {
+            Some(id) => Some(id),
+            None => match self.with_retry("horses", || self.store.horse_id(&t.stream_id, t.number))
+            {
+                Ok(id) => {
+                    if let Some(id) = id {
+                        self.horse_ids.borrow_mut().insert(key, id);
+                    }
+                    id
+                }
+                Err(e) => {
+                    error!(stream = %t.stream_id, error = %e, "horse could not be read");
+                    None
+                }
+            },
+        };
+        let Some(id) = id else {
+            m.dropped("totals");
+            error!(stream = %t.stream_id, horse = t.number, "totals of an unknown horse not stored");
+            return;
+        };
+        let row = HorseTotalsRow {
+            unit: t.unit.clone(),
+            windows: t.totals.windows,
+            distance: t.totals.distance(),
+            seconds: t.totals.seconds(),
+            through: time(t.totals.through_us.unwrap_or_default()),
+        };
+        match self.with_retry("totals", || {
+            self.store.put_horse_totals(id, std::slice::from_ref(&row))
+        }) {
+            Ok(()) => m.sink_rows("horse_totals", 1),
+            Err(e) => {
+                m.dropped("totals");
+                error!(stream = %t.stream_id, horse = t.number, error = %e, "totals not stored");
+            }
+        }
+    }
+
     fn write_failed(&self, e: &ChunkErrorRecord) {
         self.metrics.chunk_errors.fetch_add(1, Relaxed);
         self.metrics.dropped(&e.stage);
@@ -336,8 +376,6 @@ struct Stored {
     horses: BTreeMap<u32, Horse>,
     gait: Vec<GaitRow>,
     alerts: Vec<Alert>,
-    /// `horse_totals` rows written.
-    totals: usize,
 }
 
 /// The live events of a stored chunk, in the order a client wants them: the chunk, its boxes,

@@ -1,8 +1,8 @@
 //! Per-horse gait totals (`horse_totals`): per speed unit, the windows, distance and seconds
-//! in each gait class over all of a horse's gait windows. The dataflow keeps them in its horse
-//! state, checkpointed with every chunk, so they are exact across crashes; the sink writes
-//! them after each chunk that adds windows. A write never replaces newer totals (`through`),
-//! so a replay of older chunks leaves them alone.
+//! in each gait class over all of a horse's gait windows. The dataflow maintains them as a
+//! differential collection (seeded from its checkpoints after a restart, so they are exact
+//! across crashes); the sink writes each change. A write never replaces newer totals
+//! (`through`), so a replay of older chunks leaves them alone.
 
 use std::collections::BTreeMap;
 
@@ -88,6 +88,16 @@ impl PgStore {
         Ok(())
     }
 
+    async fn horse_id(&self, stream_id: &str, number: u32) -> Result<Option<i64>, SinkError> {
+        Ok(
+            sqlx::query_scalar("SELECT id FROM horses WHERE stream_id = $1 AND number = $2")
+                .bind(stream_id)
+                .bind(number as i32)
+                .fetch_optional(self.pool())
+                .await?,
+        )
+    }
+
     async fn horse_totals(&self, horse_id: i64) -> Result<Vec<HorseTotalsRow>, SinkError> {
         let rows = sqlx::query(
             "SELECT unit, windows, distance, seconds::text AS seconds, through \
@@ -139,6 +149,16 @@ impl SqliteStore {
         Ok(())
     }
 
+    async fn horse_id(&self, stream_id: &str, number: u32) -> Result<Option<i64>, SinkError> {
+        Ok(
+            sqlx::query_scalar("SELECT id FROM horses WHERE stream_id = ?1 AND number = ?2")
+                .bind(stream_id)
+                .bind(number)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
     async fn horse_totals(&self, horse_id: i64) -> Result<Vec<HorseTotalsRow>, SinkError> {
         let rows = sqlx::query(
             "SELECT unit, windows, distance, seconds, through_us \
@@ -176,6 +196,11 @@ impl Store {
             return Ok(());
         }
         dispatch!(self.put_horse_totals(horse_id, rows))
+    }
+
+    /// The row id of horse `number` of a stream, if it was stored.
+    pub async fn horse_id(&self, stream_id: &str, number: u32) -> Result<Option<i64>, SinkError> {
+        dispatch!(self.horse_id(stream_id, number))
     }
 
     /// A horse's totals, one row per speed unit it has been measured in.
