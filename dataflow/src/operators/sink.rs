@@ -335,8 +335,8 @@ impl SinkWriter {
                 }
             },
         };
+        // Not a chunk dropped: the next change of the horse's totals writes them whole.
         let Some(id) = id else {
-            m.dropped("totals");
             error!(stream = %t.stream_id, horse = t.number, "totals of an unknown horse not stored");
             return;
         };
@@ -352,7 +352,6 @@ impl SinkWriter {
         }) {
             Ok(()) => m.sink_rows("horse_totals", 1),
             Err(e) => {
-                m.dropped("totals");
                 error!(stream = %t.stream_id, horse = t.number, error = %e, "totals not stored");
             }
         }
