@@ -183,8 +183,13 @@ pub fn analyzer(
     models: &ModelOptions,
 ) -> Result<ChunkAnalyzer, DataflowError> {
     let (detector, embedder) = load_models(registry, models)?;
+    // A worker decodes a batch's frames on as many threads as its sessions run on.
+    let threads = models
+        .intra_threads
+        .unwrap_or_else(horsestream_models::cores);
     let analyzer = ChunkAnalyzer::new(detector, models.batch_size)
-        .with_overlap_reuse(!models.no_overlap_reuse);
+        .with_overlap_reuse(!models.no_overlap_reuse)
+        .with_decode_threads(threads);
     Ok(match embedder {
         Some(e) => analyzer.with_embedder(e),
         None => analyzer,
