@@ -27,8 +27,8 @@ pub enum Outcome {
     Failed(ChunkErrorRecord),
     /// Not analysed because a model was unavailable: recorded as degraded, kept for a replay.
     Degraded(Degraded),
-    /// A horse's gait totals changed by an epoch, from the differential collection of totals.
-    Totals(crate::totals::TotalsUpdate),
+    /// Horses' gait totals changed by an epoch, from the differential collection of totals.
+    Totals(Vec<crate::totals::TotalsUpdate>),
 }
 
 /// A chunk the detector could not analyse because a model failed (session error, model file

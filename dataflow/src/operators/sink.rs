@@ -311,48 +311,49 @@ impl SinkWriter {
         }
     }
 
-    /// Writes a horse's totals in one unit as the differential collection holds them after
-    /// an epoch. The horse's row was stored with the chunk that made the change, before (the
-    /// sink writes in arrival order); a horse not in [`Self::horse_ids`] (a restored stream's
-    /// seed) is looked up.
-    fn write_totals(&self, t: &TotalsUpdate) {
-        let m = &self.metrics;
-        let key = (t.stream_id.clone(), t.number);
-        let cached = self.horse_ids.borrow().get(&key).copied();
-        let id = match cached {
-            Some(id) => Some(id),
-            None => match self.with_retry("horses", || self.store.horse_id(&t.stream_id, t.number))
-            {
-                Ok(id) => {
-                    if let Some(id) = id {
-                        self.horse_ids.borrow_mut().insert(key, id);
-                    }
-                    id
+    /// Writes horses' totals as the differential collection holds them after an epoch, in
+    /// one transaction. A horse's row was stored with the chunk that made the change, before
+    /// (the sink writes in arrival order); a horse not in [`Self::horse_ids`] (a restored
+    /// stream's seed) is looked up.
+    fn write_totals(&self, totals: &[TotalsUpdate]) {
+        let mut rows = Vec::with_capacity(totals.len());
+        for t in totals {
+            // Not a chunk dropped: the horse's next change writes its totals whole.
+            let Some(id) = self.horse_id(&t.stream_id, t.number) else {
+                error!(stream = %t.stream_id, horse = t.number, "totals of an unknown horse not stored");
+                continue;
+            };
+            let row = HorseTotalsRow {
+                unit: t.unit.clone(),
+                windows: t.totals.windows,
+                distance: t.totals.distance(),
+                seconds: t.totals.seconds(),
+                through: time(t.totals.through_us.unwrap_or_default()),
+            };
+            rows.push((id, row));
+        }
+        match self.with_retry("totals", || self.store.put_totals(&rows)) {
+            Ok(()) => self.metrics.sink_rows("horse_totals", rows.len() as u64),
+            Err(e) => error!(horses = rows.len(), error = %e, "totals not stored"),
+        }
+    }
+
+    /// The row id of horse `number` of `stream_id`, remembered or read.
+    fn horse_id(&self, stream_id: &str, number: u32) -> Option<i64> {
+        let key = (stream_id.to_owned(), number);
+        if let Some(&id) = self.horse_ids.borrow().get(&key) {
+            return Some(id);
+        }
+        match self.with_retry("horses", || self.store.horse_id(stream_id, number)) {
+            Ok(id) => {
+                if let Some(id) = id {
+                    self.horse_ids.borrow_mut().insert(key, id);
                 }
-                Err(e) => {
-                    error!(stream = %t.stream_id, error = %e, "horse could not be read");
-                    None
-                }
-            },
-        };
-        // Not a chunk dropped: the next change of the horse's totals writes them whole.
-        let Some(id) = id else {
-            error!(stream = %t.stream_id, horse = t.number, "totals of an unknown horse not stored");
-            return;
-        };
-        let row = HorseTotalsRow {
-            unit: t.unit.clone(),
-            windows: t.totals.windows,
-            distance: t.totals.distance(),
-            seconds: t.totals.seconds(),
-            through: time(t.totals.through_us.unwrap_or_default()),
-        };
-        match self.with_retry("totals", || {
-            self.store.put_horse_totals(id, std::slice::from_ref(&row))
-        }) {
-            Ok(()) => m.sink_rows("horse_totals", 1),
+                id
+            }
             Err(e) => {
-                error!(stream = %t.stream_id, horse = t.number, error = %e, "totals not stored");
+                error!(stream = stream_id, error = %e, "horse could not be read");
+                None
             }
         }
     }

@@ -4,8 +4,11 @@
 
 use differential_dataflow::AsCollection;
 use differential_dataflow::operators::CountTotal;
+use timely::container::CapacityContainerBuilder;
 use timely::dataflow::StreamVec;
+use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::Exchange;
+use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::vec::Map;
 
 use super::Outcome;
@@ -40,7 +43,20 @@ impl<'scope> GaitTotals<'scope> for StreamVec<'scope, u64, SumUpdate<u64>> {
                 },
             )
             .exchange(|t: &TotalsUpdate| route(t.stream_id.as_bytes()))
-            .map(Outcome::Totals)
+            // One outcome per message, written by the sink in one transaction.
+            .unary::<CapacityContainerBuilder<Vec<Outcome>>, _, _, _>(
+                Pipeline,
+                "TotalsBatch",
+                |_cap, _info| {
+                    |input, output| {
+                        input.for_each(|cap, data| {
+                            output
+                                .session(&cap)
+                                .give(Outcome::Totals(std::mem::take(data)));
+                        });
+                    }
+                },
+            )
     }
 }
 
@@ -97,10 +113,12 @@ mod tests {
                         if let Ok((stamp, data)) = event {
                             let time = *stamp.least().expect("a time");
                             for o in data {
-                                let Outcome::Totals(t) = o else {
+                                let Outcome::Totals(ts) = o else {
                                     panic!("not totals: {o:?}")
                                 };
-                                out.lock().unwrap().push((index, time, t.clone()));
+                                for t in ts {
+                                    out.lock().unwrap().push((index, time, t.clone()));
+                                }
                             }
                         }
                     })

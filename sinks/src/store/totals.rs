@@ -60,13 +60,9 @@ fn seconds_from(text: &str) -> Result<BTreeMap<String, f64>, SinkError> {
 }
 
 impl PgStore {
-    async fn put_horse_totals(
-        &self,
-        horse_id: i64,
-        rows: &[HorseTotalsRow],
-    ) -> Result<(), SinkError> {
+    async fn put_totals(&self, rows: &[(i64, HorseTotalsRow)]) -> Result<(), SinkError> {
         let mut tx = self.pool().begin().await?;
-        for r in rows {
+        for (horse_id, r) in rows.iter().map(|(h, r)| (*h, r)) {
             sqlx::query(
                 "INSERT INTO horse_totals (horse_id, unit, windows, distance, seconds, through) \
                  VALUES ($1, $2, $3, $4, $5::jsonb, $6) \
@@ -121,13 +117,9 @@ impl PgStore {
 }
 
 impl SqliteStore {
-    async fn put_horse_totals(
-        &self,
-        horse_id: i64,
-        rows: &[HorseTotalsRow],
-    ) -> Result<(), SinkError> {
+    async fn put_totals(&self, rows: &[(i64, HorseTotalsRow)]) -> Result<(), SinkError> {
         let mut tx = self.begin_write().await?;
-        for r in rows {
+        for (horse_id, r) in rows.iter().map(|(h, r)| (*h, r)) {
             sqlx::query(
                 "INSERT INTO horse_totals (horse_id, unit, windows, distance, seconds, through_us) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
@@ -189,13 +181,20 @@ impl Store {
         horse_id: i64,
         rows: &[HorseTotalsRow],
     ) -> Result<(), SinkError> {
-        for r in rows {
+        let rows: Vec<(i64, HorseTotalsRow)> = rows.iter().map(|r| (horse_id, r.clone())).collect();
+        self.put_totals(&rows).await
+    }
+
+    /// Writes the totals of several horses (`(horse id, row)`) in one transaction, each as
+    /// [`Self::put_horse_totals`] would.
+    pub async fn put_totals(&self, rows: &[(i64, HorseTotalsRow)]) -> Result<(), SinkError> {
+        for (_, r) in rows {
             check(r)?;
         }
         if rows.is_empty() {
             return Ok(());
         }
-        dispatch!(self.put_horse_totals(horse_id, rows))
+        dispatch!(self.put_totals(rows))
     }
 
     /// The row id of horse `number` of a stream, if it was stored.
