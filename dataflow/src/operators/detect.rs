@@ -323,11 +323,9 @@ impl ChunkAnalyzer {
             let stream = chunks[c].stream_id.as_str();
             let covered = self.recent.as_ref().is_some_and(|recent| {
                 recent.has(stream, f)
-                    || want.iter().any(|&(c2, f2)| {
-                        chunks[c2].stream_id == stream
-                            && (f2.pts_us, f2.capture_time_us) == (f.pts_us, f.capture_time_us)
-                            && f2.data == f.data
-                    })
+                    || want
+                        .iter()
+                        .any(|&(c2, f2)| same_bytes(chunks[c2], f2, stream, f))
             });
             if !covered {
                 want.push((c, f));
@@ -387,11 +385,9 @@ impl ChunkAnalyzer {
                     continue;
                 }
                 let stream = chunks[c].stream_id.as_str();
-                let earlier = slots.iter().position(|&(c2, f2, _)| {
-                    chunks[c2].stream_id == stream
-                        && (f2.pts_us, f2.capture_time_us) == (f.pts_us, f.capture_time_us)
-                        && f2.data == f.data
-                });
+                let earlier = slots
+                    .iter()
+                    .position(|&(c2, f2, _)| same_bytes(chunks[c2], f2, stream, f));
                 let earlier = earlier.filter(|_| self.recent.is_some());
                 if let Some(slot) = earlier
                     .map(Slot::Same)
@@ -610,6 +606,14 @@ struct StreamTail {
     seen: u64,
 }
 
+/// Whether frame `f2` of `chunk` is frame `f` of `stream`, bytes and all (a frame of the
+/// batch that an overlap frame repeats).
+fn same_bytes(chunk: &FrameChunk, f2: &Frame, stream: &str, f: &Frame) -> bool {
+    chunk.stream_id == stream
+        && (f2.pts_us, f2.capture_time_us) == (f.pts_us, f.capture_time_us)
+        && f2.data == f.data
+}
+
 fn same_frame(f: &Frame, hash: u64, r: &FrameResult) -> bool {
     r.pts_us == f.pts_us && r.capture_time_us == f.capture_time_us && hash == bytes_hash(&f.data)
 }
@@ -624,19 +628,18 @@ fn bytes_hash(data: &[u8]) -> u64 {
 impl Recent {
     /// Whether [`Self::find`] has a result for `f`.
     fn has(&self, stream: &str, f: &Frame) -> bool {
-        self.streams.get(stream).is_some_and(|tail| {
-            tail.frames
-                .iter()
-                .find(|(_, r)| r.pts_us == f.pts_us)
-                .is_some_and(|(hash, r)| same_frame(f, *hash, r))
-        })
+        self.result(stream, f).is_some()
     }
 
     /// The result of `f` (of `stream`) from an earlier batch, if it is the same frame.
     fn find(&self, stream: &str, f: &Frame) -> Option<Slot> {
+        self.result(stream, f).map(|r| Slot::Reuse(r.clone()))
+    }
+
+    fn result(&self, stream: &str, f: &Frame) -> Option<&FrameResult> {
         let tail = self.streams.get(stream)?;
         let (hash, r) = tail.frames.iter().find(|(_, r)| r.pts_us == f.pts_us)?;
-        same_frame(f, *hash, r).then(|| Slot::Reuse(r.clone()))
+        same_frame(f, *hash, r).then_some(r)
     }
 
     /// Keeps `result` of frame `f` if it lies in the last [`REMEMBER_US`] of its chunk.
