@@ -427,6 +427,7 @@ fn kill_9_at_random_points_then_restart_stores_exactly_the_uninterrupted_rows() 
     let (horses, gait) = &expected.analysis;
     assert!(horses.len() >= 3, "horses {horses:?}");
     assert!(!gait.is_empty(), "no gait windows");
+    assert!(!expected.alerts.is_empty(), "no alerts");
     let tracked: BTreeSet<i64> = expected
         .frames
         .iter()

@@ -15,8 +15,8 @@ use serde::{Deserialize, Serialize};
 
 /// First byte of every encoded state; bumped whenever a checkpointed type changes shape, so
 /// an old checkpoint is refused (the stream then starts afresh) instead of misread.
-const VERSION: u8 = 4; // 2: horses keep their gait totals; 3: track samples carry the pose;
-// 4: gait totals in integer µs and millionths
+const VERSION: u8 = 5; // 2: horses keep their gait totals; 3: track samples carry the pose;
+// 4: gait totals in integer µs and millionths; 5: rule episodes and their conditions records
 
 /// Reads the checkpoint to resume a stream from: `(stream, sequence)` → the state stored with
 /// the newest chunk of `stream` before `sequence`, if any.

@@ -25,7 +25,10 @@
 //! - `zone_exit` (when [`AlertRules::zone_exit`]): the ground contact point (bottom-centre of
 //!   the box) leaves every zone configured for the stream (zones are polygons in source pixels).
 //!
-//! Each firing carries a dedup key (stream, horse, rule, start of the episode), so a replayed
+//! This module follows each rule's episodes (where the condition starts to hold and where it
+//! stops) and reports them as changes of the differential collection of conditions; the
+//! alerts are derived from that collection ([`crate::alerts`], `operators::alerts`). Each
+//! alert carries a dedup key (stream, horse, rule, start of the episode), so a replayed
 //! chunk raises the same alert once.
 //!
 //! # Checkpoints
@@ -38,9 +41,10 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use differential_dataflow::difference::Semigroup;
 use horsestream_proto::{BoundingBox, Keypoint, ProcessedChunk};
-use horsestream_sinks::{AlertRules, Severity, Zone};
+use horsestream_sinks::{AlertRules, Zone};
 use serde::{Deserialize, Serialize};
 
+use crate::alerts::{Extent, Rule};
 use crate::gait::{
     Calibration, ClassSmoother, GaitAnalyzer, GaitClass, GaitConfig, GaitError, GaitMetrics,
     TrackSample, kinematics::ground_contact, secs_to_us,
@@ -128,15 +132,35 @@ pub struct HorseSum {
     pub sum: GaitSum,
 }
 
-/// An alert rule that fired in this chunk.
+/// A change of the collection of conditions ([`crate::alerts`]) a chunk makes: an episode of
+/// horse `number` asserted with its extent (`diff` +1) or retracted (−1).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AlertFired {
-    pub number: Option<u32>,
-    pub kind: &'static str,
-    pub severity: Severity,
-    pub message: String,
-    pub at_us: i64,
-    pub dedup_key: String,
+pub struct ConditionChange {
+    pub number: u32,
+    pub rule: Rule,
+    /// Start of the episode, capture time µs.
+    pub since: i64,
+    pub extent: Extent,
+    pub diff: isize,
+}
+
+/// A run of samples during which a rule's condition holds, capture time µs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+struct Span {
+    since: i64,
+    until: i64,
+}
+
+/// An episode as the collection of conditions holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Emitted {
+    rule: Rule,
+    since: i64,
+    extent: Extent,
+    /// `Some(epoch)`: the episode ended (or its rule was turned off) in that epoch; it is
+    /// retracted once the sinks have written every epoch up to it. Epochs are those of the
+    /// running process: a restored stream's episodes take the epoch they are restored in.
+    closed: Option<u64>,
 }
 
 /// What [`StreamHorses::process`] found in one chunk.
@@ -146,7 +170,8 @@ pub struct ChunkAnalysis {
     pub horse_of_track: BTreeMap<u64, u32>,
     pub horses: Vec<HorseSeen>,
     pub gait: Vec<HorseGait>,
-    pub alerts: Vec<AlertFired>,
+    /// What the chunk changes in the collection of conditions the alerts derive from.
+    pub conditions: Vec<ConditionChange>,
     /// What the chunk adds to its horses' totals.
     pub sums: Vec<HorseSum>,
 }
@@ -163,10 +188,13 @@ struct Horse {
     /// End of the newest gait window computed, capture time µs.
     last_window_end: i64,
     smoother: ClassSmoother,
-    still_since: Option<i64>,
-    still_alerted: bool,
-    flat_since: Option<i64>,
-    flat_alerted: bool,
+    /// The episode of each rule whose condition holds now.
+    open: BTreeMap<Rule, Span>,
+    /// Episodes that ended in the chunk being processed.
+    #[serde(skip)]
+    ended: Vec<(Rule, Span)>,
+    /// The horse's records in the collection of conditions.
+    emitted: Vec<Emitted>,
     /// Whether the horse was inside a zone at its last sighting.
     in_zone: Option<bool>,
     /// Over every gait window so far, per speed unit: kept only to seed the differential
@@ -244,9 +272,20 @@ impl StreamHorses {
         self
     }
 
-    /// [`Self::process`] on a tracked chunk of the dataflow, with its checkpoint part.
-    pub fn process_record(&mut self, p: &mut crate::operators::Processed) {
-        let (analysis, state) = self.process_checkpointed(&p.chunk, p.restored_horses.take());
+    /// [`Self::process`] on a tracked chunk of the dataflow in `epoch`, with its checkpoint
+    /// part; the stream's ended episodes closed before `written_before` (every epoch before it
+    /// is written by the sinks, alerts included) are retracted first.
+    pub fn process_record(
+        &mut self,
+        p: &mut crate::operators::Processed,
+        epoch: u64,
+        written_before: u64,
+    ) {
+        let mut released = self.release(&p.chunk.stream_id, written_before);
+        let (mut analysis, state) =
+            self.process_checkpointed(&p.chunk, p.restored_horses.take(), epoch);
+        released.append(&mut analysis.conditions);
+        analysis.conditions = released;
         p.analysis = analysis;
         if let Some(horses) = state {
             p.checkpoint.get_or_insert_with(Default::default).horses = horses;
@@ -256,19 +295,34 @@ impl StreamHorses {
     /// [`Self::process`], first restoring the chunk's stream from `restored` (the horses'
     /// part of the checkpoint `Track` restored it from) when this is the stream's first chunk;
     /// with checkpoints on, also returns the stream's state after the chunk, encoded.
+    /// A restored stream's episodes are added to the collection of conditions once, as the
+    /// seed, the ended ones marked closed in `epoch`.
     pub fn process_checkpointed(
         &mut self,
         chunk: &ProcessedChunk,
         restored: Option<Vec<u8>>,
+        epoch: u64,
     ) -> (ChunkAnalysis, Option<Vec<u8>>) {
         let mut seeds = Vec::new();
+        let mut condition_seeds = Vec::new();
         if let Some(bytes) = restored
             && !self.streams.contains_key(&chunk.stream_id)
         {
             match crate::checkpoint::decode::<Snapshot>(&bytes) {
-                Ok(snapshot) => {
-                    // The restored totals, added once to the (empty) collection of totals.
-                    for h in &snapshot.horses {
+                Ok(mut snapshot) => {
+                    // The restored totals and episodes, added once to the (empty)
+                    // collections of totals and conditions.
+                    for h in &mut snapshot.horses {
+                        for e in &mut h.emitted {
+                            e.closed = e.closed.map(|_| epoch);
+                            condition_seeds.push(ConditionChange {
+                                number: h.number,
+                                rule: e.rule,
+                                since: e.since,
+                                extent: e.extent,
+                                diff: 1,
+                            });
+                        }
                         for (unit, sum) in &h.totals {
                             seeds.push(HorseSum {
                                 number: h.number,
@@ -287,9 +341,11 @@ impl StreamHorses {
                     "checkpoint unreadable, the stream's horses start afresh"),
             }
         }
-        let mut analysis = self.process(chunk);
+        let mut analysis = self.process_in(chunk, epoch);
         seeds.append(&mut analysis.sums);
         analysis.sums = seeds;
+        condition_seeds.append(&mut analysis.conditions);
+        analysis.conditions = condition_seeds;
         let state = self.checkpoints.then(|| {
             let state = &self.streams[&chunk.stream_id];
             crate::checkpoint::encode(&SnapshotRef {
@@ -331,8 +387,37 @@ impl StreamHorses {
         }
     }
 
-    /// Maps the chunk's tracks to horses and computes what ended in it.
+    /// Retracts the stream's episodes that ended in an epoch before `written_before`.
+    fn release(&mut self, stream_id: &str, written_before: u64) -> Vec<ConditionChange> {
+        let mut out = Vec::new();
+        let Some(state) = self.streams.get_mut(stream_id) else {
+            return out;
+        };
+        for horse in &mut state.horses {
+            horse.emitted.retain(|e| {
+                let release = e.closed.is_some_and(|epoch| epoch < written_before);
+                if release {
+                    out.push(ConditionChange {
+                        number: horse.number,
+                        rule: e.rule,
+                        since: e.since,
+                        extent: e.extent,
+                        diff: -1,
+                    });
+                }
+                !release
+            });
+        }
+        out
+    }
+
+    /// Maps the chunk's tracks to horses and computes what ended in it (episodes that end
+    /// are marked closed in epoch 0: see [`Self::process_record`]).
     pub fn process(&mut self, chunk: &ProcessedChunk) -> ChunkAnalysis {
+        self.process_in(chunk, 0)
+    }
+
+    fn process_in(&mut self, chunk: &ProcessedChunk, epoch: u64) -> ChunkAnalysis {
         if self.streams.contains_key(&chunk.stream_id) {
             self.refresh_profile(&chunk.stream_id);
         } else {
@@ -425,15 +510,7 @@ impl StreamHorses {
                     bbox: d.bbox,
                     pose: ap10k_pose(&d.keypoints),
                 });
-                rules_on_sample(
-                    cfg,
-                    &state.profile,
-                    &chunk.stream_id,
-                    horse,
-                    d.bbox,
-                    t,
-                    &mut out,
-                );
+                rules_on_sample(cfg, &state.profile, horse, d.bbox, t);
                 touched.insert(idx);
             }
             if fresh {
@@ -450,14 +527,12 @@ impl StreamHorses {
             out.horses.push(h);
         }
         for idx in touched {
-            gait_windows(
-                cfg,
-                &state.analyzer,
-                &state.profile.rules,
-                &chunk.stream_id,
-                &mut state.horses[idx],
-                &mut out,
-            );
+            gait_windows(cfg, &state.analyzer, &mut state.horses[idx], &mut out);
+        }
+        // Every horse: a rule changed through the API changes the episodes of horses not
+        // seen in this chunk too.
+        for horse in &mut state.horses {
+            sync_conditions(&state.profile, horse, epoch, &mut out.conditions);
         }
         out
     }
@@ -474,10 +549,9 @@ impl Horse {
             samples: VecDeque::new(),
             last_window_end: i64::MIN,
             smoother: ClassSmoother::new(cfg.gait.class_hold_windows),
-            still_since: None,
-            still_alerted: false,
-            flat_since: None,
-            flat_alerted: false,
+            open: BTreeMap::new(),
+            ended: Vec::new(),
+            emitted: Vec::new(),
             in_zone: None,
             totals: BTreeMap::new(),
         }
@@ -538,58 +612,118 @@ fn analyzer_for(cfg: &HorseConfig, stream_id: &str, profile: &StreamProfile) -> 
     })
 }
 
-fn key(stream: &str, number: u32, rule: &str, since: i64) -> String {
-    format!("{stream}/Horse_{number}/{rule}/{since}")
-}
-
-/// `lying_down` and `zone_exit`, checked on every sighting.
+/// The episodes `lying_down` and `zone_exit`, followed on every sighting.
 fn rules_on_sample(
     cfg: &HorseConfig,
     profile: &StreamProfile,
-    stream: &str,
     horse: &mut Horse,
     bbox: BoundingBox,
     t: i64,
-    out: &mut ChunkAnalysis,
 ) {
     let flat = bbox.w > 0.0 && bbox.h / bbox.w < cfg.lying_aspect;
-    if let Some(lying_s) = profile.rules.lying_down_s
-        && flat
-    {
-        let since = *horse.flat_since.get_or_insert(t);
-        if !horse.flat_alerted && t - since >= secs_to_us(lying_s) {
-            horse.flat_alerted = true;
-            out.alerts.push(AlertFired {
-                number: Some(horse.number),
-                kind: "lying_down",
-                severity: Severity::Warning,
-                message: format!(
-                    "Horse_{} seems to be lying down for {:.0} s",
-                    horse.number,
-                    (t - since) as f64 * 1e-6
-                ),
-                at_us: t,
-                dedup_key: key(stream, horse.number, "lying_down", since),
-            });
-        }
+    if profile.rules.lying_down_s.is_some() && flat {
+        extend(&mut horse.open, Rule::LyingDown, t, t);
     } else {
-        horse.flat_since = None;
-        horse.flat_alerted = false;
+        end_episode(horse, Rule::LyingDown);
     }
     if profile.rules.zone_exit && !profile.zones.is_empty() {
         let p = ground_contact(&bbox);
         let now = profile.zones.iter().any(|z| inside(&z.polygon, p));
-        if horse.in_zone == Some(true) && !now {
-            out.alerts.push(AlertFired {
-                number: Some(horse.number),
-                kind: "zone_exit",
-                severity: Severity::Warning,
-                message: format!("Horse_{} left the configured zones", horse.number),
-                at_us: t,
-                dedup_key: key(stream, horse.number, "zone_exit", t),
-            });
+        if now {
+            end_episode(horse, Rule::ZoneExit);
+        } else if horse.in_zone == Some(true) || horse.open.contains_key(&Rule::ZoneExit) {
+            // Out since leaving a zone.
+            extend(&mut horse.open, Rule::ZoneExit, t, t);
         }
         horse.in_zone = Some(now);
+    } else {
+        end_episode(horse, Rule::ZoneExit);
+    }
+}
+
+/// `rule`'s episode now runs to `until`; it starts at `since` if it was not running.
+fn extend(open: &mut BTreeMap<Rule, Span>, rule: Rule, since: i64, until: i64) {
+    open.entry(rule).or_insert(Span { since, until }).until = until;
+}
+
+/// `rule`'s episode, if running, ends.
+fn end_episode(horse: &mut Horse, rule: Rule) {
+    if let Some(span) = horse.open.remove(&rule) {
+        horse.ended.push((rule, span));
+    }
+}
+
+/// How long `rule`'s condition must hold for its alert, µs; `None`: the rule is off.
+fn threshold_us(profile: &StreamProfile, rule: Rule) -> Option<i64> {
+    let rules = &profile.rules;
+    match rule {
+        Rule::NoMovement => rules.no_movement_s.map(secs_to_us),
+        Rule::LyingDown => rules.lying_down_s.map(secs_to_us),
+        Rule::ZoneExit => (rules.zone_exit && !profile.zones.is_empty()).then_some(0),
+    }
+}
+
+/// Brings the horse's records in the collection of conditions up to its episodes: a running
+/// episode's record follows its extent (−old, +new); one that ended is marked closed in
+/// `epoch` and stays until released ([`StreamHorses::process_record`]). An episode that
+/// ended in this chunk short of its threshold, never recorded, is not recorded at all.
+fn sync_conditions(
+    profile: &StreamProfile,
+    horse: &mut Horse,
+    epoch: u64,
+    out: &mut Vec<ConditionChange>,
+) {
+    let number = horse.number;
+    let change = |e: &Emitted, diff| ConditionChange {
+        number,
+        rule: e.rule,
+        since: e.since,
+        extent: e.extent,
+        diff,
+    };
+    let running = horse.open.iter().map(|(&rule, &span)| (rule, span, None));
+    let ended = horse
+        .ended
+        .drain(..)
+        .map(|(rule, span)| (rule, span, Some(epoch)));
+    let mut wanted: Vec<Emitted> = running
+        .chain(ended)
+        .filter_map(|(rule, span, closed)| {
+            Some(Emitted {
+                rule,
+                since: span.since,
+                extent: Extent {
+                    until_us: span.until,
+                    threshold_us: threshold_us(profile, rule)?,
+                },
+                closed,
+            })
+        })
+        .collect();
+    for e in horse.emitted.iter_mut().filter(|e| e.closed.is_none()) {
+        match wanted
+            .iter()
+            .position(|w| w.rule == e.rule && w.since == e.since)
+        {
+            Some(i) => {
+                let w = wanted.swap_remove(i);
+                if w.extent != e.extent {
+                    out.push(change(e, -1));
+                    e.extent = w.extent;
+                    out.push(change(e, 1));
+                }
+                e.closed = w.closed;
+            }
+            // Its rule was turned off.
+            None => e.closed = Some(epoch),
+        }
+    }
+    for w in wanted {
+        if w.closed.is_some() && !w.extent.reached(w.since) {
+            continue;
+        }
+        out.push(change(&w, 1));
+        horse.emitted.push(w);
     }
 }
 
@@ -606,12 +740,10 @@ fn ap10k_pose(keypoints: &[Keypoint]) -> Option<[[f32; 3]; 17]> {
     Some(pose)
 }
 
-/// Gait windows ending on the hop grid since the last one, and `no_movement`.
+/// Gait windows ending on the hop grid since the last one, and the `no_movement` episode.
 fn gait_windows(
     cfg: &HorseConfig,
     analyzer: &GaitAnalyzer,
-    rules: &AlertRules,
-    stream: &str,
     horse: &mut Horse,
     out: &mut ChunkAnalysis,
 ) {
@@ -669,28 +801,9 @@ fn gait_windows(
             });
             horse.last_window_end = m.end_us;
             if class == GaitClass::Standstill {
-                let since = *horse.still_since.get_or_insert(m.start_us);
-                if let Some(no_movement_s) = rules.no_movement_s
-                    && !horse.still_alerted
-                    && m.end_us - since >= secs_to_us(no_movement_s)
-                {
-                    horse.still_alerted = true;
-                    out.alerts.push(AlertFired {
-                        number: Some(horse.number),
-                        kind: "no_movement",
-                        severity: Severity::Warning,
-                        message: format!(
-                            "Horse_{} has not moved for {:.0} s",
-                            horse.number,
-                            (m.end_us - since) as f64 * 1e-6
-                        ),
-                        at_us: m.end_us,
-                        dedup_key: key(stream, horse.number, "no_movement", since),
-                    });
-                }
+                extend(&mut horse.open, Rule::NoMovement, m.start_us, m.end_us);
             } else {
-                horse.still_since = None;
-                horse.still_alerted = false;
+                end_episode(horse, Rule::NoMovement);
             }
             out.gait.push(HorseGait {
                 number: horse.number,
@@ -710,8 +823,39 @@ mod tests {
     use horsestream_proto::{Detection, FrameResult};
 
     use super::*;
+    use crate::alerts::AlertFired;
 
     const FRAME_US: i64 = 100_000;
+
+    /// The collection of conditions as the chunks change it, and the alerts raised from it
+    /// so far: what `operators::alerts` computes, chunk by chunk (tested there in timely).
+    #[derive(Default)]
+    struct Conditions {
+        records: BTreeMap<crate::alerts::Condition, isize>,
+        raised: BTreeSet<crate::alerts::Raised>,
+    }
+
+    impl Conditions {
+        /// Applies the chunk's changes; the alerts it raised.
+        fn fired(&mut self, a: &ChunkAnalysis) -> Vec<AlertFired> {
+            for c in &a.conditions {
+                let key = ("s".to_owned(), c.number, c.rule, c.since);
+                let n = self.records.entry((key, c.extent)).or_default();
+                *n += c.diff;
+                assert!((0..=1).contains(n), "{c:?} counted {n}");
+            }
+            self.records.retain(|_, n| *n != 0);
+            let mut out: Vec<_> = self
+                .records
+                .keys()
+                .filter_map(crate::alerts::raised)
+                .filter(|r| self.raised.insert(r.clone()))
+                .map(AlertFired::new)
+                .collect();
+            out.sort_by_key(|a| a.at_us);
+            out
+        }
+    }
 
     /// One sighting: track id, box, appearance.
     type Sighting = (u64, BoundingBox, Vec<f32>);
@@ -961,10 +1105,11 @@ mod tests {
         let a = h.process(&chunk(0, 0, 80, |k| {
             vec![(1, bbox(10.0 * k as f32, 100.0), BAY.to_vec())]
         }));
-        let exits: Vec<_> = a.alerts.iter().filter(|a| a.kind == "zone_exit").collect();
-        assert_eq!(exits.len(), 1, "{:?}", a.alerts);
+        let fired = Conditions::default().fired(&a);
+        let exits: Vec<_> = fired.iter().filter(|a| a.kind == "zone_exit").collect();
+        assert_eq!(exits.len(), 1, "{fired:?}");
         assert_eq!(exits[0].at_us, 45 * FRAME_US);
-        assert_eq!(exits[0].number, Some(1));
+        assert_eq!(exits[0].number, 1);
     }
 
     #[test]
@@ -985,20 +1130,21 @@ mod tests {
             w: 200.0,
             h: 60.0,
         };
+        let mut conditions = Conditions::default();
         let a = h.process(&chunk(0, 0, 150, |_| vec![(1, lying, BAY.to_vec())]));
-        let kinds: Vec<_> = a.alerts.iter().map(|a| (a.kind, a.at_us)).collect();
+        let fired = conditions.fired(&a);
+        let kinds: Vec<_> = fired.iter().map(|a| (a.kind, a.at_us)).collect();
         assert_eq!(
             kinds,
             vec![
                 ("lying_down", 50 * FRAME_US),
                 ("no_movement", 8 * 1_000_000)
             ],
-            "{:?}",
-            a.alerts
+            "{fired:?}"
         );
-        // Replaying nothing new raises nothing again.
+        // Replaying nothing new changes nothing.
         let b = h.process(&chunk(0, 0, 150, |_| vec![(1, lying, BAY.to_vec())]));
-        assert!(b.alerts.is_empty(), "{:?}", b.alerts);
+        assert!(b.conditions.is_empty(), "{:?}", b.conditions);
     }
 
     #[test]
@@ -1028,7 +1174,7 @@ mod tests {
             ..lying
         };
         let a = h.process(&chunk(0, 0, 150, |k| vec![(1, moving(k), BAY.to_vec())]));
-        assert!(a.alerts.is_empty(), "{:?}", a.alerts);
+        assert!(a.conditions.is_empty(), "{:?}", a.conditions);
         // The same chunk with the rules on raises each one.
         let on = StreamProfile {
             rules: AlertRules {
@@ -1040,11 +1186,11 @@ mod tests {
         };
         let mut h = horses(HorseConfig::default(), on);
         let a = h.process(&chunk(0, 0, 150, |k| vec![(1, moving(k), BAY.to_vec())]));
-        let kinds: Vec<_> = a.alerts.iter().map(|a| a.kind).collect();
+        let fired = Conditions::default().fired(&a);
+        let kinds: Vec<_> = fired.iter().map(|a| a.kind).collect();
         assert!(
             kinds.contains(&"lying_down") && kinds.contains(&"zone_exit"),
-            "{:?}",
-            a.alerts
+            "{fired:?}"
         );
     }
 
@@ -1068,8 +1214,9 @@ mod tests {
             })
         })
         .unwrap();
+        let mut conditions = Conditions::default();
         let a = h.process(&chunk(0, 0, 100, |_| vec![(1, lying, BAY.to_vec())]));
-        assert!(a.alerts.is_empty(), "{:?}", a.alerts);
+        assert!(conditions.fired(&a).is_empty(), "{:?}", a.conditions);
         // Turned on with 5 s: the flat box of the next chunk fires once it has lasted 5 s
         // (the episode started in the first chunk).
         rules.set(AlertRules {
@@ -1077,8 +1224,9 @@ mod tests {
             ..AlertRules::default()
         });
         let b = h.process(&chunk(1, 100, 200, |_| vec![(1, lying, BAY.to_vec())]));
-        let kinds: Vec<_> = b.alerts.iter().map(|a| a.kind).collect();
-        assert_eq!(kinds, ["lying_down"], "{:?}", b.alerts);
+        let fired = conditions.fired(&b);
+        let kinds: Vec<_> = fired.iter().map(|a| a.kind).collect();
+        assert_eq!(kinds, ["lying_down"], "{fired:?}");
     }
 
     #[test]
@@ -1130,12 +1278,12 @@ mod tests {
 
         let [a, b, c] = chunks();
         let mut first = horses(HorseConfig::default(), StreamProfile::default()).with_checkpoints();
-        let (analysis, saved) = first.process_checkpointed(&a, None);
+        let (analysis, saved) = first.process_checkpointed(&a, None, 0);
         assert_eq!(analysis, expected[0]);
 
         let mut second =
             horses(HorseConfig::default(), StreamProfile::default()).with_checkpoints();
-        let mut resumed = second.process_checkpointed(&b, saved).0;
+        let mut resumed = second.process_checkpointed(&b, saved, 0).0;
         // The restored stream first adds the totals the checkpoint kept, once: chunk 0's sums
         // (all of Horse_1, in one unit) added up.
         let seeds: Vec<HorseSum> = resumed.sums.drain(..1).collect();
@@ -1154,10 +1302,144 @@ mod tests {
             }]
         );
         assert_eq!(resumed, expected[1]);
-        assert_eq!(second.process_checkpointed(&c, None).0, expected[2]);
+        assert_eq!(second.process_checkpointed(&c, None, 0).0, expected[2]);
 
         // Started afresh at chunk 1, the returning bay would be Horse_1 under another number.
         let mut cold = horses(HorseConfig::default(), StreamProfile::default());
         assert_ne!(cold.process(&chunks()[1]), expected[1]);
+    }
+
+    #[test]
+    fn an_episode_ended_within_a_chunk_raises_and_stays_until_its_epoch_is_written() {
+        let profile = StreamProfile {
+            rules: AlertRules {
+                lying_down_s: Some(2.0),
+                no_movement_s: None,
+                zone_exit: false,
+            },
+            ..StreamProfile::default()
+        };
+        let flat = BoundingBox {
+            x: 100.0,
+            y: 300.0,
+            w: 200.0,
+            h: 60.0,
+        };
+        // Lying 4 s, then up; later lying 1 s, short of the threshold.
+        let scene = move |k: i64| {
+            let b = if k < 40 || (60..70).contains(&k) {
+                flat
+            } else {
+                bbox(100.0, 300.0)
+            };
+            vec![(1, b, BAY.to_vec())]
+        };
+        let mut h = horses(HorseConfig::default(), profile.clone()).with_checkpoints();
+        let (a, saved) = h.process_checkpointed(&chunk(0, 0, 100, scene), None, 3);
+        let lying = ConditionChange {
+            number: 1,
+            rule: Rule::LyingDown,
+            since: 0,
+            extent: Extent {
+                until_us: 39 * FRAME_US,
+                threshold_us: 2_000_000,
+            },
+            diff: 1,
+        };
+        // The short episode is not recorded.
+        assert_eq!(a.conditions, vec![lying.clone()]);
+        let mut conditions = Conditions::default();
+        let fired = conditions.fired(&a);
+        assert_eq!(fired.len(), 1, "{fired:?}");
+        assert_eq!(
+            (fired[0].kind, fired[0].at_us),
+            ("lying_down", 20 * FRAME_US)
+        );
+
+        // Kept while epoch 3 is not written, then retracted.
+        assert_eq!(h.release("s", 3), vec![]);
+        let retracted = ConditionChange {
+            diff: -1,
+            ..lying.clone()
+        };
+        assert_eq!(h.release("s", 4), vec![retracted.clone()]);
+        assert_eq!(h.release("s", 5), vec![]);
+
+        // Restored from the checkpoint (taken before the release), the ended episode is added
+        // once again and raises the same alert, kept until the restoring epoch is written.
+        let mut restored = horses(HorseConfig::default(), profile).with_checkpoints();
+        let (b, _) = restored.process_checkpointed(&chunk(1, 90, 190, scene), saved, 7);
+        assert_eq!(b.conditions, vec![lying]);
+        let again = Conditions::default().fired(&b);
+        assert_eq!(again, fired);
+        assert_eq!(restored.release("s", 7), vec![]);
+        assert_eq!(restored.release("s", 8), vec![retracted]);
+    }
+
+    #[test]
+    fn a_running_episode_is_replaced_as_it_grows_and_closed_when_its_rule_is_turned_off() {
+        let rules = std::rc::Rc::new(std::cell::Cell::new(AlertRules {
+            lying_down_s: Some(30.0),
+            no_movement_s: None,
+            zone_exit: false,
+        }));
+        let read = rules.clone();
+        let mut h = StreamHorses::new(HorseConfig::default(), move |_| {
+            Some(StreamProfile {
+                rules: read.get(),
+                ..StreamProfile::default()
+            })
+        })
+        .unwrap();
+        let flat = BoundingBox {
+            x: 100.0,
+            y: 300.0,
+            w: 200.0,
+            h: 60.0,
+        };
+        let scene = move |_| vec![(1, flat, BAY.to_vec())];
+        let extent = |until: i64, threshold_us| Extent {
+            until_us: until * FRAME_US,
+            threshold_us,
+        };
+        let change = |extent, diff| ConditionChange {
+            number: 1,
+            rule: Rule::LyingDown,
+            since: 0,
+            extent,
+            diff,
+        };
+        let a = h.process_in(&chunk(0, 0, 100, scene), 1);
+        assert_eq!(a.conditions, vec![change(extent(99, 30_000_000), 1)]);
+        let b = h.process_in(&chunk(1, 90, 190, scene), 2);
+        assert_eq!(
+            b.conditions,
+            vec![
+                change(extent(99, 30_000_000), -1),
+                change(extent(189, 30_000_000), 1)
+            ]
+        );
+        // A lower threshold applies to the running episode.
+        rules.set(AlertRules {
+            lying_down_s: Some(10.0),
+            ..rules.get()
+        });
+        let c = h.process_in(&chunk(2, 180, 280, scene), 3);
+        assert_eq!(
+            c.conditions,
+            vec![
+                change(extent(189, 30_000_000), -1),
+                change(extent(279, 10_000_000), 1)
+            ]
+        );
+        // Turned off: the episode is closed in epoch 4 and released after it.
+        rules.set(AlertRules {
+            lying_down_s: None,
+            ..rules.get()
+        });
+        let d = h.process_in(&chunk(3, 270, 370, scene), 4);
+        assert!(d.conditions.is_empty(), "{:?}", d.conditions);
+        assert_eq!(h.release("s", 4), vec![]);
+        assert_eq!(h.release("s", 5), vec![change(extent(279, 10_000_000), -1)]);
     }
 }

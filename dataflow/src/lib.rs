@@ -3,6 +3,7 @@
 //! the detector, and written by the sinks; source positions are committed only after the
 //! sinks have acknowledged everything up to that epoch. Called by `horsestream dataflow`/`demo`.
 
+pub mod alerts;
 pub mod checkpoint;
 mod error;
 pub mod gait;

@@ -1,6 +1,7 @@
 //! The dataflow's operators, one per file, each an extension trait on timely streams whose
 //! logic is a plain struct or function tested without timely.
 
+pub mod alerts;
 pub mod decode;
 pub mod detect;
 pub mod horses;
@@ -29,6 +30,8 @@ pub enum Outcome {
     Degraded(Degraded),
     /// Horses' gait totals changed by an epoch, from the differential collection of totals.
     Totals(Vec<crate::totals::TotalsUpdate>),
+    /// Alerts raised by an epoch, from the differential collection of alerts.
+    Alerts(Vec<crate::alerts::AlertFired>),
 }
 
 /// A chunk the detector could not analyse because a model failed (session error, model file

@@ -10,6 +10,7 @@ use timely::dataflow::{InputHandle, ProbeHandle};
 use tracing::info;
 
 use crate::horses::StreamHorses;
+use crate::operators::alerts::Alerts;
 use crate::operators::decode::DecodeChunks;
 use crate::operators::detect::{ChunkAnalyzer, Detect};
 use crate::operators::horses::Horses;
@@ -135,18 +136,20 @@ fn drive<S: ChunkSource>(
     let mut input = InputHandle::new();
     let probe = ProbeHandle::new();
     worker.dataflow::<u64, _, _>(|scope| {
-        let (outcomes, sums) = scope
+        let (outcomes, sums, conditions) = scope
             .input_from(&mut input)
             .container::<Vec<Record>>()
             .exchange(|r: &Record| route(&r.key))
             .decode_chunks(cfg.window_us, metrics.clone())
             .detect(analyzer, metrics.clone())
             .track(tracks)
-            .horses(horses);
-        // The totals' changes of an epoch reach the sink after the epoch's chunks (they are
-        // computed once the epoch is complete), so the horses they name are stored already.
+            .horses(horses, probe.clone());
+        // The totals' changes and the alerts of an epoch reach the sink after the epoch's
+        // chunks (they are computed once the epoch is complete), so the horses they name are
+        // stored already.
         outcomes
             .concat(sums.gait_totals())
+            .concat(conditions.alerts())
             .store_and_publish(sink)
             .probe_with(&probe);
     });

@@ -24,8 +24,8 @@ use horsestream_proto::{
     MetricsUpdate, StreamStatus, TrackedBox,
 };
 use horsestream_sinks::{
-    Alert, ChunkErrorRecord, EventPublisher, GaitRow, Horse, HorseObservation, HorseTotalsRow,
-    NewAlert, SinkError, Store,
+    ChunkErrorRecord, EventPublisher, GaitRow, Horse, HorseObservation, HorseTotalsRow, NewAlert,
+    SinkError, Store,
 };
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::StreamVec;
@@ -37,6 +37,7 @@ use tracing::{error, warn};
 
 use super::{Degraded, Outcome, Processed, chunk_span};
 use crate::Metrics;
+use crate::alerts::AlertFired;
 use crate::totals::TotalsUpdate;
 
 /// The sink's logic: a store, an event publisher and a small runtime to drive them. It runs
@@ -116,6 +117,7 @@ impl SinkWriter {
             }
             Outcome::Failed(e) => self.write_failed(e),
             Outcome::Totals(t) => self.write_totals(t),
+            Outcome::Alerts(a) => self.write_alerts(a),
             Outcome::Degraded(d) => {
                 let span = chunk_span("sink", &d.trace_id, &d.chunk.chunk_id());
                 let _entered = span.enter();
@@ -215,22 +217,6 @@ impl SinkWriter {
             })
             .collect();
         self.store.write_gait(&gait).await?;
-        let mut alerts = Vec::with_capacity(a.alerts.len());
-        for f in &a.alerts {
-            alerts.push(
-                self.store
-                    .insert_alert(&NewAlert {
-                        time: time(f.at_us),
-                        stream_id: chunk.stream_id.clone(),
-                        horse_id: f.number.and_then(|n| horses.get(&n)).map(|h| h.id),
-                        kind: f.kind.into(),
-                        severity: f.severity,
-                        message: f.message.clone(),
-                        dedup_key: Some(f.dedup_key.clone()),
-                    })
-                    .await?,
-            );
-        }
         let mut ids = self.horse_ids.borrow_mut();
         if ids.len() >= MAX_HORSE_IDS {
             ids.clear();
@@ -238,11 +224,7 @@ impl SinkWriter {
         for (&number, h) in &horses {
             ids.insert((chunk.stream_id.clone(), number), h.id);
         }
-        Ok(Stored {
-            horses,
-            gait,
-            alerts,
-        })
+        Ok(Stored { horses, gait })
     }
 
     fn write_processed(&self, p: &Processed) {
@@ -279,7 +261,6 @@ impl SinkWriter {
                 .count() as u64,
         );
         m.sink_rows("gait_metrics", stored.gait.len() as u64);
-        m.sink_rows("alerts", stored.alerts.len() as u64);
         m.frames_out(
             &chunk.stream_id,
             chunk.frames.len() as u64,
@@ -338,6 +319,50 @@ impl SinkWriter {
         }
     }
 
+    /// Stores alerts raised by an epoch (the store keeps one per `dedup_key`: one raised again
+    /// after a restart is not stored twice), then publishes each. The horse's row was stored
+    /// with the chunk that raised it, before.
+    fn write_alerts(&self, alerts: &[AlertFired]) {
+        for a in alerts {
+            let alert = NewAlert {
+                time: time(a.at_us),
+                stream_id: a.stream_id.clone(),
+                horse_id: self.horse_id(&a.stream_id, a.number),
+                kind: a.kind.into(),
+                severity: a.severity,
+                message: a.message.clone(),
+                dedup_key: Some(a.dedup_key.clone()),
+            };
+            let stored = match self.with_retry("alert", || self.store.insert_alert(&alert)) {
+                Ok(stored) => stored,
+                Err(e) => {
+                    error!(alert = %a.dedup_key, error = %e, "alert not stored");
+                    continue;
+                }
+            };
+            self.metrics.sink_rows("alerts", 1);
+            let event = Event {
+                version: EVENT_SCHEMA_VERSION,
+                emitted_at_us: now_us(),
+                kind: EventKind::AlertRaised(AlertRaised {
+                    stream_id: a.stream_id.clone(),
+                    alert_id: stored.id,
+                    horse_id: stored.horse_id,
+                    kind: stored.kind.clone(),
+                    severity: stored.severity.as_str().into(),
+                    message: stored.message.clone(),
+                    at_us: stored.time.timestamp_micros(),
+                }),
+            };
+            match self.with_retry("event", || self.events.publish(&a.stream_id, &event)) {
+                Ok(()) => {
+                    self.metrics.events_published.fetch_add(1, Relaxed);
+                }
+                Err(e) => error!(alert = %a.dedup_key, error = %e, "live event lost"),
+            }
+        }
+    }
+
     /// The row id of horse `number` of `stream_id`, remembered or read.
     fn horse_id(&self, stream_id: &str, number: u32) -> Option<i64> {
         let key = (stream_id.to_owned(), number);
@@ -375,11 +400,10 @@ impl SinkWriter {
 struct Stored {
     horses: BTreeMap<u32, Horse>,
     gait: Vec<GaitRow>,
-    alerts: Vec<Alert>,
 }
 
 /// The live events of a stored chunk, in the order a client wants them: the chunk, its boxes,
-/// the horses seen, their gait windows, and alerts.
+/// the horses seen, and their gait windows (alerts follow from their own collection).
 fn events(
     p: &Processed,
     summary: horsestream_proto::ChunkProcessed,
@@ -439,17 +463,6 @@ fn events(
             stride_hz: row.stride_hz,
             gait_class: row.gait_class.clone(),
             distance: row.distance,
-        }));
-    }
-    for al in &stored.alerts {
-        out.push(EventKind::AlertRaised(AlertRaised {
-            stream_id: stream_id.clone(),
-            alert_id: al.id,
-            horse_id: al.horse_id,
-            kind: al.kind.clone(),
-            severity: al.severity.as_str().into(),
-            message: al.message.clone(),
-            at_us: al.time.timestamp_micros(),
         }));
     }
     out
