@@ -35,6 +35,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
+use horsestream_proto::{Event, EventKind};
 use horsestream_sinks::kafka::KafkaConfig;
 use horsestream_sinks::{AlertQuery, NewStream, Store, StoreStats, Zone};
 use rdkafka::Message;
@@ -272,6 +273,33 @@ struct Trial {
 type Staged = (String, Vec<u8>, i64);
 
 /// The records of the staging topic, in order.
+/// The `alert:raised` events on `k`'s events topic, as (time µs, kind, message): read until
+/// `want` arrived and then nothing new for 3 s, or 60 s passed.
+fn published_alerts(k: &KafkaConfig, want: usize) -> Vec<(i64, String, String)> {
+    let consumer: BaseConsumer = k
+        .client_config()
+        .set("group.id", unique("alerts"))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[k.events_topic.as_str()]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (mut out, mut last) = (Vec::new(), Instant::now());
+    while Instant::now() < deadline && (out.len() < want || last.elapsed() < Duration::from_secs(3))
+    {
+        if let Some(m) = consumer.poll(Duration::from_millis(200)) {
+            let event = Event::decode(m.unwrap().payload().unwrap_or_default()).unwrap();
+            last = Instant::now();
+            if let EventKind::AlertRaised(a) = event.kind {
+                out.push((a.at_us, a.kind, a.message));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
 fn staged_records(k: &KafkaConfig) -> Vec<Staged> {
     let consumer: BaseConsumer = k
         .client_config()
@@ -428,6 +456,13 @@ fn kill_9_at_random_points_then_restart_stores_exactly_the_uninterrupted_rows() 
     assert!(horses.len() >= 3, "horses {horses:?}");
     assert!(!gait.is_empty(), "no gait windows");
     assert!(!expected.alerts.is_empty(), "no alerts");
+    // Each stored alert was announced once, live.
+    let stored: Vec<_> = expected
+        .alerts
+        .iter()
+        .map(|(at, kind, _, message, _, _)| (*at, kind.clone(), message.clone()))
+        .collect();
+    assert_eq!(published_alerts(&k, stored.len()), stored);
     let tracked: BTreeSet<i64> = expected
         .frames
         .iter()
