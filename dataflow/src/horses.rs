@@ -860,6 +860,16 @@ mod tests {
     /// One sighting: track id, box, appearance.
     type Sighting = (u64, BoundingBox, Vec<f32>);
 
+    /// A box half as tall as wide: a horse lying down.
+    fn flat_box() -> BoundingBox {
+        BoundingBox {
+            x: 100.0,
+            y: 300.0,
+            w: 200.0,
+            h: 60.0,
+        }
+    }
+
     fn bbox(x: f32, y: f32) -> BoundingBox {
         BoundingBox {
             x,
@@ -1124,12 +1134,7 @@ mod tests {
             ..StreamProfile::default()
         };
         let mut h = horses(HorseConfig::default(), profile);
-        let lying = BoundingBox {
-            x: 100.0,
-            y: 300.0,
-            w: 200.0,
-            h: 60.0,
-        };
+        let lying = flat_box();
         let mut conditions = Conditions::default();
         let a = h.process(&chunk(0, 0, 150, |_| vec![(1, lying, BAY.to_vec())]));
         let fired = conditions.fired(&a);
@@ -1149,12 +1154,7 @@ mod tests {
 
     #[test]
     fn rules_a_stream_turned_off_raise_nothing() {
-        let lying = BoundingBox {
-            x: 100.0,
-            y: 300.0,
-            w: 200.0,
-            h: 60.0,
-        };
+        let lying = flat_box();
         let off = StreamProfile {
             zones: vec![Zone {
                 name: "paddock".into(),
@@ -1196,12 +1196,7 @@ mod tests {
 
     #[test]
     fn rules_changed_between_chunks_apply_from_the_next_one() {
-        let lying = BoundingBox {
-            x: 100.0,
-            y: 300.0,
-            w: 200.0,
-            h: 60.0,
-        };
+        let lying = flat_box();
         let rules = std::rc::Rc::new(std::cell::Cell::new(AlertRules {
             lying_down_s: None,
             ..AlertRules::default()
@@ -1319,12 +1314,7 @@ mod tests {
             },
             ..StreamProfile::default()
         };
-        let flat = BoundingBox {
-            x: 100.0,
-            y: 300.0,
-            w: 200.0,
-            h: 60.0,
-        };
+        let flat = flat_box();
         // Lying 4 s, then up; later lying 1 s, short of the threshold.
         let scene = move |k: i64| {
             let b = if k < 40 || (60..70).contains(&k) {
@@ -1391,12 +1381,7 @@ mod tests {
             })
         })
         .unwrap();
-        let flat = BoundingBox {
-            x: 100.0,
-            y: 300.0,
-            w: 200.0,
-            h: 60.0,
-        };
+        let flat = flat_box();
         let scene = move |_| vec![(1, flat, BAY.to_vec())];
         let extent = |until: i64, threshold_us| Extent {
             until_us: until * FRAME_US,
@@ -1409,15 +1394,13 @@ mod tests {
             extent,
             diff,
         };
+        let replaced = |old, new| vec![change(old, -1), change(new, 1)];
         let a = h.process_in(&chunk(0, 0, 100, scene), 1);
         assert_eq!(a.conditions, vec![change(extent(99, 30_000_000), 1)]);
         let b = h.process_in(&chunk(1, 90, 190, scene), 2);
         assert_eq!(
             b.conditions,
-            vec![
-                change(extent(99, 30_000_000), -1),
-                change(extent(189, 30_000_000), 1)
-            ]
+            replaced(extent(99, 30_000_000), extent(189, 30_000_000))
         );
         // A lower threshold applies to the running episode.
         rules.set(AlertRules {
@@ -1427,10 +1410,7 @@ mod tests {
         let c = h.process_in(&chunk(2, 180, 280, scene), 3);
         assert_eq!(
             c.conditions,
-            vec![
-                change(extent(189, 30_000_000), -1),
-                change(extent(279, 10_000_000), 1)
-            ]
+            replaced(extent(189, 30_000_000), extent(279, 10_000_000))
         );
         // Turned off: the episode is closed in epoch 4 and released after it.
         rules.set(AlertRules {

@@ -107,3 +107,64 @@ impl Processed {
         r
     }
 }
+
+/// A harness for the operators' timely tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::sync::{Arc, Mutex};
+
+    use timely::dataflow::operators::{Input, Inspect, Probe};
+    use timely::dataflow::{InputHandle, StreamVec};
+
+    use super::Outcome;
+
+    /// Runs `build` on 2 timely workers for `epochs` epochs, worker `w` sending
+    /// `input(w, epoch)` at each (each record carries its own time), and finishing each epoch
+    /// before the next; every outcome, with the worker and epoch it came out at.
+    pub(crate) fn two_workers<U, B>(
+        epochs: u64,
+        input: fn(usize, u64) -> Vec<U>,
+        build: B,
+    ) -> Vec<(usize, u64, Outcome)>
+    where
+        U: timely::ExchangeData + Clone,
+        B: for<'s> Fn(StreamVec<'s, u64, U>) -> StreamVec<'s, u64, Outcome> + Send + Sync + 'static,
+    {
+        let seen: Arc<Mutex<Vec<(usize, u64, Outcome)>>> = Arc::default();
+        let out = seen.clone();
+        timely::execute(timely::Config::process(2), move |worker| {
+            let index = worker.index();
+            let out = out.clone();
+            let mut handle = InputHandle::new();
+            let probe = worker.dataflow::<u64, _, _>(|scope| {
+                build(scope.input_from(&mut handle))
+                    .inspect_core(move |event| {
+                        if let Ok((stamp, data)) = event {
+                            let time = *stamp.least().expect("a time");
+                            let mut out = out.lock().unwrap();
+                            out.extend(data.iter().map(|o| (index, time, o.clone())));
+                        }
+                    })
+                    .probe()
+                    .0
+            });
+            for epoch in 0..epochs {
+                for record in input(index, epoch) {
+                    handle.send(record);
+                }
+                handle.advance_to(epoch + 1);
+                while probe.less_than(handle.time()) {
+                    worker.step();
+                }
+            }
+        })
+        .expect("timely runs")
+        .join()
+        .into_iter()
+        .for_each(|r| r.expect("worker ran"));
+        Arc::try_unwrap(seen)
+            .expect("the workers are done")
+            .into_inner()
+            .unwrap()
+    }
+}

@@ -53,13 +53,9 @@ impl<'scope> Alerts<'scope> for StreamVec<'scope, u64, ConditionUpdate<u64>> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
-
-    use timely::dataflow::InputHandle;
-    use timely::dataflow::operators::{Input, Inspect, Probe};
-
     use super::*;
     use crate::alerts::{Condition, Extent, Rule};
+    use crate::operators::testing::two_workers;
 
     const EPOCHS: u64 = 4;
 
@@ -101,47 +97,19 @@ mod tests {
 
     #[test]
     fn each_episode_raises_once_when_it_reaches_its_threshold_on_the_stream_s_worker() {
-        let seen: Arc<Mutex<Vec<(usize, u64, String)>>> = Arc::default();
-        let out = seen.clone();
-        timely::execute(timely::Config::process(2), move |worker| {
-            let index = worker.index();
-            let out = out.clone();
-            let mut input = InputHandle::new();
-            let probe = worker.dataflow::<u64, _, _>(|scope| {
-                scope
-                    .input_from(&mut input)
-                    .alerts()
-                    .inspect_core(move |event| {
-                        if let Ok((stamp, data)) = event {
-                            let time = *stamp.least().expect("a time");
-                            for o in data {
-                                let Outcome::Alerts(alerts) = o else {
-                                    panic!("not alerts: {o:?}")
-                                };
-                                for a in alerts {
-                                    let key = a.dedup_key.clone();
-                                    out.lock().unwrap().push((index, time, key));
-                                }
-                            }
-                        }
-                    })
-                    .probe()
-                    .0
-            });
-            for epoch in 0..EPOCHS {
-                for (c, diff) in changes(index, epoch) {
-                    input.send((c, epoch, diff));
-                }
-                input.advance_to(epoch + 1);
-                while probe.less_than(input.time()) {
-                    worker.step();
-                }
-            }
-        })
-        .expect("timely runs")
-        .join()
-        .into_iter()
-        .for_each(|r| r.expect("worker ran"));
+        let input = |worker, epoch| {
+            changes(worker, epoch)
+                .into_iter()
+                .map(|(c, diff)| (c, epoch, diff))
+                .collect()
+        };
+        let mut got = Vec::new();
+        for (worker, time, o) in two_workers(EPOCHS, input, |s| s.alerts()) {
+            let Outcome::Alerts(alerts) = o else {
+                panic!("not alerts: {o:?}")
+            };
+            got.extend(alerts.into_iter().map(|a| (worker, time, a.dedup_key)));
+        }
 
         let owner = |stream: &str| (route(stream.as_bytes()) % 2) as usize;
         let mut expected = vec![
@@ -153,7 +121,6 @@ mod tests {
             ),
             (owner("arena"), 2, "arena/Horse_2/zone_exit/9000".to_owned()),
         ];
-        let mut got = seen.lock().unwrap().clone();
         got.sort_by_key(|(w, t, k)| (*t, k.clone(), *w));
         expected.sort_by_key(|(w, t, k)| (*t, k.clone(), *w));
         assert_eq!(got, expected);

@@ -63,13 +63,11 @@ impl<'scope> GaitTotals<'scope> for StreamVec<'scope, u64, SumUpdate<u64>> {
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
-    use std::sync::{Arc, Mutex};
 
     use differential_dataflow::difference::Semigroup;
-    use timely::dataflow::InputHandle;
-    use timely::dataflow::operators::{Input, Inspect, Probe};
 
     use super::*;
+    use crate::operators::testing::two_workers;
 
     /// Epochs of the test, and what each worker adds at each: `(stream, horse, unit)` and a
     /// window.
@@ -99,46 +97,20 @@ mod tests {
 
     #[test]
     fn every_change_is_the_exact_running_sum_on_the_stream_s_worker() {
-        let seen: Arc<Mutex<Vec<(usize, u64, TotalsUpdate)>>> = Arc::default();
-        let out = seen.clone();
-        timely::execute(timely::Config::process(2), move |worker| {
-            let index = worker.index();
-            let out = out.clone();
-            let mut input = InputHandle::new();
-            let probe = worker.dataflow::<u64, _, _>(|scope| {
-                scope
-                    .input_from(&mut input)
-                    .gait_totals()
-                    .inspect_core(move |event| {
-                        if let Ok((stamp, data)) = event {
-                            let time = *stamp.least().expect("a time");
-                            for o in data {
-                                let Outcome::Totals(ts) = o else {
-                                    panic!("not totals: {o:?}")
-                                };
-                                for t in ts {
-                                    out.lock().unwrap().push((index, time, t.clone()));
-                                }
-                            }
-                        }
-                    })
-                    .probe()
-                    .0
-            });
-            for epoch in 0..EPOCHS {
-                for (key, sum) in updates(index, epoch) {
-                    input.send((key, epoch, sum));
-                }
-                input.advance_to(epoch + 1);
-                while probe.less_than(input.time()) {
-                    worker.step();
-                }
-            }
-        })
-        .expect("timely runs")
-        .join()
-        .into_iter()
-        .for_each(|r| r.expect("worker ran"));
+        let input = |worker, epoch| {
+            updates(worker, epoch)
+                .into_iter()
+                .map(|(key, sum)| (key, epoch, sum))
+                .collect()
+        };
+        let outcomes = two_workers(EPOCHS, input, |s| s.gait_totals());
+        let mut got = Vec::new();
+        for (worker, time, o) in outcomes {
+            let Outcome::Totals(ts) = o else {
+                panic!("not totals: {o:?}")
+            };
+            got.extend(ts.into_iter().map(|t| (worker, time, t)));
+        }
 
         // What the collection must hold after each epoch, and where each change goes.
         let mut running: BTreeMap<TotalsKey, GaitSum> = BTreeMap::new();
@@ -162,7 +134,6 @@ mod tests {
                 expected.push((owner, epoch, update));
             }
         }
-        let mut got = seen.lock().unwrap().clone();
         let order = |(w, t, u): &(usize, u64, TotalsUpdate)| {
             (*t, u.stream_id.clone(), u.number, u.unit.clone(), *w)
         };
