@@ -163,6 +163,19 @@ struct Emitted {
     closed: Option<u64>,
 }
 
+impl Emitted {
+    /// Horse `number`'s record asserted (`diff` +1) or retracted (−1).
+    fn change(&self, number: u32, diff: isize) -> ConditionChange {
+        ConditionChange {
+            number,
+            rule: self.rule,
+            since: self.since,
+            extent: self.extent,
+            diff,
+        }
+    }
+}
+
 /// What [`StreamHorses::process`] found in one chunk.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ChunkAnalysis {
@@ -315,13 +328,7 @@ impl StreamHorses {
                     for h in &mut snapshot.horses {
                         for e in &mut h.emitted {
                             e.closed = e.closed.map(|_| epoch);
-                            condition_seeds.push(ConditionChange {
-                                number: h.number,
-                                rule: e.rule,
-                                since: e.since,
-                                extent: e.extent,
-                                diff: 1,
-                            });
+                            condition_seeds.push(e.change(h.number, 1));
                         }
                         for (unit, sum) in &h.totals {
                             seeds.push(HorseSum {
@@ -397,13 +404,7 @@ impl StreamHorses {
             horse.emitted.retain(|e| {
                 let release = e.closed.is_some_and(|epoch| epoch < written_before);
                 if release {
-                    out.push(ConditionChange {
-                        number: horse.number,
-                        rule: e.rule,
-                        since: e.since,
-                        extent: e.extent,
-                        diff: -1,
-                    });
+                    out.push(e.change(horse.number, -1));
                 }
                 !release
             });
@@ -674,13 +675,6 @@ fn sync_conditions(
     out: &mut Vec<ConditionChange>,
 ) {
     let number = horse.number;
-    let change = |e: &Emitted, diff| ConditionChange {
-        number,
-        rule: e.rule,
-        since: e.since,
-        extent: e.extent,
-        diff,
-    };
     let running = horse.open.iter().map(|(&rule, &span)| (rule, span, None));
     let ended = horse
         .ended
@@ -708,9 +702,9 @@ fn sync_conditions(
             Some(i) => {
                 let w = wanted.swap_remove(i);
                 if w.extent != e.extent {
-                    out.push(change(e, -1));
+                    out.push(e.change(number, -1));
                     e.extent = w.extent;
-                    out.push(change(e, 1));
+                    out.push(e.change(number, 1));
                 }
                 e.closed = w.closed;
             }
@@ -722,7 +716,7 @@ fn sync_conditions(
         if w.closed.is_some() && !w.extent.reached(w.since) {
             continue;
         }
-        out.push(change(&w, 1));
+        out.push(w.change(number, 1));
         horse.emitted.push(w);
     }
 }
