@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use horsestream_proto::{Event, EventKind};
 use horsestream_sinks::kafka::KafkaConfig;
-use horsestream_sinks::{AlertQuery, NewStream, Store, StoreStats, Zone};
+use horsestream_sinks::{Store, StoreStats};
 use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
@@ -74,34 +74,6 @@ impl Rng {
         self.next() % n
     }
 }
-
-/// Registers `stream` with a zone over the left 60 % of the frame (so `zone_exit` alerts can
-/// fire) and a calibration (gait in m/s).
-fn register_with_zone(rt: &tokio::runtime::Runtime, url: &str, stream: &str) {
-    rt.block_on(async {
-        let store = Store::connect(url).await.unwrap();
-        store
-            .create_stream(&NewStream {
-                id: stream.into(),
-                name: stream.into(),
-                source_url: "file:///sample.mp4".into(),
-                source_kind: "file".into(),
-                credentials_secret: None,
-                calibration: Some(horsestream_sinks::Calibration::PixelsPerMetre(60.0)),
-                zones: vec![Zone {
-                    name: "left".into(),
-                    polygon: vec![[0.0, 0.0], [460.0, 0.0], [460.0, 512.0], [0.0, 512.0]],
-                }],
-                enabled: false,
-            })
-            .await
-            .unwrap();
-    });
-}
-
-/// A stored alert as compared across runs: time (µs), kind, severity, message, dedup key,
-/// horse name.
-type AlertFacts = (i64, String, String, String, Option<String>, Option<String>);
 
 /// Everything compared between runs.
 #[derive(Debug, PartialEq)]
@@ -150,40 +122,11 @@ fn row_counts(url: &str) -> Vec<(&'static str, i64)> {
 }
 
 fn contents(rt: &tokio::runtime::Runtime, url: &str, stream: &str) -> Contents {
-    let (alerts, stats) = rt.block_on(async {
-        let store = Store::connect(url).await.unwrap();
-        let horses = store.list_horses(stream).await.unwrap();
-        let name_of = |id: Option<i64>| {
-            id.and_then(|id| horses.iter().find(|h| h.id == id))
-                .map(|h| h.display_name.clone())
-        };
-        let mut alerts: Vec<_> = store
-            .list_alerts(&AlertQuery {
-                stream_id: Some(stream.into()),
-                unacknowledged_only: false,
-                limit: 10_000,
-            })
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|a| {
-                (
-                    a.time.timestamp_micros(),
-                    a.kind,
-                    a.severity.as_str().to_owned(),
-                    a.message,
-                    a.dedup_key,
-                    name_of(a.horse_id),
-                )
-            })
-            .collect();
-        alerts.sort();
-        (alerts, store.stats().await.unwrap())
-    });
+    let stats = rt.block_on(async { Store::connect(url).await.unwrap().stats().await.unwrap() });
     Contents {
         frames: stored(url, stream),
         analysis: analysis(url, stream),
-        alerts,
+        alerts: alerts(url, stream),
         rows: row_counts(url),
         stats,
     }
@@ -437,7 +380,7 @@ fn kill_9_at_random_points_then_restart_stores_exactly_the_uninterrupted_rows() 
 
     // The uninterrupted run.
     let reference = format!("sqlite://{}", dir.path().join("reference.db").display());
-    register_with_zone(&rt, &reference, &name);
+    register_with_zone(&reference, &name);
     run_ok(
         &[
             "dataflow",
@@ -501,7 +444,7 @@ fn kill_9_at_random_points_then_restart_stores_exactly_the_uninterrupted_rows() 
             );
             (url, "sqlite")
         };
-        register_with_zone(&rt, &url, &name);
+        register_with_zone(&url, &name);
         let topics = fresh_topics(&format!("{name}-t{seed}"));
         let trial = run_with_kills(&rt, &topics, &staged, &url, &name, seed, backend);
         eprintln!(

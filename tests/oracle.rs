@@ -1,5 +1,7 @@
 //! Oracle test: the same chunks through the dataflow with 1 worker, 2 workers, and 2 processes
-//! of 1 worker each (a timely cluster over loopback) must give identical stored output.
+//! of 1 worker each (a timely cluster over loopback) must give identical stored output: boxes
+//! and track ids, horses with their gait totals, gait windows, and alerts (the stream has a
+//! zone, so `zone_exit` fires).
 
 mod common;
 
@@ -31,7 +33,7 @@ fn one_worker_two_workers_and_two_processes_store_the_same_rows() {
     let dir = tempfile::tempdir().unwrap();
     let store = |n: &str| {
         let url = format!("sqlite://{}", dir.path().join(n).display());
-        register(&url, &name);
+        register_with_zone(&url, &name);
         url
     };
 
@@ -45,7 +47,7 @@ fn one_worker_two_workers_and_two_processes_store_the_same_rows() {
         runs.push((
             format!("{workers} worker(s)"),
             stored(&s, &name),
-            analysis(&s, &name),
+            (analysis(&s, &name), alerts(&s, &name)),
         ));
     }
 
@@ -96,7 +98,7 @@ fn one_worker_two_workers_and_two_processes_store_the_same_rows() {
     runs.push((
         "2 processes x 1 worker".into(),
         stored(&s, &name),
-        analysis(&s, &name),
+        (analysis(&s, &name), alerts(&s, &name)),
     ));
 
     let (reference_name, reference, derived) = &runs[0];
@@ -105,7 +107,8 @@ fn one_worker_two_workers_and_two_processes_store_the_same_rows() {
         220,
         "all frames stored by {reference_name}"
     );
-    let (horses, gait) = derived;
+    let ((horses, gait), alerts) = derived;
+    assert!(!alerts.is_empty(), "{reference_name}: no alerts");
     assert!(horses.len() >= 3, "{reference_name}: horses {horses:?}");
     assert!(!gait.is_empty(), "{reference_name}: no gait windows");
     // Every gait window is in its horse's totals (compared across the runs below with the rest).
@@ -119,7 +122,7 @@ fn one_worker_two_workers_and_two_processes_store_the_same_rows() {
         assert_eq!(rows, reference, "{run} differs from {reference_name}");
         assert_eq!(
             d, derived,
-            "{run}'s horses or gait differ from {reference_name}'s"
+            "{run}'s horses, gait or alerts differ from {reference_name}'s"
         );
     }
 }

@@ -169,6 +169,70 @@ pub fn register(url: &str, stream: &str) {
     assert!(out.status.success(), "stream add: {}", error_line(&out));
 }
 
+/// Registers `stream` at `url` with a zone over the left 60 % of the 768-pixel frame (so
+/// `zone_exit` alerts can fire) and a calibration (gait in m/s).
+pub fn register_with_zone(url: &str, stream: &str) {
+    use horsestream_sinks::{Calibration, NewStream, Store, Zone};
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let store = Store::connect(url).await.unwrap();
+        store
+            .create_stream(&NewStream {
+                id: stream.into(),
+                name: stream.into(),
+                source_url: "file:///sample.mp4".into(),
+                source_kind: "file".into(),
+                credentials_secret: None,
+                calibration: Some(Calibration::PixelsPerMetre(60.0)),
+                zones: vec![Zone {
+                    name: "left".into(),
+                    polygon: vec![[0.0, 0.0], [460.0, 0.0], [460.0, 512.0], [0.0, 512.0]],
+                }],
+                enabled: false,
+            })
+            .await
+            .unwrap();
+    });
+}
+
+/// A stored alert as compared across runs: time (µs), kind, severity, message, dedup key,
+/// horse name.
+pub type AlertFacts = (i64, String, String, String, Option<String>, Option<String>);
+
+/// The alerts of `stream` stored at `url`, sorted.
+pub fn alerts(url: &str, stream: &str) -> Vec<AlertFacts> {
+    use horsestream_sinks::{AlertQuery, Store};
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let store = Store::connect(url).await.unwrap();
+        let horses = store.list_horses(stream).await.unwrap();
+        let name_of = |id: Option<i64>| {
+            id.and_then(|id| horses.iter().find(|h| h.id == id))
+                .map(|h| h.display_name.clone())
+        };
+        let mut alerts: Vec<_> = store
+            .list_alerts(&AlertQuery {
+                stream_id: Some(stream.into()),
+                unacknowledged_only: false,
+                limit: 10_000,
+            })
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|a| {
+                (
+                    a.time.timestamp_micros(),
+                    a.kind,
+                    a.severity.as_str().to_owned(),
+                    a.message,
+                    a.dedup_key,
+                    name_of(a.horse_id),
+                )
+            })
+            .collect();
+        alerts.sort();
+        alerts
+    })
+}
+
 /// A stored horse as compared across runs: name, first and last seen (µs), track ids, gait
 /// totals.
 pub type HorseFacts = (
