@@ -854,6 +854,23 @@ mod tests {
     /// One sighting: track id, box, appearance.
     type Sighting = (u64, BoundingBox, Vec<f32>);
 
+    /// Horses of streams whose alert rules are what the returned cell holds at each chunk
+    /// (as if changed through the API).
+    fn horses_with_rules(
+        rules: AlertRules,
+    ) -> (StreamHorses, std::rc::Rc<std::cell::Cell<AlertRules>>) {
+        let cell = std::rc::Rc::new(std::cell::Cell::new(rules));
+        let read = cell.clone();
+        let h = StreamHorses::new(HorseConfig::default(), move |_| {
+            Some(StreamProfile {
+                rules: read.get(),
+                ..StreamProfile::default()
+            })
+        })
+        .unwrap();
+        (h, cell)
+    }
+
     /// A box half as tall as wide: a horse lying down.
     fn flat_box() -> BoundingBox {
         BoundingBox {
@@ -1191,23 +1208,15 @@ mod tests {
     #[test]
     fn rules_changed_between_chunks_apply_from_the_next_one() {
         let lying = flat_box();
-        let rules = std::rc::Rc::new(std::cell::Cell::new(AlertRules {
+        let (mut h, rules) = horses_with_rules(AlertRules {
             lying_down_s: None,
             ..AlertRules::default()
-        }));
-        let read = rules.clone();
-        let mut h = StreamHorses::new(HorseConfig::default(), move |_| {
-            Some(StreamProfile {
-                rules: read.get(),
-                ..StreamProfile::default()
-            })
-        })
-        .unwrap();
+        });
         let mut conditions = Conditions::default();
         let a = h.process(&chunk(0, 0, 100, |_| vec![(1, lying, BAY.to_vec())]));
         assert!(conditions.fired(&a).is_empty(), "{:?}", a.conditions);
         // Turned on with 5 s: the flat box of the next chunk fires once it has lasted 5 s
-        // (the episode started in the first chunk).
+        // (a rule that is off follows no episode: this one starts with the second chunk).
         rules.set(AlertRules {
             lying_down_s: Some(5.0),
             ..AlertRules::default()
@@ -1216,6 +1225,7 @@ mod tests {
         let fired = conditions.fired(&b);
         let kinds: Vec<_> = fired.iter().map(|a| a.kind).collect();
         assert_eq!(kinds, ["lying_down"], "{fired:?}");
+        assert_eq!(fired[0].at_us, 150 * FRAME_US, "{fired:?}");
     }
 
     #[test]
@@ -1362,19 +1372,11 @@ mod tests {
 
     #[test]
     fn a_running_episode_is_replaced_as_it_grows_and_closed_when_its_rule_is_turned_off() {
-        let rules = std::rc::Rc::new(std::cell::Cell::new(AlertRules {
+        let (mut h, rules) = horses_with_rules(AlertRules {
             lying_down_s: Some(30.0),
             no_movement_s: None,
             zone_exit: false,
-        }));
-        let read = rules.clone();
-        let mut h = StreamHorses::new(HorseConfig::default(), move |_| {
-            Some(StreamProfile {
-                rules: read.get(),
-                ..StreamProfile::default()
-            })
-        })
-        .unwrap();
+        });
         let flat = flat_box();
         let scene = move |_| vec![(1, flat, BAY.to_vec())];
         let extent = |until: i64, threshold_us| Extent {
